@@ -1,0 +1,1 @@
+"""pytest plugin for loopwarden (``pytest --block-detect``); inert unless switched on."""

@@ -1,0 +1,51 @@
+"""loopwarden: catch blocking calls on event-loop threads (Qt + asyncio).
+
+Public API::
+
+    with loopwarden.guard(mode="raise") as warden:
+        ...
+    warden.findings
+"""
+
+from __future__ import annotations
+
+from loopwarden._version import __version__
+from loopwarden.allowances import Allowance, allow_blocking
+from loopwarden.api import allow, disallow, mark_blocking, unmark_blocking
+from loopwarden.errors import BlockingCallError, BlockingCallWarning, ConfigError
+from loopwarden.findings import FAMILIES, Finding, StackFrame
+from loopwarden.rules import NOT_BLOCKED, Rule
+from loopwarden.warden import (
+    MODES,
+    Warden,
+    activate,
+    current_warden,
+    deactivate,
+    guard,
+    keep_installed,
+)
+
+__all__ = [
+    "FAMILIES",
+    "MODES",
+    "NOT_BLOCKED",
+    "Allowance",
+    "BlockingCallError",
+    "BlockingCallWarning",
+    "ConfigError",
+    "Finding",
+    "Rule",
+    "StackFrame",
+    "Warden",
+    "__version__",
+    "activate",
+    "allow",
+    "allow_blocking",
+    "current_warden",
+    "deactivate",
+    "disallow",
+    "guard",
+    "keep_installed",
+    "mark_blocking",
+    "unmark_blocking",
+]

@@ -1,0 +1,182 @@
+"""Allowances: places where a blocking call is knowingly accepted.
+
+Three kinds, checked in this order on a guarded thread:
+
+1. :func:`allow_blocking` scopes (context-local: under asyncio they cover only
+   the current task);
+2. default allowances (:data:`DEFAULT_ALLOWANCES`): standard-library machinery
+   such as imports, logging and warnings that excuse a call when they stand
+   between it and the nearest frame outside the standard library; and tool
+   frames (pytest, pluggy, coverage, debuggers) when they *are* that frame;
+3. user allowances (:class:`Allowance`, ``"package.module:qualname"``), which
+   excuse a call made anywhere inside the named function, like BlockHound's
+   ``allowBlockingCallsInside``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import functools
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Callable, TypeVar, cast
+
+from loopwarden.errors import ConfigError
+
+__all__ = ["DEFAULT_ALLOWANCES", "Allowance", "allow_blocking", "parse_allowance"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Everything blocking is allowed in this scope.
+ALL: frozenset[str] = frozenset({"*"})
+
+#: The primitives (or families) allowed in the current context; empty: none.
+allowed_here: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "loopwarden_allowed_here", default=frozenset()
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Allowance:
+    """Blocking accepted inside a function, module or package.
+
+    Attributes:
+        module: Module or package name; a package covers its submodules.
+        qualname: Function qualname inside ``module`` (``"Class.method"``); a
+            class name covers its methods. Empty: the whole module.
+        reason: Why it is acceptable (shown in reports and required).
+        primitives: Only these primitives or families; empty: all.
+    """
+
+    module: str
+    qualname: str
+    reason: str
+    primitives: frozenset[str] = frozenset()
+
+    def matches_frame(self, module: str, qualname: str) -> bool:
+        """True if a frame of ``module`` running ``qualname`` is covered."""
+        if module != self.module and not module.startswith(self.module + "."):
+            return False
+        if not self.qualname:
+            return True
+        return qualname == self.qualname or qualname.startswith(self.qualname + ".")
+
+    def covers(self, primitive: str, family: str) -> bool:
+        """True if this allowance applies to ``primitive`` of ``family``."""
+        return not self.primitives or primitive in self.primitives or family in self.primitives
+
+    @property
+    def spec(self) -> str:
+        """The ``"module:qualname"`` text this allowance was made from."""
+        return f"{self.module}:{self.qualname}" if self.qualname else self.module
+
+
+def parse_allowance(
+    spec: str, reason: str, primitives: Iterable[str] = ()
+) -> Allowance:
+    """Build an :class:`Allowance` from ``"package.module:qualname"``.
+
+    Raises:
+        ConfigError: if ``spec`` or ``reason`` is empty or malformed.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(
+            f"allowance {spec!r} must be 'package.module' or 'package.module:qualname'"
+        )
+    if not isinstance(reason, str) or not reason.strip():
+        raise ConfigError(f"allowance {spec!r} needs a reason: say why blocking is acceptable")
+    module, _, qualname = spec.strip().partition(":")
+    if not module or any(not part.isidentifier() for part in module.split(".")):
+        raise ConfigError(
+            f"allowance {spec!r}: {module!r} is not a module name "
+            "(expected 'package.module' or 'package.module:qualname')"
+        )
+    return Allowance(module, qualname, reason.strip(), frozenset(primitives))
+
+
+#: Standard-library code that excuses a blocking call when it stands between
+#: the call and the nearest frame outside the standard library. Each entry is
+#: ``"module"`` (the whole module) or ``"module:qualname"``.
+DEFAULT_ALLOWANCES: tuple[Allowance, ...] = tuple(
+    parse_allowance(spec, reason)
+    for spec, reason in (
+        ("importlib._bootstrap", "the import system reads and stats module files"),
+        ("importlib._bootstrap_external", "the import system reads and stats module files"),
+        ("_frozen_importlib", "the import system reads and stats module files"),
+        ("_frozen_importlib_external", "the import system reads and stats module files"),
+        ("zipimport", "the import system reads zipped modules"),
+        ("importlib.metadata", "entry-point discovery made by tools at start-up"),
+        ("linecache", "traceback formatting reads source lines"),
+        ("tokenize", "traceback formatting reads source lines"),
+        ("traceback", "traceback formatting reads source lines"),
+        ("logging", "logging writes synchronously by design; use a QueueHandler for slow sinks"),
+        ("warnings", "the warnings machinery writes to stderr and reads source lines"),
+        ("pdb", "a debugger waits for input on purpose"),
+        ("bdb", "a debugger waits for input on purpose"),
+        ("threading:Thread.start", "waits a moment for the new thread to start"),
+        ("threading:_shutdown", "interpreter shutdown joins threads after the loop is gone"),
+        ("concurrent.futures.thread:_python_exit", "interpreter shutdown joins workers"),
+        ("asyncio.base_events:BaseEventLoop.shutdown_default_executor", "runs its join in a thread"),
+    )
+)
+
+
+class allow_blocking:  # noqa: N801 - reads like a function at the call site
+    """Accept blocking calls in a block of code or a function.
+
+    Usable as a context manager or as a decorator (sync or ``async def``).
+    The allowance is context-local: under asyncio it covers only the current
+    task, never other tasks that run while this one awaits.
+
+    Args:
+        *primitives: Only these primitives (``"time.sleep"``) or families
+            (``"filesystem"``); none given: everything.
+        reason: Why blocking is acceptable here. Required.
+
+    Example:
+        >>> import time, loopwarden
+        >>> with loopwarden.allow_blocking(reason="start-up, before the UI shows"):
+        ...     time.sleep(0)
+    """
+
+    def __init__(self, *primitives: str, reason: str) -> None:
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError("allow_blocking() needs a reason: say why blocking is acceptable")
+        self.primitives = frozenset(primitives) if primitives else ALL
+        self.reason = reason
+        self._tokens: list[contextvars.Token[frozenset[str]]] = []
+
+    def __enter__(self) -> allow_blocking:
+        current = allowed_here.get()
+        self._tokens.append(allowed_here.set(current | self.primitives))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        allowed_here.reset(self._tokens.pop())
+
+    def __call__(self, func: _F) -> _F:
+        primitives, reason = tuple(self.primitives - ALL), self.reason
+
+        if asyncio.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with allow_blocking(*primitives, reason=reason):
+                    return await func(*args, **kwargs)
+
+            return cast(_F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # A fresh scope per call keeps the decorator re-entrant and thread-safe.
+            with allow_blocking(*primitives, reason=reason):
+                return func(*args, **kwargs)
+
+        return cast(_F, wrapper)

@@ -1,0 +1,254 @@
+"""The hot path: wrappers around blocking primitives, and what they do.
+
+Every thread of the host process goes through these wrappers, so the
+wrapper itself does the least possible work: one C call to read the
+thread's running asyncio loop and, when Qt integration is on, one dict
+lookup. Only on a thread where that test passes do we look further
+(:func:`_checked_call`): is a warden active, is this thread really the loop's
+thread, is the call allowed here, would it block, who called it.
+
+Re-entrancy: while loopwarden inspects a call, or while the original of a
+reported primitive runs, a thread-local ``busy`` flag makes every nested
+patched call take the plain path. That keeps our own locks, logging, warnings
+and source-line reads out of detection, and reports ``subprocess.run`` once
+rather than again for every ``os.read`` inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable
+
+from loopwarden import frames as _frames
+from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
+from loopwarden.errors import BlockingCallError, BlockingCallWarning
+from loopwarden.findings import Finding
+from loopwarden.rules import NOT_BLOCKED, Rule
+from loopwarden.threads import guarded_loop_description, running_loop, thread_probes
+
+if TYPE_CHECKING:
+    from loopwarden.warden import Warden
+
+__all__ = ["active_wardens", "calls_in_progress", "make_wrapper", "report"]
+
+logger = logging.getLogger("loopwarden")
+
+#: The active wardens, innermost last. Mutated in place, never rebound.
+active_wardens: list[Warden] = []
+
+#: thread id -> the finding whose blocking call is running on that thread
+#: right now. The stall watchdog skips stalls already reported this way.
+calls_in_progress: dict[int, Finding] = {}
+
+#: Allowances added with :func:`loopwarden.allow` (process-wide).
+global_allowances: list[Allowance] = []
+
+_tls = threading.local()
+_get_ident = threading.get_ident
+_broken_rules: set[str] = set()
+
+
+def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Return the function that replaces ``original`` while patches are installed."""
+    # Local names are closure cells: faster to read than module globals.
+    loop_of_this_thread = running_loop
+    probes = thread_probes
+    get_ident = _get_ident
+    checked_call = _checked_call
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+            return original(*args, **kwargs)
+        return checked_call(rule, original, args, kwargs)
+
+    wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
+    wrapper.__doc__ = getattr(original, "__doc__", None)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _rule_failed(rule: Rule, what: str) -> None:
+    # A broken predicate must never break the host: log it once, then treat
+    # the call as not blocking.
+    if rule.name not in _broken_rules:
+        _broken_rules.add(rule.name)
+        logger.exception("loopwarden: the %s of rule %s failed; ignoring it", what, rule.name)
+
+
+def _checked_call(
+    rule: Rule, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    tls = _tls
+    if not active_wardens or getattr(tls, "busy", False):
+        return original(*args, **kwargs)
+    loop = guarded_loop_description()
+    if loop is None:
+        return original(*args, **kwargs)
+    allowed = allowed_here.get()
+    if allowed and ("*" in allowed or rule.name in allowed or rule.family in allowed):
+        return original(*args, **kwargs)
+
+    tls.busy = True
+    ident = _get_ident()
+    try:
+        caller = sys._getframe(2)  # 0: here, 1: the wrapper, 2: who called the primitive
+        finding = None
+        user_frame = None
+        try:
+            if rule.blocks_when is None or rule.blocks_when(*args, **kwargs):
+                if rule.attempt is not None:
+                    result = rule.attempt(original, args, kwargs)
+                    if result is not NOT_BLOCKED:
+                        return result
+                if not _excused(rule, caller):
+                    finding, user_frame = _make_finding(rule, loop, caller)
+        except Exception:  # noqa: BLE001 - never let a broken rule crash the host
+            _rule_failed(rule, "check")
+        if finding is not None:
+            report(finding, user_frame)
+            calls_in_progress[ident] = finding
+        if rule.check_nested:
+            tls.busy = False  # nested event loops: keep checking what runs inside
+        result = original(*args, **kwargs)
+        if rule.iterates:
+            return _quiet_iterator(result)
+        return result
+    finally:
+        tls.busy = False
+        calls_in_progress.pop(ident, None)
+
+
+def _quiet_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
+    # The call was already judged; the calls made while iterating are its own.
+    tls = _tls
+    while True:
+        outer_busy = getattr(tls, "busy", False)
+        tls.busy = True
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            tls.busy = outer_busy
+        yield item
+
+
+def _excused(rule: Rule, frame: FrameType | None) -> bool:
+    """True if the call is allowed by a default, rule, tool or user allowance."""
+    classify = _frames.classify
+    stdlib, hidden = _frames.STDLIB, _frames.HIDDEN
+    f = frame
+    # Walk out through the standard library to the nearest other frame.
+    while f is not None:
+        info = classify(f.f_code, f.f_globals)
+        if info.category == stdlib:
+            excused = info.excused
+            if excused is None:
+                excused = info.excused = _default_allowance_covers(info)
+            if excused or info.key in rule.allowed_in:
+                return True
+        elif info.category != hidden:
+            if info.category == _frames.TOOL:
+                return True
+            break
+        f = f.f_back
+    user_allowances = _user_allowances()
+    if not user_allowances:
+        return False
+    f = frame
+    while f is not None:
+        info = classify(f.f_code, f.f_globals)
+        for allowance in user_allowances:
+            if allowance.matches_frame(info.module, info.qualname) and allowance.covers(
+                rule.name, rule.family
+            ):
+                return True
+        f = f.f_back
+    return False
+
+
+def _default_allowance_covers(info: _frames.FrameInfo) -> bool:
+    return any(a.matches_frame(info.module, info.qualname) for a in DEFAULT_ALLOWANCES)
+
+
+def _user_allowances() -> list[Allowance]:
+    found = list(global_allowances)
+    for warden in active_wardens:
+        found.extend(warden.allowances)
+    return found
+
+
+def _make_finding(rule: Rule, loop: str, caller: FrameType) -> tuple[Finding, FrameType]:
+    stack = _frames.capture_stack(caller)
+    caller_label = str(stack[-1]) if stack else "<unknown>"
+    user_frame: FrameType = caller
+    f: FrameType | None = caller
+    while f is not None:
+        info = _frames.classify(f.f_code, f.f_globals)
+        if info.category not in (_frames.STDLIB, _frames.HIDDEN):
+            user_frame = f
+            break
+        f = f.f_back
+    thread = threading.current_thread()
+    finding = Finding(
+        primitive=rule.name,
+        family=rule.family,
+        thread_name=thread.name,
+        thread_id=thread.ident or _get_ident(),
+        loop=loop,
+        caller=caller_label,
+        user_caller=_frames.frame_label(user_frame),
+        stack=stack,
+        suggestion=rule.suggestion,
+        timestamp=time.time(),
+    )
+    return finding, user_frame
+
+
+def report(finding: Finding, user_frame: FrameType | None = None) -> None:
+    """Hand a finding to every active warden, then act on the innermost's mode.
+
+    Recording happens first, so a caller that swallows the raised error
+    cannot hide the finding.
+
+    Raises:
+        BlockingCallError: in ``"raise"`` mode.
+    """
+    wardens = list(active_wardens)
+    if not wardens:
+        return
+    for warden in wardens:
+        warden._record(finding)
+    mode = wardens[-1].mode
+    if mode == "raise":
+        raise BlockingCallError(finding)
+    if mode == "warn":
+        _warn(finding, user_frame)
+
+
+def _warn(finding: Finding, frame: FrameType | None) -> None:
+    warning = BlockingCallWarning(finding.message)
+    if frame is None:
+        warnings.warn(warning, stacklevel=2)
+        return
+    # warn_explicit attributes the warning to the user's line, so filters by
+    # module and `-W error::loopwarden.BlockingCallWarning` work as expected.
+    module_globals = frame.f_globals
+    registry = module_globals.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(
+        warning,
+        BlockingCallWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module_globals.get("__name__"),
+        registry=registry,
+        module_globals=module_globals,
+    )

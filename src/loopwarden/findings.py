@@ -1,0 +1,143 @@
+"""What loopwarden reports: one :class:`Finding` per blocking call or stall."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, NamedTuple
+
+__all__ = ["FAMILIES", "Family", "Finding", "StackFrame"]
+
+Family = Literal[
+    "sleep",
+    "filesystem",
+    "network",
+    "database",
+    "sync",
+    "process",
+    "console",
+    "qt",
+    "reentrancy",
+    "stall",
+    "custom",
+]
+
+#: Every family a finding can belong to, in display order.
+FAMILIES: tuple[Family, ...] = (
+    "sleep",
+    "filesystem",
+    "network",
+    "database",
+    "sync",
+    "process",
+    "console",
+    "qt",
+    "reentrancy",
+    "stall",
+    "custom",
+)
+
+
+class StackFrame(NamedTuple):
+    """One frame of a finding's stack (a named tuple: cheap to create)."""
+
+    filename: str
+    lineno: int
+    function: str
+    module: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.lineno} in {self.function}"
+
+    def source_line(self) -> str:
+        """The frame's source line, read lazily (never on the hot path)."""
+        import linecache
+
+        return linecache.getline(self.filename, self.lineno).strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """A blocking call (or stall) seen on a guarded loop thread.
+
+    Attributes:
+        primitive: Dotted name of what blocked, e.g. ``"time.sleep"`` or
+            ``"socket.socket.connect"``; ``"stall"`` for watchdog findings.
+        family: The rule family (see :data:`FAMILIES`).
+        thread_name: Name of the thread that blocked.
+        thread_id: ``threading.get_ident()`` of that thread.
+        loop: Description of the loop that was running on it.
+        caller: ``"path:line in func"`` of the first frame outside loopwarden.
+        user_caller: Like ``caller`` but also skipping the standard library:
+            the line in *your* code that led to the call. Findings are grouped
+            by this line.
+        stack: The call stack, outermost frame first, loopwarden's own frames
+            hidden.
+        suggestion: The non-blocking alternative.
+        timestamp: ``time.time()`` when the call was seen.
+        details: Extra facts, e.g. ``{"duration_ms": 312.5}`` for a stall.
+    """
+
+    primitive: str
+    family: Family
+    thread_name: str
+    thread_id: int
+    loop: str
+    caller: str
+    user_caller: str
+    stack: tuple[StackFrame, ...]
+    suggestion: str
+    timestamp: float
+    details: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def message(self) -> str:
+        """The advice shown to users: what blocked, where, and what to use instead."""
+        where = self.caller
+        if self.user_caller and self.user_caller != self.caller:
+            where = f"{self.caller} (reached from {self.user_caller})"
+        if self.family == "stall":
+            duration = self.details.get("duration_ms")
+            head = (
+                f"The event loop stalled for {duration:.0f} ms"
+                if isinstance(duration, (int, float))
+                else "The event loop stalled"
+            )
+            return (
+                f"{head} on thread {self.thread_name!r} ({self.loop}); "
+                f"the loop thread was busy in {where}. {self.suggestion}"
+            )
+        return (
+            f"Blocking call {self.primitive}() on thread {self.thread_name!r} "
+            f"while {self.loop} was running, at {where}. {self.suggestion}"
+        )
+
+    def format(self, *, with_stack: bool = True) -> str:
+        """Return the message and, optionally, the stack as text."""
+        lines = [self.message]
+        if with_stack and self.stack:
+            lines.append("Stack (most recent call last):")
+            for frame in self.stack:
+                lines.append(f"  {frame}")
+                source = frame.source_line()
+                if source:
+                    lines.append(f"    {source}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary of this finding."""
+        data = dataclasses.asdict(self)
+        data["stack"] = [frame._asdict() for frame in self.stack]
+        data["message"] = self.message
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """Rebuild a finding from :meth:`to_dict` output."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["stack"] = tuple(StackFrame(**frame) for frame in data.get("stack", ()))
+        kwargs.setdefault("details", {})
+        return cls(**kwargs)

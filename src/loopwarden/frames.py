@@ -1,0 +1,166 @@
+"""Walking the caller's stack: who made the call, and is it excused?
+
+Each code object is classified once and cached, so a walk costs one dict
+lookup per frame. Nothing here runs off the guarded threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from types import CodeType, FrameType
+from typing import Any
+
+from loopwarden.findings import StackFrame
+
+__all__ = [
+    "FrameInfo",
+    "capture_stack",
+    "classify",
+    "is_stdlib_file",
+]
+
+# Categories of a frame.
+STDLIB = 0  # standard library: look further out for the code responsible
+TOOL = 1  # a development tool (pytest, pluggy, coverage, debuggers, loopwarden)
+USER = 2  # anything else: the application, its libraries, the tests
+HIDDEN = 3  # loopwarden's own wrapper frames: never shown, never responsible
+
+#: Top-level packages whose frames excuse a call when they are the nearest
+#: frame outside the standard library: their I/O is the tool's, not the app's.
+TOOL_PACKAGES = frozenset(
+    {
+        "_pytest",
+        "pytest",
+        "pluggy",
+        "pytest_asyncio",
+        "pytestqt",
+        "xdist",
+        "execnet",
+        "pytest_timeout",
+        "pytest_cov",
+        "pytest_benchmark",
+        "pytest_loopwarden",
+        "coverage",
+        "pydevd",
+        "_pydevd_bundle",
+        "_pydev_bundle",
+        "_pydevd_frame_eval",
+        "pydevd_plugins",
+        "debugpy",
+        "shibokensupport",  # PySide6's import hook stats and reads source on every import
+        "_hypothesis_pytestplugin",
+        "loopwarden",
+    }
+)
+
+#: Modules inside the loopwarden package whose frames are *not* tool frames:
+#: the demo blocks on purpose.
+_UNEXCUSED_OWN_MODULES = ("loopwarden.demo",)
+
+#: loopwarden modules whose frames sit between the blocking call and its caller.
+_HIDDEN_MODULES = frozenset({"loopwarden.engine"})
+
+_STDLIB_DIRS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            os.path.normcase(os.path.realpath(p)) + os.sep
+            for p in (
+                sysconfig.get_paths().get("stdlib"),
+                sysconfig.get_paths().get("platstdlib"),
+                os.path.dirname(os.__file__),
+            )
+            if p
+        }
+    )
+)
+_SITE_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def is_stdlib_file(filename: str) -> bool:
+    """True for files of the standard library (frozen modules included)."""
+    if filename.startswith("<frozen "):
+        return True
+    if not os.path.isabs(filename):
+        return False
+    # os.path.realpath would stat the disk; normcase is pure string work.
+    path = os.path.normcase(filename)
+    if any(marker in path for marker in _SITE_MARKERS):
+        return False
+    return path.startswith(_STDLIB_DIRS)
+
+
+class FrameInfo:
+    """Classification of one code object (cached)."""
+
+    __slots__ = ("category", "excused", "key", "module", "qualname")
+
+    def __init__(self, category: int, module: str, qualname: str) -> None:
+        self.category = category
+        #: Filled in lazily by the engine: does a default allowance cover it?
+        self.excused: bool | None = None
+        self.module = module
+        self.qualname = qualname
+        self.key = f"{module}:{qualname}"
+
+
+_cache: dict[CodeType, FrameInfo] = {}
+
+
+def _qualname(code: CodeType) -> str:
+    return getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+
+
+def _categorize(code: CodeType, module: str) -> int:
+    if module in _HIDDEN_MODULES:
+        return HIDDEN
+    top = module.partition(".")[0]
+    if top in TOOL_PACKAGES and not module.startswith(_UNEXCUSED_OWN_MODULES):
+        return TOOL
+    if top.startswith("pytest_"):
+        return TOOL  # pytest plugins by naming convention
+    if is_stdlib_file(code.co_filename):
+        return STDLIB
+    return USER
+
+
+def classify(code: CodeType, f_globals: dict[str, Any]) -> FrameInfo:
+    """Classify a code object (cached by code object)."""
+    info = _cache.get(code)
+    if info is None:
+        module = f_globals.get("__name__") or "?"
+        if not isinstance(module, str):
+            module = "?"
+        info = FrameInfo(_categorize(code, module), module, _qualname(code))
+        _cache[code] = info
+    return info
+
+
+def capture_stack(frame: FrameType | None, limit: int = 200) -> tuple[StackFrame, ...]:
+    """Capture frames from ``frame`` outwards, outermost first, hiding our own."""
+    frames: list[StackFrame] = []
+    while frame is not None and len(frames) < limit:
+        code = frame.f_code
+        info = classify(code, frame.f_globals)
+        if info.category != HIDDEN:
+            frames.append(
+                StackFrame(code.co_filename, frame.f_lineno, info.qualname, info.module)
+            )
+        frame = frame.f_back
+    frames.reverse()
+    return tuple(frames)
+
+
+def frame_label(frame: FrameType) -> str:
+    """``"path:line in func"`` for one frame."""
+    code = frame.f_code
+    return f"{code.co_filename}:{frame.f_lineno} in {_qualname(code)}"
+
+
+def current_frame(depth: int) -> FrameType | None:
+    """``sys._getframe(depth + 1)`` that returns None instead of raising."""
+    try:
+        return sys._getframe(depth + 1)
+    except ValueError:
+        return None

@@ -1,0 +1,100 @@
+"""Low-level attribute replacement that can be undone exactly.
+
+Python classes, modules and Shiboken (PySide6) classes take ``setattr``.
+Built-in C types (``_thread.lock``, ``io.TextIOWrapper``) refuse it, so for
+them we write into the type's real ``__dict__`` the way forbiddenfruit does
+and tell CPython that the type changed (``PyType_Modified``), which drops the
+method cache entries that still point at the old function.
+
+We use forbiddenfruit only for its ``patchable_builtin`` helper, and not its
+``curse``: ``curse`` leaves a ``_c_<name>`` copy of the old attribute in the
+type, whereas we restore the type's dictionary exactly. Importing
+forbiddenfruit replaces ``builtins.dir`` with a filtering wrapper; we put the
+original ``dir`` back straight after the import.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import dataclasses
+from typing import Any
+
+__all__ = ["Patch", "apply_patch", "revert_patch"]
+
+_MISSING: Any = object()
+
+
+def _type_dict(cls: type) -> dict[str, Any]:
+    original_dir = builtins.dir
+    try:
+        from forbiddenfruit import patchable_builtin
+    finally:
+        # forbiddenfruit swaps builtins.dir at import time; undo that side effect.
+        builtins.dir = original_dir
+    real_dict: dict[str, Any] = patchable_builtin(cls)
+    return real_dict
+
+
+_Py_TPFLAGS_IMMUTABLETYPE = 1 << 8
+_Py_TPFLAGS_HEAPTYPE = 1 << 9
+
+
+def _is_immutable_type(owner: object) -> bool:
+    if not isinstance(owner, type):
+        return False
+    flags = owner.__flags__
+    # Static C types (io.TextIOWrapper) and heap types marked immutable
+    # (_thread.lock) refuse setattr.
+    return not flags & _Py_TPFLAGS_HEAPTYPE or bool(flags & _Py_TPFLAGS_IMMUTABLETYPE)
+
+
+@dataclasses.dataclass
+class Patch:
+    """One replaced attribute and everything needed to put it back."""
+
+    owner: Any
+    name: str
+    original: Any  # the raw value found in owner.__dict__ / module dict, or _MISSING
+    replacement: Any
+    builtin_type: bool
+
+
+def _raw_get(owner: Any, name: str) -> Any:
+    if isinstance(owner, type):
+        return owner.__dict__.get(name, _MISSING)
+    return vars(owner).get(name, _MISSING)
+
+
+def _write(owner: Any, name: str, value: Any, builtin_type: bool) -> None:
+    if builtin_type:
+        real = _type_dict(owner)
+        if value is _MISSING:
+            real.pop(name, None)
+        else:
+            real[name] = value
+        ctypes.pythonapi.PyType_Modified(ctypes.py_object(owner))
+    elif value is _MISSING:
+        delattr(owner, name)
+    else:
+        setattr(owner, name, value)
+
+
+def apply_patch(owner: Any, name: str, replacement: Any) -> Patch:
+    """Replace ``owner.name`` with ``replacement`` and return the undo record."""
+    builtin_type = _is_immutable_type(owner)
+    patch = Patch(owner, name, _raw_get(owner, name), replacement, builtin_type)
+    _write(owner, name, replacement, builtin_type)
+    return patch
+
+
+def revert_patch(patch: Patch) -> None:
+    """Put back exactly what :func:`apply_patch` replaced.
+
+    If someone else replaced the attribute after us, their value is kept:
+    reverting blindly would silently drop their patch.
+    """
+    current = _raw_get(patch.owner, patch.name)
+    if current is not patch.replacement:
+        return
+    _write(patch.owner, patch.name, patch.original, patch.builtin_type)

@@ -1,0 +1,217 @@
+"""The patch registry: which rules exist, and installing them as patches.
+
+Installing is all-or-nothing: if any patch fails, the ones already applied
+are reverted before the error propagates. Uninstalling restores every
+original exactly (the very same objects), including module-level aliases
+such as ``from time import sleep`` taken before activation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import types
+from typing import Any, Callable
+
+from loopwarden.engine import make_wrapper
+from loopwarden.patching import Patch, apply_patch, revert_patch
+from loopwarden.rules import Rule
+
+__all__ = ["Registry", "registry"]
+
+_OWN_PACKAGES = ("loopwarden", "pytest_loopwarden")
+
+
+class PatchError(RuntimeError):
+    """A rule could not be installed; nothing stays patched."""
+
+
+def _default_rules() -> list[Rule]:
+    from loopwarden.families import default_rules
+
+    return list(default_rules())
+
+
+class Registry:
+    """Holds the rules and installs them as patches, process-wide."""
+
+    def __init__(self, rule_source: Callable[[], list[Rule]] = _default_rules) -> None:
+        self._rule_source = rule_source
+        self._extra_rules: list[Rule] = []
+        self._patches: list[Patch] = []
+        self._patched_rules: dict[str, list[Patch]] = {}  # rule target -> its patches
+        self._wrapped: dict[int, Any] = {}  # id(original) -> wrapper, for aliases
+        self._lock = threading.RLock()
+
+    # -- rules -----------------------------------------------------------
+
+    def rules(self) -> list[Rule]:
+        """Every rule: the built-in tables, then the ones added at run time."""
+        return self._rule_source() + list(self._extra_rules)
+
+    def add_rule(self, rule: Rule) -> None:
+        """Add a rule; if patches are installed, patch it right away."""
+        with self._lock:
+            self._extra_rules.append(rule)
+            if self.installed:
+                self._install_rules([rule])
+
+    def remove_rule(self, rule: Rule) -> None:
+        """Remove a rule added with :meth:`add_rule` and revert its patches."""
+        with self._lock:
+            if rule in self._extra_rules:
+                self._extra_rules.remove(rule)
+            for patch in reversed(self._patched_rules.pop(rule.target, [])):
+                revert_patch(patch)
+                self._patches.remove(patch)
+                self._wrapped.pop(id(patch.original), None)
+
+    # -- installing --------------------------------------------------------
+
+    @property
+    def installed(self) -> bool:
+        """True while the patches are in place."""
+        return bool(self._patches)
+
+    def patched_targets(self) -> list[str]:
+        """Targets currently patched (for diagnostics and tests)."""
+        return list(self._patched_rules)
+
+    def install(self) -> None:
+        """Patch every rule whose target exists. All-or-nothing."""
+        with self._lock:
+            if self.installed:
+                self.refresh()
+                return
+            self._install_rules(self.rules())
+
+    def refresh(self) -> None:
+        """Patch rules whose modules were imported since :meth:`install`."""
+        with self._lock:
+            if not self._patches:
+                return
+            pending = [r for r in self.rules() if r.target not in self._patched_rules]
+            self._install_rules(pending)
+
+    def uninstall(self) -> None:
+        """Restore every original, in reverse order of patching."""
+        with self._lock:
+            while self._patches:
+                revert_patch(self._patches.pop())
+            self._patched_rules.clear()
+            self._wrapped.clear()
+
+    def _install_rules(self, rules: list[Rule]) -> None:
+        applied: list[Patch] = []
+        new_wrappers: dict[int, tuple[Any, Any, Rule]] = {}
+        try:
+            for rule in rules:
+                resolved = _resolve(rule)
+                if resolved is None:
+                    continue
+                owner, name = resolved
+                patch = self._patch_one(rule, owner, name, new_wrappers)
+                if patch is not None:
+                    applied.append(patch)
+                    self._patched_rules.setdefault(rule.target, []).append(patch)
+            applied.extend(self._patch_aliases(new_wrappers))
+        except BaseException as exc:
+            for patch in reversed(applied):
+                revert_patch(patch)
+            for rule in rules:
+                self._patched_rules.pop(rule.target, None)
+            for key in new_wrappers:
+                self._wrapped.pop(key, None)
+            if isinstance(exc, Exception):
+                raise PatchError(f"loopwarden could not install its patches: {exc}") from exc
+            raise
+        self._patches.extend(applied)
+
+    def _patch_one(
+        self, rule: Rule, owner: Any, name: str, new_wrappers: dict[int, tuple[Any, Any, Rule]]
+    ) -> Patch | None:
+        raw = owner.__dict__.get(name) if isinstance(owner, type) else None
+        current = getattr(owner, name)
+        if getattr(current, "__loopwarden_rule__", None) is not None:
+            return None  # already ours (an alias of a rule patched earlier)
+        if isinstance(owner, type):
+            replacement = _method_replacement(rule, owner, name, raw, current)
+        else:
+            if id(current) in self._wrapped:
+                replacement = self._wrapped[id(current)]
+            else:
+                replacement = make_wrapper(rule, current)
+                self._wrapped[id(current)] = replacement
+                new_wrappers[id(current)] = (current, replacement, rule)
+        return apply_patch(owner, name, replacement)
+
+    def _patch_aliases(self, new_wrappers: dict[int, tuple[Any, Any, Rule]]) -> list[Patch]:
+        """Replace module-level aliases (``from time import sleep``) too."""
+        if not new_wrappers:
+            return []
+        patches: list[Patch] = []
+        for module_name, module in list(sys.modules.items()):
+            if not isinstance(module, types.ModuleType) or module_name.startswith(_OWN_PACKAGES):
+                continue
+            try:
+                namespace = vars(module)
+            except TypeError:
+                continue
+            for attr, value in list(namespace.items()):
+                entry = new_wrappers.get(id(value))
+                if entry is not None and entry[0] is value:
+                    patch = apply_patch(module, attr, entry[1])
+                    patches.append(patch)
+                    self._patched_rules.setdefault(entry[2].target, []).append(patch)
+        return patches
+
+
+def _resolve(rule: Rule) -> tuple[Any, str] | None:
+    """Find ``(owner, attribute name)`` for a rule, or None if it does not apply here."""
+    module_name = rule.module_name
+    module = sys.modules.get(module_name)
+    if module is None:
+        if not rule.import_module:
+            return None
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return None  # e.g. a platform without this module
+    owner: Any = module
+    *path, name = rule.attribute_path
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    if not hasattr(owner, name):
+        return None  # not on this Python version or platform
+    return owner, name
+
+
+def _method_replacement(rule: Rule, owner: type, name: str, raw: Any, current: Any) -> Any:
+    """A class attribute replacement that binds the way the original did."""
+    if isinstance(raw, staticmethod):
+        return staticmethod(make_wrapper(rule, raw.__func__))
+    if isinstance(raw, classmethod):
+        return classmethod(make_wrapper(rule, raw.__func__))
+    looked_up = raw if raw is not None else _inherited_raw(owner, name)
+    if looked_up is not None and hasattr(type(looked_up), "__get__"):
+        # Functions and method descriptors bind ``self``; so will our wrapper.
+        return make_wrapper(rule, looked_up)
+    # Builtins stored on a class (Shiboken static methods) do not bind.
+    return staticmethod(make_wrapper(rule, current))
+
+
+def _inherited_raw(owner: type, name: str) -> Any:
+    for klass in owner.__mro__:
+        if name in klass.__dict__:
+            raw = klass.__dict__[name]
+            if isinstance(raw, (staticmethod, classmethod)):
+                return None
+            return raw
+    return None
+
+
+#: The process-wide registry.
+registry = Registry()

@@ -1,0 +1,100 @@
+"""The rule format: one :class:`Rule` per blocking primitive.
+
+Rules are plain data. Each family module under :mod:`loopwarden.families`
+holds a table of them; the registry turns the table into patches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from loopwarden.findings import FAMILIES, Family
+
+__all__ = ["NOT_BLOCKED", "Rule"]
+
+
+class _NotBlocked:
+    """Sentinel returned by a rule's ``attempt`` when the call would block."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_BLOCKED"
+
+
+#: Returned by :attr:`Rule.attempt` when the non-blocking attempt failed.
+NOT_BLOCKED: Any = _NotBlocked()
+
+BlocksWhen = Callable[..., bool]
+Attempt = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """How to detect one blocking primitive.
+
+    Attributes:
+        target: ``"module:attribute.path"`` of what to patch, e.g.
+            ``"time:sleep"`` or ``"io:BufferedReader.read"``.
+        family: The family findings of this rule belong to.
+        suggestion: The non-blocking alternative, shown in every finding.
+        blocks_when: Optional predicate called with the primitive's own
+            arguments (``self`` first for methods); a finding is made only
+            when it returns true. ``None`` means the call always blocks.
+        condition: Human-readable "when it is a finding", for the rules reference.
+        attempt: Optional non-blocking attempt ``(original, args, kwargs)``:
+            its result is returned as the call's result unless it is
+            :data:`NOT_BLOCKED`, in which case the call is a finding and the
+            original runs. Used for locks ("only when contended").
+        name: Display name; defaults to the target with ``:`` replaced by ``.``.
+        check_nested: Keep checking calls made *inside* this primitive. Off by
+            default, so ``subprocess.run`` is reported once, not again for the
+            ``os.read`` it makes; on for nested event loops.
+        iterates: The primitive returns an iterator whose iteration does the
+            blocking work (``os.walk``); nested calls made while iterating are
+            not reported again.
+        import_module: Import the target's module at activation if it is not
+            imported yet. Off for third-party modules (PySide6): they are
+            patched only when the application already uses them.
+        allowed_in: ``"module:qualname"`` of standard-library functions that
+            excuse this primitive when they stand between the call and the
+            nearest frame outside the standard library (``threading`` starting
+            a thread waits briefly on an event, for instance).
+    """
+
+    target: str
+    family: Family
+    suggestion: str
+    blocks_when: BlocksWhen | None = None
+    condition: str = "always"
+    attempt: Attempt | None = None
+    name: str = ""
+    check_nested: bool = False
+    iterates: bool = False
+    import_module: bool = True
+    allowed_in: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if ":" not in self.target:
+            raise ValueError(
+                f"rule target {self.target!r} must look like 'module:attribute', "
+                "e.g. 'time:sleep' or 'io:BufferedReader.read'"
+            )
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"unknown family {self.family!r}; valid families: {', '.join(FAMILIES)}"
+            )
+        object.__setattr__(self, "allowed_in", frozenset(self.allowed_in))
+        if not self.name:
+            object.__setattr__(self, "name", self.target.replace(":", "."))
+
+    @property
+    def module_name(self) -> str:
+        """The module part of :attr:`target`."""
+        return self.target.partition(":")[0]
+
+    @property
+    def attribute_path(self) -> tuple[str, ...]:
+        """The attribute path part of :attr:`target`, split on dots."""
+        return tuple(self.target.partition(":")[2].split("."))

@@ -1,0 +1,82 @@
+"""Which threads are guarded: the thread on which an event loop runs.
+
+The hot path only asks "is there any running asyncio loop in this thread, or
+is this a thread with a probe (the Qt GUI thread)?". Everything else here runs
+only once that cheap test has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Callable
+
+__all__ = [
+    "add_thread_probe",
+    "guarded_loop_description",
+    "remove_thread_probe",
+    "running_loop",
+    "thread_probes",
+]
+
+#: C-accelerated: the running loop of *this* thread, or None. Never raises.
+running_loop = asyncio.events._get_running_loop
+
+#: thread id -> callable returning a description of the event loop running on
+#: that thread, or None when none runs. Mutated in place, never rebound, so the
+#: wrappers can hold a direct reference to it.
+thread_probes: dict[int, Callable[[], str | None]] = {}
+
+
+def add_thread_probe(thread_id: int, probe: Callable[[], str | None]) -> None:
+    """Guard ``thread_id`` whenever ``probe()`` describes a running loop."""
+    thread_probes[thread_id] = probe
+
+
+def remove_thread_probe(thread_id: int) -> None:
+    """Forget the probe of ``thread_id`` (no error if there is none)."""
+    thread_probes.pop(thread_id, None)
+
+
+def _describe(loop: object) -> str:
+    cls = type(loop)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _loop_runs_here(loop: object) -> bool:
+    # A loop may be *reported* as running in threads where it does not run:
+    # PySide6.QtAsyncio leaks a running loop into its executor threads (there
+    # it is a QEventLoop, not an asyncio loop at all).
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        return False
+    owner = getattr(loop, "_thread_id", None)  # set by BaseEventLoop.run_forever
+    if owner is not None:
+        return bool(owner == threading.get_ident())
+    qt_thread = getattr(loop, "thread", None)  # QtAsyncio's loop is a QObject
+    if callable(qt_thread):
+        try:
+            from PySide6.QtCore import QThread
+
+            return bool(qt_thread() is QThread.currentThread())
+        except Exception:  # noqa: BLE001 - a broken Qt probe must not break the host
+            return True
+    # uvloop and qasync keep no thread id; neither leaks its loop to workers.
+    return True
+
+
+def guarded_loop_description() -> str | None:
+    """Describe the event loop running on the current thread, or return None.
+
+    Returns None when the current thread is not guarded: no loop runs here,
+    or the running loop only leaked here from another thread.
+    """
+    loop = running_loop()
+    if loop is not None and _loop_runs_here(loop):
+        return f"asyncio loop {_describe(loop)}"
+    probe = thread_probes.get(threading.get_ident())
+    if probe is None:
+        return None
+    try:
+        return probe()
+    except Exception:  # noqa: BLE001 - a broken probe must not break the host
+        return None

@@ -1,0 +1,311 @@
+"""Wardens: an activation of loopwarden with its mode, findings and options.
+
+``guard()`` and ``activate()`` push a :class:`Warden` on the stack of active
+wardens; the first one installs the patches, the last one to leave removes
+them. Every active warden records every finding; the innermost one's mode
+decides whether the call raises, warns or only records.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Callable, Literal, get_args
+
+from loopwarden import engine
+from loopwarden.allowances import Allowance, parse_allowance
+from loopwarden.errors import ConfigError
+from loopwarden.findings import Finding
+from loopwarden.registry import registry
+from loopwarden.rules import Rule
+
+__all__ = [
+    "MODES",
+    "Mode",
+    "Warden",
+    "activate",
+    "current_warden",
+    "deactivate",
+    "guard",
+    "iter_findings",
+    "keep_installed",
+]
+
+logger = logging.getLogger("loopwarden")
+
+Mode = Literal["raise", "warn", "record"]
+#: The modes a warden can run in.
+MODES: tuple[str, ...] = get_args(Mode)
+
+OnFinding = Callable[[Finding], object]
+AllowSpec = str | Allowance | tuple[str, str]
+
+_state_lock = threading.RLock()
+_global_warden: Warden | None = None
+# Wardens that keep the patches installed without being active (pytest plugin).
+_holds = 0
+
+
+def check_mode(mode: object) -> Mode:
+    """Return ``mode`` if valid.
+
+    Raises:
+        ConfigError: naming the valid values.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"invalid loopwarden mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]
+
+
+def _to_allowance(spec: AllowSpec) -> Allowance:
+    if isinstance(spec, Allowance):
+        return spec
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return parse_allowance(spec[0], spec[1])
+    raise ConfigError(
+        f"allowance {spec!r} must be an Allowance or a ('package.module:qualname', reason) pair"
+    )
+
+
+class Warden:
+    """One activation of loopwarden: options in, findings out.
+
+    Create it with :func:`guard` or :func:`activate`, not directly.
+
+    Attributes:
+        mode: ``"raise"``, ``"warn"`` or ``"record"``.
+        findings: Every finding seen while active, in order of occurrence.
+        allowances: User allowances in force while this warden is active.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "raise",
+        *,
+        on_finding: OnFinding | None = None,
+        allow: Iterable[AllowSpec] = (),
+        rules: Sequence[Rule] = (),
+    ) -> None:
+        self.mode: Mode = check_mode(mode)
+        self.findings: list[Finding] = []
+        self.allowances: list[Allowance] = [_to_allowance(a) for a in allow]
+        self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
+        self._rules: list[Rule] = list(rules)
+        self._active = False
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "inactive"
+        return f"<Warden mode={self.mode!r} {state} findings={len(self.findings)}>"
+
+    @property
+    def active(self) -> bool:
+        """True between activation and deactivation."""
+        return self._active
+
+    # -- configuration while active -----------------------------------------
+
+    def allow(self, spec: str, *, reason: str, primitives: Iterable[str] = ()) -> Allowance:
+        """Accept blocking inside ``"package.module:qualname"`` while this warden is active."""
+        allowance = parse_allowance(spec, reason, primitives)
+        self.allowances.append(allowance)
+        return allowance
+
+    def add_rule(self, rule: Rule) -> None:
+        """Detect one more primitive while this warden is active."""
+        self._rules.append(rule)
+        if self._active:
+            registry.add_rule(rule)
+
+    def on_finding(self, callback: OnFinding) -> None:
+        """Call ``callback(finding)`` for every new finding (exceptions are logged)."""
+        self._callbacks.append(callback)
+
+    def clear(self) -> None:
+        """Forget the findings recorded so far."""
+        self.findings.clear()
+
+    # -- activation -----------------------------------------------------------
+
+    def _activate(self) -> None:
+        with _state_lock:
+            if self._active:
+                return
+            registry.install()
+            try:
+                for rule in self._rules:
+                    registry.add_rule(rule)
+            except BaseException:
+                for rule in self._rules:
+                    registry.remove_rule(rule)
+                if not engine.active_wardens and not _holds:
+                    registry.uninstall()
+                raise
+            engine.active_wardens.append(self)
+            self._active = True
+
+    def _deactivate(self) -> None:
+        with _state_lock:
+            if not self._active:
+                return
+            self._active = False
+            if self in engine.active_wardens:
+                engine.active_wardens.remove(self)
+            for rule in self._rules:
+                registry.remove_rule(rule)
+            if not engine.active_wardens and not _holds:
+                registry.uninstall()
+
+    def __enter__(self) -> Warden:
+        self._activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._deactivate()
+
+    # -- called by the engine -------------------------------------------------
+
+    def _record(self, finding: Finding) -> None:
+        self.findings.append(finding)
+        for callback in list(self._callbacks):
+            try:
+                callback(finding)
+            except Exception:  # noqa: BLE001 - a user callback must never break the host
+                logger.exception(
+                    "loopwarden: on_finding callback %r failed; it is now disabled", callback
+                )
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+
+def guard(
+    mode: Mode = "raise",
+    *,
+    on_finding: OnFinding | None = None,
+    allow: Iterable[AllowSpec] = (),
+    rules: Sequence[Rule] = (),
+) -> Warden:
+    """Detect blocking calls on event-loop threads inside a ``with`` block.
+
+    Args:
+        mode: ``"raise"`` raises :class:`~loopwarden.BlockingCallError` at
+            the call (the finding is recorded first); ``"warn"`` emits a
+            :class:`~loopwarden.BlockingCallWarning`; ``"record"`` only
+            records.
+        on_finding: Called with each :class:`~loopwarden.Finding`; if it
+            raises, the error is logged and the callback disabled.
+        allow: Allowances, as :class:`~loopwarden.Allowance` objects or
+            ``("package.module:qualname", "reason")`` pairs.
+        rules: Extra rules (see :func:`~loopwarden.mark_blocking`) in force
+            inside the block.
+
+    Returns:
+        The :class:`Warden`; use it as a context manager. Guards nest: the
+        innermost one's mode applies, and leaving it restores the outer state.
+
+    Raises:
+        ConfigError: for an invalid mode or allowance.
+
+    Example:
+        >>> import asyncio, time, loopwarden
+        >>> async def main():
+        ...     time.sleep(0.01)
+        >>> with loopwarden.guard(mode="record") as warden:
+        ...     asyncio.run(main())
+        >>> warden.findings[0].primitive
+        'time.sleep'
+    """
+    return Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+
+
+def activate(
+    mode: Mode = "raise",
+    *,
+    on_finding: OnFinding | None = None,
+    allow: Iterable[AllowSpec] = (),
+    rules: Sequence[Rule] = (),
+) -> Warden:
+    """Switch detection on until :func:`deactivate`; same options as :func:`guard`.
+
+    Calling it again while active replaces the process-wide warden's options
+    (mode, callback, allowances, rules) and keeps its findings.
+
+    Returns:
+        The process-wide :class:`Warden`.
+    """
+    global _global_warden
+    with _state_lock:
+        if _global_warden is not None and _global_warden.active:
+            old = _global_warden
+            new = Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+            new.findings = old.findings
+            index = engine.active_wardens.index(old)
+            new._activate()
+            # Keep the position in the stack: inner guards stay innermost.
+            engine.active_wardens.remove(new)
+            engine.active_wardens.insert(index, new)
+            old._deactivate()
+            _global_warden = new
+            return new
+        _global_warden = Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+        _global_warden._activate()
+        return _global_warden
+
+
+def deactivate() -> None:
+    """Switch off the warden started by :func:`activate`. A no-op if none is active."""
+    global _global_warden
+    with _state_lock:
+        if _global_warden is not None:
+            _global_warden._deactivate()
+            _global_warden = None
+
+
+def current_warden() -> Warden | None:
+    """The innermost active warden, or None."""
+    wardens = engine.active_wardens
+    return wardens[-1] if wardens else None
+
+
+class _Hold:
+    """Keeps the patches installed between wardens (cheap per-test switching)."""
+
+    def __enter__(self) -> None:
+        global _holds
+        with _state_lock:
+            _holds += 1
+            registry.install()
+
+    def __exit__(self, *exc: object) -> None:
+        global _holds
+        with _state_lock:
+            _holds -= 1
+            if not _holds and not engine.active_wardens:
+                registry.uninstall()
+
+
+def keep_installed() -> _Hold:
+    """Keep the patches installed while no warden is active.
+
+    Activating and deactivating a warden inside then costs a list append and
+    removal, not a round of patching. The pytest plugin holds this for the
+    whole session.
+    """
+    return _Hold()
+
+
+def iter_findings() -> Iterator[Finding]:
+    """Findings of all active wardens, de-duplicated, in order."""
+    seen: set[int] = set()
+    for warden in engine.active_wardens:
+        for finding in warden.findings:
+            if id(finding) not in seen:
+                seen.add(id(finding))
+                yield finding
+
