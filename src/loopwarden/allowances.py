@@ -19,9 +19,9 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from loopwarden.errors import ConfigError
 
@@ -73,9 +73,7 @@ class Allowance:
         return f"{self.module}:{self.qualname}" if self.qualname else self.module
 
 
-def parse_allowance(
-    spec: str, reason: str, primitives: Iterable[str] = ()
-) -> Allowance:
+def parse_allowance(spec: str, reason: str, primitives: Iterable[str] = ()) -> Allowance:
     """Build an :class:`Allowance` from ``"package.module:qualname"``.
 
     Raises:
@@ -118,7 +116,10 @@ DEFAULT_ALLOWANCES: tuple[Allowance, ...] = tuple(
         ("threading:Thread.start", "waits a moment for the new thread to start"),
         ("threading:_shutdown", "interpreter shutdown joins threads after the loop is gone"),
         ("concurrent.futures.thread:_python_exit", "interpreter shutdown joins workers"),
-        ("asyncio.base_events:BaseEventLoop.shutdown_default_executor", "runs its join in a thread"),
+        (
+            "asyncio.base_events:BaseEventLoop.shutdown_default_executor",
+            "runs its join in a thread",
+        ),
     )
 )
 
@@ -162,6 +163,7 @@ class allow_blocking:  # noqa: N801 - reads like a function at the call site
         allowed_here.reset(self._tokens.pop())
 
     def __call__(self, func: _F) -> _F:
+        """Use as a decorator: every call of ``func`` runs inside the allowance."""
         primitives, reason = tuple(self.primitives - ALL), self.reason
 
         if asyncio.iscoroutinefunction(func):

@@ -21,9 +21,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from loopwarden import frames as _frames
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here

@@ -144,9 +144,7 @@ def capture_stack(frame: FrameType | None, limit: int = 200) -> tuple[StackFrame
         code = frame.f_code
         info = classify(code, frame.f_globals)
         if info.category != HIDDEN:
-            frames.append(
-                StackFrame(code.co_filename, frame.f_lineno, info.qualname, info.module)
-            )
+            frames.append(StackFrame(code.co_filename, frame.f_lineno, info.qualname, info.module))
         frame = frame.f_back
     frames.reverse()
     return tuple(frames)

@@ -12,7 +12,8 @@ import importlib
 import sys
 import threading
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loopwarden.engine import make_wrapper
 from loopwarden.patching import Patch, apply_patch, revert_patch

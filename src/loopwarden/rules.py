@@ -7,7 +7,8 @@ holds a table of them; the registry turns the table into patches.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loopwarden.findings import FAMILIES, Family
 

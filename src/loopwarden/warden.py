@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Callable, Literal, get_args
+from typing import Literal, get_args
 
 from loopwarden import engine
 from loopwarden.allowances import Allowance, parse_allowance
@@ -176,7 +176,7 @@ class Warden:
         for callback in list(self._callbacks):
             try:
                 callback(finding)
-            except Exception:  # noqa: BLE001 - a user callback must never break the host
+            except Exception:
                 logger.exception(
                     "loopwarden: on_finding callback %r failed; it is now disabled", callback
                 )
@@ -308,4 +308,3 @@ def iter_findings() -> Iterator[Finding]:
             if id(finding) not in seen:
                 seen.add(id(finding))
                 yield finding
-
