@@ -69,7 +69,10 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
     wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
-    wrapper.__doc__ = getattr(original, "__doc__", None)
+    # No __doc__ copy on purpose: once PySide6 is imported, Shiboken's signature
+    # support replaces the __doc__ getter of builtin method descriptors, and in
+    # PySide6 6.12 each read of it drops a reference to None (Python 3.11 then
+    # aborts with "none_dealloc"). help() and inspect follow __wrapped__ instead.
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
     return wrapper

@@ -37,12 +37,10 @@ _COPY = (
 def _raw_file(stream: Any) -> io.FileIO | None:
     """The FileIO under a text or buffered stream, or None (BytesIO, sockets, ...)."""
     raw = stream
-    for attribute in ("buffer", "raw"):
-        if isinstance(raw, io.FileIO):
-            break
-        raw = getattr(raw, attribute, None)
-        if raw is None:
-            return None
+    if not isinstance(raw, io.FileIO):
+        raw = getattr(raw, "buffer", raw)  # TextIOWrapper -> Buffered*
+    if not isinstance(raw, io.FileIO):
+        raw = getattr(raw, "raw", None)  # Buffered* -> FileIO
     return raw if isinstance(raw, io.FileIO) else None
 
 
@@ -190,19 +188,18 @@ _PATH_METHODS = (
     ("readlink", False, _CHANGE),
 )
 
-#: File-object methods, patched on each concrete io class.
-_STREAM_CLASSES = ("FileIO", "BufferedReader", "BufferedWriter", "BufferedRandom", "TextIOWrapper")
-_STREAM_METHODS = (
-    "read",
-    "read1",
-    "readall",
-    "readinto",
-    "readinto1",
-    "readline",
-    "readlines",
-    "write",
-    "writelines",
-)
+_READS = ("read", "readinto", "readline", "readlines")
+_BUFFERED_READS = (*_READS, "read1", "readinto1")
+_WRITES = ("write", "writelines")
+#: File-object methods that do I/O, per concrete io class (flush is added below).
+_STREAM_METHODS: dict[str, tuple[str, ...]] = {
+    "FileIO": (*_READS, "readall", *_WRITES),
+    "BufferedReader": _BUFFERED_READS,
+    "BufferedWriter": _WRITES,
+    "BufferedRandom": (*_BUFFERED_READS, *_WRITES),
+    "TextIOWrapper": (*_READS, *_WRITES),
+}
+_STREAM_CLASSES = tuple(_STREAM_METHODS)
 
 RULES: tuple[Rule, ...] = (
     *_OPEN_RULES,
@@ -221,9 +218,8 @@ RULES: tuple[Rule, ...] = (
             blocks_when=_file_io_blocks,
             condition="the stream is a real file in blocking mode (not the console or a TTY)",
         )
-        for cls in _STREAM_CLASSES
-        for method in _STREAM_METHODS
-        if hasattr(getattr(io, cls), method)
+        for cls, methods in _STREAM_METHODS.items()
+        for method in methods
     ),
     *(
         _rule(
@@ -232,7 +228,8 @@ RULES: tuple[Rule, ...] = (
             blocks_when=_flush_blocks,
             condition="the stream is a writable real file in blocking mode",
         )
-        for cls in _STREAM_CLASSES[1:]  # FileIO.flush is a no-op: FileIO has no buffer
+        # FileIO has no buffer and readers have nothing to flush.
+        for cls in ("BufferedWriter", "BufferedRandom", "TextIOWrapper")
     ),
     # close() flushes what the reported writes left in the buffer; checking it
     # (and the flushes inside it) again would report one write three times.

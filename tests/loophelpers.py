@@ -1,0 +1,47 @@
+"""Helpers for tests: run code on a real event loop or in a real worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_on_loop(func: Callable[[], T]) -> T:
+    """Call ``func`` inside a coroutine on a fresh asyncio loop (a guarded thread)."""
+
+    async def main() -> T:
+        return func()
+
+    return asyncio.run(main())
+
+
+def run_in_worker(func: Callable[[], T]) -> T:
+    """Call ``func`` in a plain worker thread (never guarded) and return its result."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(func())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def run_in_executor_from_loop(func: Callable[[], T]) -> T:
+    """Call ``func`` through ``asyncio.to_thread`` from a running loop."""
+
+    async def main() -> T:
+        return await asyncio.to_thread(func)
+
+    return asyncio.run(main())
