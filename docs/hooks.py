@@ -25,8 +25,14 @@ FAMILIES_PLACEHOLDER = "<!-- loopwarden:families -->"
 
 
 def _cell(text: str) -> str:
-    """Make ``text`` safe inside one Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Make ``text`` safe inside one Markdown table cell.
+
+    A pipe splits cells unless it is escaped; inside a code span the tables
+    extension already ignores it, and an escape would show up literally.
+    """
+    parts = " ".join(text.split()).split("`")
+    # Even-numbered parts are outside code spans.
+    return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
 
 
 def _rst_to_md(text: str) -> str:

@@ -276,7 +276,7 @@ def test_rules_page_is_generated_from_the_registry() -> None:
 def test_rules_table_cells_escape_pipes() -> None:
     hooks = _load_hooks()
     rule = loopwarden.Rule(
-        target="json:loads", family="custom", suggestion="a | b", condition="x | y"
+        target="json:loads", family="custom", suggestion="a | b `c | d`", condition="x | y"
     )
     rendered = hooks.render_rules([rule])  # type: ignore[attr-defined]
-    assert "a \\| b" in rendered and "x \\| y" in rendered
+    assert "a \\| b `c | d`" in rendered and "x \\| y" in rendered
