@@ -46,7 +46,7 @@ FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
 TIMEOUT_S = 90
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pytest_plugin_active() -> bool:
     # The plugin's option is the contract; ask pytest itself rather than guess a module layout.
     result = subprocess.run(

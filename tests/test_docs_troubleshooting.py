@@ -44,7 +44,7 @@ def _error_message(make: Callable[[], object]) -> str:
         lambda: loopwarden.allow("myapp.startup:load_settings", reason=""),
         lambda: loopwarden.allow("", reason="x"),
         lambda: loopwarden.allow("my-app.startup:load", reason="x"),
-        lambda: loopwarden.guard(allow=["myapp.startup:load_settings"]),  # type: ignore[list-item]
+        lambda: loopwarden.guard(allow=["myapp.startup:load_settings"]),
         lambda: loopwarden.Rule(target="time.sleep", family="sleep", suggestion="x"),
         lambda: loopwarden.mark_blocking("vendor:read", suggestion="x", family="io"),  # type: ignore[arg-type]
     ],
@@ -119,9 +119,10 @@ def test_callback_failure_log_is_a_heading(caplog: pytest.LogCaptureFixture) -> 
     async def main() -> None:
         time.sleep(0.001)
 
-    with caplog.at_level(logging.ERROR, logger="loopwarden"), loopwarden.guard(
-        mode="record", on_finding=broken_callback
-    ) as warden:
+    with (
+        caplog.at_level(logging.ERROR, logger="loopwarden"),
+        loopwarden.guard(mode="record", on_finding=broken_callback) as warden,
+    ):
         asyncio.run(main())
     assert len(warden.findings) == 1
     messages = [record.getMessage() for record in caplog.records]
@@ -145,9 +146,10 @@ def test_broken_predicate_log_is_a_heading(
     async def main() -> None:
         vendor_sdk.read_frame()
 
-    with caplog.at_level(logging.ERROR, logger="loopwarden"), loopwarden.guard(
-        mode="record", rules=[rule]
-    ) as warden:
+    with (
+        caplog.at_level(logging.ERROR, logger="loopwarden"),
+        loopwarden.guard(mode="record", rules=[rule]) as warden,
+    ):
         asyncio.run(main())
     expected = "loopwarden: the check of rule vendor_sdk.read_frame failed; ignoring it"
     assert warden.findings == []  # the call went ahead, treated as not blocking
