@@ -48,9 +48,11 @@ def _family_descriptions() -> dict[str, str]:
     for name in families.FAMILY_MODULES:
         module = importlib.import_module(f"{families.__name__}.{name}")
         summary = (module.__doc__ or "").strip().splitlines()
+        # "Family ``sleep``: sleeping on the loop thread." -> "Sleeping on the loop thread."
+        text = _rst_to_md(summary[0]).split(": ", 1)[-1] if summary else ""
         for rule in getattr(module, "RULES", ()):
-            if summary and rule.family not in descriptions:
-                descriptions[rule.family] = _rst_to_md(summary[0])
+            if text and rule.family not in descriptions:
+                descriptions[rule.family] = text[:1].upper() + text[1:]
     return descriptions
 
 
@@ -83,18 +85,23 @@ def render_rules(rules: Iterable[Any] | None = None) -> str:
         "",
     ]
     for family, family_rules in by_family.items():
-        lines.append(f"### `{family}`")
-        lines.append("")
+        lines.extend([f"### `{family}`", ""])
         if family in descriptions:
             lines.extend([descriptions[family], ""])
-        lines.append("| Primitive | Patched target | A finding when | Use instead | Notes |")
-        lines.append("| --- | --- | --- | --- | --- |")
+        # Rules of a family often share a suggestion: print it once above its rules.
+        by_suggestion: dict[str, list[Any]] = {}
         for rule in family_rules:
-            lines.append(
-                f"| `{_cell(rule.name)}` | `{_cell(rule.target)}` | {_cell(rule.condition)} "
-                f"| {_cell(rule.suggestion)} | {_cell(_notes(rule))} |"
-            )
-        lines.append("")
+            by_suggestion.setdefault(rule.suggestion, []).append(rule)
+        for suggestion, group in by_suggestion.items():
+            lines.extend([f"**Use instead:** {' '.join(suggestion.split())}", ""])
+            lines.append("| Primitive | Patched target | A finding when | Notes |")
+            lines.append("| --- | --- | --- | --- |")
+            for rule in group:
+                lines.append(
+                    f"| `{_cell(rule.name)}` | `{_cell(rule.target)}` "
+                    f"| {_cell(rule.condition)} | {_cell(_notes(rule))} |"
+                )
+            lines.append("")
     return "\n".join(lines)
 
 

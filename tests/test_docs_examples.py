@@ -269,6 +269,7 @@ def test_rules_page_is_generated_from_the_registry() -> None:
     assert hooks.RULES_PLACEHOLDER not in rendered  # type: ignore[attr-defined]
     for rule in default_rules():
         assert f"| `{rule.name}` | `{rule.target}` |" in rendered
+        assert f"**Use instead:** {' '.join(rule.suggestion.split())}" in rendered
     for family in {rule.family for rule in default_rules()}:
         assert f"### `{family}`" in rendered
 
@@ -279,4 +280,5 @@ def test_rules_table_cells_escape_pipes() -> None:
         target="json:loads", family="custom", suggestion="a | b `c | d`", condition="x | y"
     )
     rendered = hooks.render_rules([rule])  # type: ignore[attr-defined]
-    assert "a \\| b `c | d`" in rendered and "x \\| y" in rendered
+    assert "**Use instead:** a | b `c | d`" in rendered  # a paragraph: no escaping needed
+    assert "| x \\| y |" in rendered
