@@ -58,6 +58,8 @@ def _family_descriptions() -> dict[str, str]:
 
 def _notes(rule: Any) -> str:
     notes = []
+    if rule.target.replace(":", ".") != rule.name:
+        notes.append(f"patches `{rule.target}`")
     if not rule.import_module:
         notes.append("patched only once the application has imported its module")
     if rule.check_nested:
@@ -94,13 +96,14 @@ def render_rules(rules: Iterable[Any] | None = None) -> str:
             by_suggestion.setdefault(rule.suggestion, []).append(rule)
         for suggestion, group in by_suggestion.items():
             lines.extend([f"**Use instead:** {' '.join(suggestion.split())}", ""])
-            lines.append("| Primitive | Patched target | A finding when | Notes |")
-            lines.append("| --- | --- | --- | --- |")
-            for rule in group:
-                lines.append(
-                    f"| `{_cell(rule.name)}` | `{_cell(rule.target)}` "
-                    f"| {_cell(rule.condition)} | {_cell(_notes(rule))} |"
-                )
+            notes = [_notes(rule) for rule in group]
+            if any(notes):
+                lines.extend(["| Primitive | A finding when | Notes |", "| --- | --- | --- |"])
+            else:
+                lines.extend(["| Primitive | A finding when |", "| --- | --- |"])
+            for rule, note in zip(group, notes, strict=True):
+                row = f"| `{_cell(rule.name)}` | {_cell(rule.condition)} |"
+                lines.append(f"{row} {_cell(note)} |" if any(notes) else row)
             lines.append("")
     return "\n".join(lines)
 
