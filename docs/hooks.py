@@ -10,6 +10,10 @@ Placeholders (an HTML comment alone on its line):
 * ``<!-- loopwarden:rules -->``: one section per family, one row per rule;
 * ``<!-- loopwarden:default-allowances -->``: the built-in allowances;
 * ``<!-- loopwarden:families -->``: the list of family names.
+
+It also turns the Sphinx roles of loopwarden's docstrings (``:class:`~x.Y```)
+into mkdocs-autorefs links in the API reference, so the docstrings stay
+readable in ``help()`` and in the rendered site alike.
 """
 
 from __future__ import annotations
@@ -130,6 +134,28 @@ _RENDERERS = {
     ALLOWANCES_PLACEHOLDER: render_default_allowances,
     FAMILIES_PLACEHOLDER: render_families,
 }
+
+
+# What Markdown makes of ":class:`~loopwarden.Finding`" inside a rendered docstring.
+_SPHINX_ROLE = re.compile(
+    r":(?:class|func|meth|attr|data|exc|mod|obj):<code>(?P<short>~?)(?P<target>[\w.]+)</code>"
+)
+# reStructuredText's "Example::" introduces a literal block; Markdown keeps both colons.
+_RST_LITERAL_INTRO = re.compile(r"(\w)::</p>")
+
+
+def _autoref(match: re.Match[str]) -> str:
+    target = match["target"]
+    title = target.rsplit(".", 1)[-1] if match["short"] else target
+    # Unqualified names in loopwarden's docstrings refer to its top-level API.
+    identifier = target if "." in target else f"loopwarden.{target}"
+    return f'<autoref identifier="{identifier}" optional><code>{title}</code></autoref>'
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """mkdocs hook: render docstrings' Sphinx roles as cross-references."""
+    html = _SPHINX_ROLE.sub(_autoref, html)
+    return _RST_LITERAL_INTRO.sub(r"\1:</p>", html)
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:

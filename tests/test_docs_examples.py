@@ -282,3 +282,14 @@ def test_rules_table_cells_escape_pipes() -> None:
     rendered = hooks.render_rules([rule])  # type: ignore[attr-defined]
     assert "**Use instead:** a | b `c | d`" in rendered  # a paragraph: no escaping needed
     assert "| x \\| y |" in rendered
+
+
+def test_docstring_roles_become_cross_references() -> None:
+    hooks = _load_hooks()
+    html = hooks.on_page_content(  # type: ignore[attr-defined]
+        "<p>See :class:<code>~loopwarden.Finding</code> and :func:<code>guard</code>.</p>"
+        "<p>Public API::</p>"
+    )
+    assert '<autoref identifier="loopwarden.Finding" optional><code>Finding</code>' in html
+    assert '<autoref identifier="loopwarden.guard" optional><code>guard</code>' in html
+    assert "<p>Public API:</p>" in html
