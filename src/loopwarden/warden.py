@@ -40,7 +40,7 @@ Mode = Literal["raise", "warn", "record"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 OnFinding = Callable[[Finding], object]
-AllowSpec = str | Allowance | tuple[str, str]
+AllowSpec = Allowance | tuple[str, str]
 
 _state_lock = threading.RLock()
 _global_warden: Warden | None = None
