@@ -3,8 +3,11 @@
 Patches are installed once for the session (``loopwarden.keep_installed()``);
 each test phase (setup, call, teardown) enters and leaves the test's own
 :class:`~pytest_loopwarden.wardens.TestWarden`, which costs a list append and
-removal. Our phase wrappers run innermost (``trylast``), around the fixtures
-and the test function only, so other plugins' hook machinery stays outside.
+removal. Our phase wrappers run outermost (``tryfirst``, registered last), so
+what other plugins do around a phase is guarded too (pytest-qt processes
+pending Qt events after each phase); their own frames are tool frames, which
+the engine never reports. When pytest-qt fails a phase for exceptions caught
+in the Qt event loop, our findings are added to that failure as a section.
 
 A phase fails when its warden gained findings, whatever happened to the
 exception: the engine records a finding on the warden *before* raising, so
@@ -147,17 +150,17 @@ class BlockDetectPlugin:
             state = item.stash[_STATE_KEY] = _ItemState(options, warden)
         return state
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         """Guard fixture setup."""
         return (yield from self._guard_phase(item, "setup"))
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """Guard the test function."""
         return (yield from self._guard_phase(item, "call"))
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, object, object]:
@@ -171,9 +174,12 @@ class BlockDetectPlugin:
     def _guard_phase(self, item: pytest.Item, phase: str) -> Generator[None, object, object]:
         state = self._state(item)
         if state.options.error is not None:
+            # Fail after the phase ran: the plugins inside us expect their setup
+            # to have happened when teardown comes.
+            result = yield
             if phase == "setup":
                 pytest.fail(state.options.error, pytrace=False)
-            return (yield)
+            return result
         warden = state.warden
         if warden is None:
             return (yield)
