@@ -66,10 +66,10 @@ def test_warn_summary_groups_by_call_site(warn_run: pytest.RunResult) -> None:
     warn_run.stdout.fnmatch_lines(
         [
             "*loopwarden: 5 blocking call(s) at 2 call site(s)*",
-            "4x time.sleep() at *test_inner.py:* in _sleepy [test code]",
+            "4x time.sleep() at *test_inner.py:* in _sleepy ?test code?",
             "    tests: test_inner.py::test_same_site_three_times*(+1 more)",
             "    suggestion: Use `await asyncio.sleep(seconds)`*",
-            "1x builtins.open() at *test_inner.py:* in test_other_site [test code]",
+            "1x builtins.open() at *test_inner.py:* in test_other_site ?test code?",
         ]
     )
 
