@@ -34,8 +34,13 @@ def make_project(root: Path, files: dict[str, str], ini_extra: str = "") -> Path
     return root
 
 
-def run_pytest(root: Path, *args: str, timeout: float = 120) -> pytest.RunResult:
-    """Run pytest in a subprocess in ``root`` (Qt offscreen, no outer addopts)."""
+def run_pytest(
+    root: Path, *args: str, timeout: float = 120, stdin_text: str = ""
+) -> pytest.RunResult:
+    """Run pytest in a subprocess in ``root`` (Qt offscreen, no outer addopts).
+
+    ``stdin_text`` is what the inner run reads on stdin (e.g. pdb commands).
+    """
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     for name in ("PYTEST_ADDOPTS", "LOOPWARDEN", "PYTEST_XDIST_WORKER"):
         env.pop(name, None)
@@ -46,7 +51,7 @@ def run_pytest(root: Path, *args: str, timeout: float = 120) -> pytest.RunResult
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=stdin_text,
         check=False,
     )
     return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), 0)
