@@ -7,12 +7,14 @@ Interim reader local to the plugin: it should be replaced by the shared
     mode = "warn"             # raise | warn | record | off (plugin: also fail)
     stall_ms = 200
     allow = [
-        { spec = "mypkg.cache:warm_up", reason = "runs once before the UI shows" },
-        { spec = "mypkg.legacy", reason = "being ported", primitives = ["os.stat"] },
+        { target = "mypkg.cache:warm_up", reason = "runs once before the UI shows" },
+        { target = "mypkg.legacy", reason = "being ported", primitives = ["os.stat"] },
     ]
-    rules = [
-        { target = "mypkg.db:query", suggestion = "Use mypkg.db.aquery().", family = "database" },
-    ]
+
+    [[tool.loopwarden.rules]]         # or rules = [{ ... }]
+    target = "mypkg.db:query"
+    suggestion = "Use mypkg.db.aquery()."
+    family = "database"               # optional, default "custom"
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["ProjectConfig", "read_project_config"]
 
 _RULE_KEYS = frozenset({"target", "suggestion", "family", "condition", "name"})
-_ALLOW_KEYS = frozenset({"spec", "reason", "primitives"})
+_ALLOW_KEYS = frozenset({"target", "reason", "primitives"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _allowance(entry: dict[str, Any], where: str) -> Allowance:
     if not isinstance(primitives, list):
         raise ConfigError(f"{where}: allow primitives must be a list of names")
     try:
-        return parse_allowance(entry.get("spec", ""), entry.get("reason", ""), primitives)
+        return parse_allowance(entry.get("target", ""), entry.get("reason", ""), primitives)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from plugin_helpers import findings_by_test, make_project, read_report, run_pytest, section
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import asyncio, os, time
 import pytest
 import pytest_asyncio
@@ -125,7 +125,7 @@ def test_fixture_sees_findings(loopwarden):
     asyncio.run(_sleepy())
     assert [f.primitive for f in loopwarden.findings] == ["time.sleep"]
     loopwarden.clear()  # seen and accepted: the test passes
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,9 @@ def test_outcomes_and_header(run: tuple[pytest.RunResult, dict[str, Any]]) -> No
 def test_status(run: tuple[pytest.RunResult, dict[str, Any]], test: str, status: str) -> None:
     result, _ = run
     # -rA: one short summary line per test phase outcome.
-    summary = [line for line in result.outlines if line.endswith(f"::{test}") or f"::{test} " in line]
+    summary = [
+        line for line in result.outlines if line.endswith(f"::{test}") or f"::{test} " in line
+    ]
     assert any(line.startswith(status) for line in summary), summary
     if status == "PASSED":
         assert not any(line.startswith(("FAILED", "ERROR")) for line in summary), summary

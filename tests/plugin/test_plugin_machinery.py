@@ -22,7 +22,7 @@ timeout_method = thread
 log_cli = true
 log_cli_level = INFO
 """,
-    "conftest.py": '''
+    "conftest.py": """
 import asyncio
 import qasync
 from PySide6.QtWidgets import QApplication
@@ -33,8 +33,8 @@ def pytest_configure(config):
     # The main thread now reports a running loop until the process ends.
     config._running_loop = qasync.QEventLoop(app, already_running=True)
     assert asyncio.get_running_loop() is config._running_loop
-''',
-    "test_inner.py": '''
+""",
+    "test_inner.py": """
 import logging, warnings
 import pytest
 
@@ -58,7 +58,7 @@ def test_assertion_rewriting(n):
 
 def test_zz_user_code_still_caught(tmp_path):
     (tmp_path / "f.txt").write_text("blocking write on the loop thread")
-''',
+""",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from loopwarden.registry import registry
 from pytest_loopwarden.options import split_bare_flag, watchdog_available
 from pytest_loopwarden.runtime import RUNTIME_KEY
@@ -67,9 +68,9 @@ def test_precedence_cli_ini_pyproject_default(
         ((), "", 'mode = "loud"', "valid modes: fail, raise, warn, record, off"),
         (("--block-detect", "--block-detect-scope=my-pkg"), "", "", "expected package names"),
         (("--block-detect", "--block-detect-stall-ms=soon"), "", "", "positive whole number"),
-        (("--block-detect",), "", 'stall_ms = -5', "stall_ms must be a positive"),
-        (("--block-detect",), "", 'allow = [{ spec = "mylib:f" }]', "needs a reason"),
-        (("--block-detect",), "", 'allow = [{ spec = "mylib:f", why = "x" }]', "valid keys"),
+        (("--block-detect",), "", "stall_ms = -5", "stall_ms must be a positive"),
+        (("--block-detect",), "", 'allow = [{ target = "mylib:f" }]', "needs a reason"),
+        (("--block-detect",), "", 'allow = [{ target = "mylib:f", why = "x" }]', "valid keys"),
         (("--block-detect",), "", 'rules = [{ target = "mylib:f" }]', "needs target and sugg"),
         ((), "", "mode = 3", "mode must be a string"),
     ],
@@ -116,7 +117,8 @@ def test_scope_report_and_stall_settings(pytester: pytest.Pytester) -> None:
 def test_bare_flag_before_a_path() -> None:
     args = ["--block-detect", "no_such_dir_xyz", "-x"]
     split_bare_flag(args)
-    assert args == ["--block-detect", "no_such_dir_xyz", "-x"]  # no such path: left for the mode check
+    # No such path: left as the value, for the mode check to reject.
+    assert args == ["--block-detect", "no_such_dir_xyz", "-x"]
     args = ["--block-detect", ".", "--block-detect", "warn"]
     split_bare_flag(args)
     assert args == ["--block-detect=fail", ".", "--block-detect", "warn"]
@@ -125,7 +127,7 @@ def test_bare_flag_before_a_path() -> None:
     assert args == ["--block-detect", "raise"]
 
 
-FLAG_OFF_TESTS = '''
+FLAG_OFF_TESTS = """
 import asyncio, time
 import pytest
 
@@ -143,7 +145,7 @@ def test_blocking_is_not_detected():
 def test_fixture_still_works_when_off(loopwarden):
     asyncio.run(blocks())
     assert [f.primitive for f in loopwarden.findings] == ["time.sleep"]
-'''
+"""
 
 
 def test_flag_off_has_no_effect(pytester: pytest.Pytester) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from plugin_helpers import findings_by_test, make_project, read_report, run_pytest, section
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import asyncio, gc, time
 import pytest
 import qasync
@@ -116,7 +116,7 @@ def test_expected_blocking_does_not_raise():
         with loopwarden.expect_blocking("time.sleep"):
             time.sleep(0.001)
     asyncio.run(main())
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from plugin_helpers import findings_by_test, make_project, read_report, run_pytest
 
-WARN_TESTS = '''
+WARN_TESTS = """
 import asyncio, time
 import pytest
 
@@ -29,7 +29,7 @@ def test_warning_as_error():
 @pytest.mark.asyncio
 async def test_other_site():
     open(__file__).close()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_warn_summary_groups_by_call_site(warn_run: pytest.RunResult) -> None:
 
 
 SCOPE_FILES = {
-    "mylib/__init__.py": '''
+    "mylib/__init__.py": """
 import os, time
 from otherlib import wait_a_bit
 
@@ -90,20 +90,22 @@ def uses_third_party():
 
 def tolerated():
     time.sleep(0.001)
-''',
-    "otherlib/__init__.py": '''
+""",
+    "otherlib/__init__.py": """
 import time
 
 
 def wait_a_bit():
     time.sleep(0.001)
-''',
-    "pyproject.toml": '''
+""",
+    "pyproject.toml": """
 [tool.loopwarden]
-allow = [{ spec = "mylib:tolerated", reason = "measured: under 1 ms" }]
-rules = [{ target = "mylib:custom_blocking", suggestion = "Use mylib.acustom().", family = "database" }]
-''',
-    "test_inner.py": '''
+allow = [{ target = "mylib:tolerated", reason = "measured: under 1 ms" }]
+rules = [
+    { target = "mylib:custom_blocking", suggestion = "Use mylib.acustom().", family = "database" },
+]
+""",
+    "test_inner.py": """
 import asyncio, os, time
 import mylib, otherlib
 
@@ -131,13 +133,13 @@ def test_allowance_from_pyproject():
 
 def test_rule_from_pyproject():
     asyncio.run(in_loop(mylib.custom_blocking))
-''',
+""",
 }
-SCOPE_FILES["mylib/__init__.py"] += '''
+SCOPE_FILES["mylib/__init__.py"] += """
 
 def custom_blocking():
     return 42
-'''
+"""
 
 
 @pytest.fixture(scope="module")

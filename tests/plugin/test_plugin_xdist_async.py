@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from plugin_helpers import findings_by_test, make_project, read_report, run_pytest, section
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import asyncio, time
 import pytest
 
@@ -45,7 +45,7 @@ def test_plain_loop(n):
 
 async def test_quiet():
     await asyncio.sleep(0)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
