@@ -16,15 +16,23 @@ Modules: :mod:`~pytest_loopwarden.options` (options and settings),
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_loopwarden.markers import register_markers
 from pytest_loopwarden.options import add_options, resolve_settings, split_bare_flag
-from pytest_loopwarden.runtime import RUNTIME_KEY, BlockDetectPlugin
-from pytest_loopwarden.wardens import TestWarden
 
-__all__ = ["TestWarden"]
+if TYPE_CHECKING:
+    # Imported lazily: loopwarden is loaded only when the plugin is switched on
+    # (or a test asks for the fixture), so being installed costs nothing.
+    from pytest_loopwarden.runtime import BlockDetectPlugin
+    from pytest_loopwarden.wardens import TestWarden
+
+__all__ = ["RUNTIME_KEY"]
+
+#: Where the running per-test plugin is kept on ``config.stash`` (absent when off).
+RUNTIME_KEY: pytest.StashKey[BlockDetectPlugin] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     if not settings.enabled:
         return
+    from pytest_loopwarden.runtime import BlockDetectPlugin
+
     plugin = BlockDetectPlugin(config, settings)
     config.stash[RUNTIME_KEY] = plugin
     config.pluginmanager.register(plugin, "loopwarden-runtime")
@@ -64,6 +74,8 @@ def loopwarden_fixture(request: pytest.FixtureRequest) -> Iterator[TestWarden]:
     if warden is not None:
         yield warden
         return
+    from pytest_loopwarden.wardens import TestWarden
+
     own = TestWarden("record")
     with own:
         yield own

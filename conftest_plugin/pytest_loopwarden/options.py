@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from loopwarden import ConfigError, Warden
 from pytest_loopwarden.project_config import ProjectConfig, read_project_config
 
 __all__ = [
@@ -151,18 +150,17 @@ def watchdog_available() -> bool:
     """
     if importlib.util.find_spec("loopwarden.watchdog") is None:
         return False
+    from loopwarden import Warden
+
     return "stall_ms" in inspect.signature(Warden.__init__).parameters
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
-    """Resolve the settings; a bad value raises :class:`pytest.UsageError`."""
-    try:
-        return _resolve(config)
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    """Resolve the settings; a bad value raises :class:`pytest.UsageError`.
 
-
-def _resolve(config: pytest.Config) -> Settings:
+    Imports nothing of loopwarden unless pyproject.toml has ``[tool.loopwarden]``
+    allowances or rules: with the plugin off, it costs nothing.
+    """
     cli_mode = config.getoption("block_detect")
     ini_mode = str(config.getini("block_detect")).strip()
     if cli_mode is not None:
@@ -179,7 +177,7 @@ def _resolve(config: pytest.Config) -> Settings:
             mode, mode_source = project.mode, f"{project.path} [tool.loopwarden] mode"
     mode = (mode or "off").strip().lower()
     if mode not in PLUGIN_MODES:
-        raise ConfigError(
+        raise pytest.UsageError(
             f"invalid --block-detect mode {mode!r} (from {mode_source}); "
             f"valid modes: {', '.join(PLUGIN_MODES)}"
         )
@@ -215,7 +213,7 @@ def _scope(text: str) -> tuple[str, ...]:
     names = tuple(n for n in text.replace(",", " ").split() if n)
     for name in names:
         if not all(part.isidentifier() for part in name.split(".")):
-            raise ConfigError(
+            raise pytest.UsageError(
                 f"invalid --block-detect-scope entry {name!r}: expected package names "
                 "separated by commas, e.g. mypkg,otherpkg.sub"
             )
@@ -228,7 +226,7 @@ def _stall_ms(text: str) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise ConfigError(
+        raise pytest.UsageError(
             f"invalid --block-detect-stall-ms value {text!r}: expected a positive whole "
             "number of milliseconds, e.g. 200"
         )

@@ -22,10 +22,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loopwarden import ConfigError, Rule
-from loopwarden.allowances import Allowance, parse_allowance
+from pytest import UsageError
+
+if TYPE_CHECKING:
+    from loopwarden import Rule
+    from loopwarden.allowances import Allowance
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,8 +55,11 @@ class ProjectConfig:
 def read_project_config(pyproject: Path | None) -> ProjectConfig:
     """Read ``[tool.loopwarden]`` from ``pyproject`` (a missing file or table: empty).
 
+    loopwarden itself is imported only if the table has allowances or rules,
+    so a project without them pays nothing while the plugin is off.
+
     Raises:
-        ConfigError: naming the file, the key and what is expected.
+        pytest.UsageError: naming the file, the key and what is expected.
     """
     if pyproject is None or not pyproject.is_file():
         return ProjectConfig()
@@ -61,21 +67,21 @@ def read_project_config(pyproject: Path | None) -> ProjectConfig:
         with pyproject.open("rb") as stream:
             data = tomllib.load(stream)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{pyproject}: cannot read [tool.loopwarden]: {exc}") from exc
+        raise UsageError(f"{pyproject}: cannot read [tool.loopwarden]: {exc}") from exc
     table = data.get("tool", {}).get("loopwarden")
     if table is None:
         return ProjectConfig()
     if not isinstance(table, dict):
-        raise ConfigError(f"{pyproject}: [tool.loopwarden] must be a table")
+        raise UsageError(f"{pyproject}: [tool.loopwarden] must be a table")
     where = f"{pyproject} [tool.loopwarden]"
     mode = table.get("mode")
     if mode is not None and not isinstance(mode, str):
-        raise ConfigError(f"{where}: mode must be a string such as 'warn'")
+        raise UsageError(f"{where}: mode must be a string such as 'warn'")
     stall_ms = table.get("stall_ms")
     if stall_ms is not None and (
         not isinstance(stall_ms, int) or isinstance(stall_ms, bool) or stall_ms <= 0
     ):
-        raise ConfigError(f"{where}: stall_ms must be a positive number of milliseconds")
+        raise UsageError(f"{where}: stall_ms must be a positive number of milliseconds")
     return ProjectConfig(
         path=pyproject,
         mode=mode,
@@ -88,34 +94,38 @@ def read_project_config(pyproject: Path | None) -> ProjectConfig:
 def _entries(table: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
     entries = table.get(key, [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError(f"{where}: {key} must be a list of inline tables")
+        raise UsageError(f"{where}: {key} must be a list of inline tables")
     return entries
 
 
 def _allowance(entry: dict[str, Any], where: str) -> Allowance:
     unknown = set(entry) - _ALLOW_KEYS
     if unknown:
-        raise ConfigError(
+        raise UsageError(
             f"{where}: unknown key(s) {sorted(unknown)} in allow; valid keys: "
             f"{', '.join(sorted(_ALLOW_KEYS))}"
         )
     primitives = entry.get("primitives", [])
     if not isinstance(primitives, list):
-        raise ConfigError(f"{where}: allow primitives must be a list of names")
+        raise UsageError(f"{where}: allow primitives must be a list of names")
+    from loopwarden.allowances import parse_allowance
+
     try:
         return parse_allowance(entry.get("target", ""), entry.get("reason", ""), primitives)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from exc
 
 
 def _rule(entry: dict[str, Any], where: str) -> Rule:
     unknown = set(entry) - _RULE_KEYS
     if unknown or "target" not in entry or "suggestion" not in entry:
-        raise ConfigError(
+        raise UsageError(
             f"{where}: each rule needs target and suggestion (optional: family, "
             f"condition, name); got {sorted(entry)}"
         )
+    from loopwarden import Rule
+
     try:
         return Rule(**{"family": "custom", **entry})
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise UsageError(f"{where}: {exc}") from exc

@@ -33,10 +33,7 @@ from pytest_loopwarden.options import Settings, warden_mode, watchdog_available
 from pytest_loopwarden.records import Record, origin_of
 from pytest_loopwarden.wardens import TestWarden
 
-__all__ = ["RUNTIME_KEY", "BlockDetectPlugin"]
-
-#: Where the running plugin is kept on ``config.stash`` (absent when off).
-RUNTIME_KEY = pytest.StashKey["BlockDetectPlugin"]()
+__all__ = ["BlockDetectPlugin"]
 
 
 @dataclasses.dataclass

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from plugin_helpers import make_project, run_pytest
 
 from loopwarden.registry import registry
+from pytest_loopwarden import RUNTIME_KEY
 from pytest_loopwarden.options import split_bare_flag, watchdog_available
-from pytest_loopwarden.runtime import RUNTIME_KEY
 
 pytest_plugins = ["pytester"]
 
@@ -166,3 +169,19 @@ def test_off_registers_no_per_test_hooks(pytester: pytest.Pytester) -> None:
     assert RUNTIME_KEY not in config.stash
     config = pytester.parseconfigure("--block-detect")
     assert config.pluginmanager.get_plugin("loopwarden-runtime") is not None
+
+
+def test_flag_off_does_not_even_import_loopwarden(tmp_path: Path) -> None:
+    inner = """
+import asyncio, sys, time
+
+
+def test_nothing_loaded_nothing_patched():
+    async def main():
+        time.sleep(0.001)
+    asyncio.run(main())
+    assert "loopwarden" not in sys.modules
+    assert not hasattr(time.sleep, "__loopwarden_rule__")
+"""
+    result = run_pytest(make_project(tmp_path, {"test_inner.py": inner}), "--strict-markers")
+    result.assert_outcomes(passed=1)
