@@ -125,6 +125,35 @@ def test_fixture_sees_findings(loopwarden):
     asyncio.run(_sleepy())
     assert [f.primitive for f in loopwarden.findings] == ["time.sleep"]
     loopwarden.clear()  # seen and accepted: the test passes
+
+
+def custom_call():
+    return 1
+
+
+def test_fixture_add_rule(loopwarden):
+    from loopwarden import Rule
+
+    loopwarden.add_rule(
+        Rule(target="test_inner:custom_call", family="custom", suggestion="Use acustom_call().")
+    )
+
+    async def main():
+        assert custom_call() == 1
+    asyncio.run(main())
+    assert [f.primitive for f in loopwarden.findings] == ["test_inner.custom_call"]
+    loopwarden.clear()
+
+
+PATCHED = []
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_patches_stay_installed_between_tests(n):
+    # Installed once for the session: the same wrapper in every test.
+    assert hasattr(time.sleep, "__loopwarden_rule__")
+    PATCHED.append(time.sleep)
+    assert PATCHED[0] is PATCHED[-1]
 """
 
 
@@ -151,7 +180,7 @@ def test_outcomes_and_header(run: tuple[pytest.RunResult, dict[str, Any]]) -> No
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed") == 3, result.outlines[-30:]
     assert outcomes.get("errors") == 4
-    assert outcomes.get("passed") == 9
+    assert outcomes.get("passed") == 12
 
 
 @pytest.mark.parametrize(
@@ -172,6 +201,8 @@ def test_outcomes_and_header(run: tuple[pytest.RunResult, dict[str, Any]]) -> No
         ("test_fixture_and_expect", "PASSED"),
         ("test_fixture_allow", "PASSED"),
         ("test_fixture_sees_findings", "PASSED"),
+        ("test_fixture_add_rule", "PASSED"),
+        ("test_patches_stay_installed_between_tests[1]", "PASSED"),
     ],
 )
 def test_status(run: tuple[pytest.RunResult, dict[str, Any]], test: str, status: str) -> None:
