@@ -58,6 +58,7 @@ class BlockDetectPlugin:
         self._allowances: list[Allowance] = []
         self._worker = xdist_support.worker_id(config)
         self._extra: dict[str, Any] = {}
+        self._report_error = ""
         if settings.stall_ms is not None and watchdog_available():
             self._extra["stall_ms"] = settings.stall_ms
 
@@ -96,10 +97,15 @@ class BlockDetectPlugin:
         if xdist_support.is_worker(self.config):
             xdist_support.send_records(self.config, self.records)
         elif self.settings.report is not None:
-            reporting.write_json_report(self.settings.report, self.settings, self.records)
+            try:
+                reporting.write_json_report(self.settings.report, self.settings, self.records)
+            except OSError as exc:  # a bad path must not turn the run into an internal error
+                self._report_error = f"could not write the JSON report: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Findings grouped by call site, with counts."""
+        if self._report_error:
+            terminalreporter.write_line(f"loopwarden: {self._report_error}", red=True)
         if not self.records:
             return
         sites = len(reporting.group_by_site(self.records))
@@ -110,7 +116,7 @@ class BlockDetectPlugin:
         )
         for line in reporting.summary_lines(self.records):
             terminalreporter.write_line(line)
-        if self.settings.report is not None:
+        if self.settings.report is not None and not self._report_error:
             terminalreporter.write_line(f"JSON report: {self.settings.report}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -40,7 +40,8 @@ def warn_run(tmp_path_factory: pytest.TempPathFactory) -> pytest.RunResult:
         # The ini sets the mode; the command line does not.
         ini_extra="block_detect = warn\n",
     )
-    return run_pytest(root, "-rA")
+    (root / "blocker").write_text("a file, so blocker/ cannot be a directory")
+    return run_pytest(root, "-rA", "--block-detect-report=blocker/findings.json")
 
 
 def test_warn_mode_passes_and_warns(warn_run: pytest.RunResult) -> None:
@@ -54,6 +55,11 @@ def test_warn_mode_passes_and_warns(warn_run: pytest.RunResult) -> None:
             "*BlockingCallWarning: Blocking call time.sleep()*",
         ]
     )
+
+
+def test_unwritable_report_is_a_message_not_a_crash(warn_run: pytest.RunResult) -> None:
+    warn_run.stdout.fnmatch_lines(["loopwarden: could not write the JSON report: *blocker*"])
+    assert "INTERNALERROR" not in warn_run.stdout.str()
 
 
 def test_warning_filter_turns_it_into_an_error(warn_run: pytest.RunResult) -> None:
