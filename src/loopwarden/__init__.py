@@ -13,6 +13,7 @@ from loopwarden._version import __version__
 from loopwarden.allowances import Allowance, allow_blocking
 from loopwarden.api import allow, disallow, mark_blocking, unmark_blocking
 from loopwarden.errors import BlockingCallError, BlockingCallWarning, ConfigError
+from loopwarden.expect import expect_blocking
 from loopwarden.findings import FAMILIES, Finding, StackFrame
 from loopwarden.rules import NOT_BLOCKED, Rule
 from loopwarden.warden import (
@@ -44,6 +45,7 @@ __all__ = [
     "current_warden",
     "deactivate",
     "disallow",
+    "expect_blocking",
     "guard",
     "keep_installed",
     "mark_blocking",

@@ -225,7 +225,9 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
     Raises:
         BlockingCallError: in ``"raise"`` mode.
     """
-    wardens = list(active_wardens)
+    # A warden may decline a finding (the pytest plugin's scope and per-test
+    # allowances); the innermost warden that wants it decides the mode.
+    wardens = [warden for warden in active_wardens if warden.wants(finding)]
     if not wardens:
         return
     for warden in wardens:

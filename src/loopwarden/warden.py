@@ -171,6 +171,15 @@ class Warden:
 
     # -- called by the engine -------------------------------------------------
 
+    def wants(self, finding: Finding) -> bool:
+        """Whether this warden records ``finding`` (always, unless a subclass filters).
+
+        A warden that declines a finding neither records it nor lets its mode
+        act on it. The pytest plugin overrides this for its scope filter and
+        per-test allowances.
+        """
+        return True
+
     def _record(self, finding: Finding) -> None:
         self.findings.append(finding)
         for callback in list(self._callbacks):

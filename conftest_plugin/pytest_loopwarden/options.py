@@ -1,0 +1,241 @@
+"""Command-line and ini options, and the settings resolved from them.
+
+Precedence for each setting: command line > ini option (``[tool.pytest.ini_options]``,
+pytest.ini, ...) > ``[tool.loopwarden]`` in pyproject.toml > default (off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+from pathlib import Path
+
+import pytest
+
+from pytest_loopwarden.project_config import ProjectConfig, read_project_config
+
+__all__ = [
+    "PLUGIN_MODES",
+    "Settings",
+    "add_options",
+    "resolve_settings",
+    "split_bare_flag",
+    "warden_mode",
+]
+
+#: Values of ``--block-detect``; a bare flag means ``fail``.
+PLUGIN_MODES: tuple[str, ...] = ("fail", "raise", "warn", "record", "off")
+
+_FLAG = "--block-detect"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the command-line and ini options."""
+    group = parser.getgroup("loopwarden", "loopwarden: blocking calls on event-loop threads")
+    group.addoption(
+        _FLAG,
+        dest="block_detect",
+        nargs="?",
+        const="fail",
+        default=None,
+        metavar="MODE",
+        help="Detect blocking calls on event-loop threads in every test. MODE: "
+        "fail (default: the call proceeds, the test fails at the end of the phase), "
+        "raise (also raise BlockingCallError at the call), warn, record or off.",
+    )
+    group.addoption(
+        "--block-detect-scope",
+        dest="block_detect_scope",
+        default=None,
+        metavar="PKG[,PKG...]",
+        help="Keep only findings whose stack passes through these packages.",
+    )
+    group.addoption(
+        "--block-detect-report",
+        dest="block_detect_report",
+        default=None,
+        metavar="PATH",
+        help="Write every finding of the session to PATH as JSON.",
+    )
+    group.addoption(
+        "--block-detect-stall-ms",
+        dest="block_detect_stall_ms",
+        default=None,
+        metavar="N",
+        help="Also report event-loop stalls longer than N ms (stall watchdog).",
+    )
+    parser.addini("block_detect", "loopwarden mode: " + ", ".join(PLUGIN_MODES), default="")
+    parser.addini(
+        "block_detect_scope", "packages whose findings are kept (comma separated)", default=""
+    )
+    parser.addini("block_detect_report", "write the findings to this JSON file", default="")
+    parser.addini("block_detect_stall_ms", "stall watchdog threshold in ms", default="")
+
+
+def split_bare_flag(args: list[str]) -> None:
+    """Let ``--block-detect tests/`` mean the bare flag followed by a path.
+
+    ``nargs="?"`` would otherwise take ``tests/`` as the mode. A following
+    word that is a valid mode, or not an existing path, stays the value (a
+    typo still gets the "valid modes" error).
+    """
+    for index, arg in enumerate(args[:-1]):
+        if arg != _FLAG:
+            continue
+        following = args[index + 1]
+        if following in PLUGIN_MODES or following.startswith("-"):
+            continue
+        if Path(following.split("::", 1)[0]).exists():
+            args[index] = f"{_FLAG}=fail"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The plugin's resolved settings, with where each came from (for the header)."""
+
+    mode: str = "off"
+    mode_source: str = "default"
+    scope: tuple[str, ...] = ()
+    scope_source: str = "default"
+    report: Path | None = None
+    stall_ms: int | None = None
+    stall_source: str = "default"
+    project: ProjectConfig = dataclasses.field(default_factory=ProjectConfig)
+
+    @property
+    def enabled(self) -> bool:
+        """True unless the mode is ``off``."""
+        return self.mode != "off"
+
+    def header(self) -> list[str]:
+        """Lines for pytest's report header."""
+        line = f"loopwarden: --block-detect={self.mode} (from {self.mode_source})"
+        if self.scope:
+            line += f", scope {','.join(self.scope)} (from {self.scope_source})"
+        if self.report is not None:
+            line += f", JSON report {self.report}"
+        lines = [line]
+        if self.stall_ms is not None:
+            state = "on" if watchdog_available() else "not available in this loopwarden; ignored"
+            lines.append(f"loopwarden: stall watchdog {self.stall_ms} ms ({state})")
+        project = self.project
+        if project.allow or project.rules:
+            lines.append(
+                f"loopwarden: {len(project.allow)} allowance(s), {len(project.rules)} rule(s) "
+                f"from {project.path}"
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings for the JSON report."""
+        return {
+            "mode": self.mode,
+            "scope": list(self.scope),
+            "stall_ms": self.stall_ms,
+            "pyproject": str(self.project.path) if self.project.path else None,
+        }
+
+
+def warden_mode(mode: str) -> str:
+    """The core warden mode behind a plugin mode (``fail`` records, then fails the phase)."""
+    return "record" if mode == "fail" else mode
+
+
+def watchdog_available() -> bool:
+    """True once ``loopwarden.watchdog`` exists and wardens accept ``stall_ms``.
+
+    The stall watchdog is developed separately; until it lands the option is
+    accepted, shown in the header as ignored, and wired through from here.
+    """
+    if importlib.util.find_spec("loopwarden.watchdog") is None:
+        return False
+    from loopwarden import Warden
+
+    return "stall_ms" in inspect.signature(Warden.__init__).parameters
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Resolve the settings; a bad value raises :class:`pytest.UsageError`.
+
+    Imports nothing of loopwarden unless pyproject.toml has ``[tool.loopwarden]``
+    allowances or rules: with the plugin off, it costs nothing.
+    """
+    cli_mode = config.getoption("block_detect")
+    ini_mode = str(config.getini("block_detect")).strip()
+    if cli_mode is not None:
+        mode, mode_source = cli_mode, "command line"
+    elif ini_mode:
+        mode, mode_source = ini_mode, "ini option block_detect"
+    else:
+        mode, mode_source = "", "default"
+    project = ProjectConfig()
+    if not mode or mode != "off":
+        # Read pyproject only when it can matter: off on the command line costs nothing.
+        project = read_project_config(_pyproject(config))
+        if not mode and project.mode:
+            mode, mode_source = project.mode, f"{project.path} [tool.loopwarden] mode"
+    mode = (mode or "off").strip().lower()
+    if mode not in PLUGIN_MODES:
+        raise pytest.UsageError(
+            f"invalid --block-detect mode {mode!r} (from {mode_source}); "
+            f"valid modes: {', '.join(PLUGIN_MODES)}"
+        )
+    if mode == "off":
+        return Settings(mode_source=mode_source)
+    scope, scope_source = _pick(config, "block_detect_scope", "command line")
+    report, _ = _pick(config, "block_detect_report", "")
+    stall, stall_source = _pick(config, "block_detect_stall_ms", "command line")
+    stall_ms = _stall_ms(stall) if stall else project.stall_ms
+    if not stall and project.stall_ms is not None:
+        stall_source = f"{project.path} [tool.loopwarden] stall_ms"
+    return Settings(
+        mode=mode,
+        mode_source=mode_source,
+        scope=_scope(scope),
+        scope_source=scope_source,
+        report=Path(report).absolute() if report else None,
+        stall_ms=stall_ms,
+        stall_source=stall_source,
+        project=project,
+    )
+
+
+def _pick(config: pytest.Config, name: str, cli_source: str) -> tuple[str, str]:
+    value = config.getoption(name)
+    if value is not None:
+        return str(value), cli_source
+    ini = str(config.getini(name)).strip()
+    return (ini, f"ini option {name}") if ini else ("", "default")
+
+
+def _scope(text: str) -> tuple[str, ...]:
+    names = tuple(n for n in text.replace(",", " ").split() if n)
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise pytest.UsageError(
+                f"invalid --block-detect-scope entry {name!r}: expected package names "
+                "separated by commas, e.g. mypkg,otherpkg.sub"
+            )
+    return names
+
+
+def _stall_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise pytest.UsageError(
+            f"invalid --block-detect-stall-ms value {text!r}: expected a positive whole "
+            "number of milliseconds, e.g. 200"
+        )
+    return value
+
+
+def _pyproject(config: pytest.Config) -> Path | None:
+    inipath = config.inipath
+    if inipath is not None and inipath.name == "pyproject.toml":
+        return Path(inipath)
+    candidate = Path(config.rootpath) / "pyproject.toml"
+    return candidate if candidate.is_file() else None

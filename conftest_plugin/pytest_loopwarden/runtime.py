@@ -1,0 +1,223 @@
+"""The per-test machinery, registered only when ``--block-detect`` is on.
+
+Patches are installed once for the session (``loopwarden.keep_installed()``);
+each test phase (setup, call, teardown) enters and leaves the test's own
+:class:`~pytest_loopwarden.wardens.TestWarden`, which costs a list append and
+removal. Our phase wrappers run outermost (``tryfirst``, registered last), so
+what other plugins do around a phase is guarded too (pytest-qt processes
+pending Qt events after each phase); their own frames are tool frames, which
+the engine never reports. When pytest-qt fails a phase for exceptions caught
+in the Qt event loop, our findings are added to that failure as a section.
+
+A phase fails when its warden gained findings, whatever happened to the
+exception: the engine records a finding on the warden *before* raising, so
+errors swallowed by a broad ``except``, a Qt slot, an asyncio callback, a
+never-awaited task or a loop's exception handler still fail the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+
+import loopwarden
+from loopwarden import Allowance, Rule, Warden, engine
+from loopwarden.registry import registry
+from pytest_loopwarden import reporting, xdist_support
+from pytest_loopwarden.markers import ItemOptions, item_options
+from pytest_loopwarden.options import Settings, warden_mode, watchdog_available
+from pytest_loopwarden.records import Record, origin_of
+from pytest_loopwarden.wardens import TestWarden
+
+__all__ = ["BlockDetectPlugin"]
+
+
+@dataclasses.dataclass
+class _ItemState:
+    options: ItemOptions
+    warden: TestWarden | None
+
+
+_STATE_KEY = pytest.StashKey[_ItemState]()
+
+
+class BlockDetectPlugin:
+    """Guards every test phase; collects findings; reports them at the end."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.records: list[Record] = []
+        self._test_files: set[str] = set()
+        self._hold: AbstractContextManager[None] | None = None
+        self._rules: list[Rule] = []
+        self._allowances: list[Allowance] = []
+        self._worker = xdist_support.worker_id(config)
+        self._extra: dict[str, Any] = {}
+        self._report_error = ""
+        if settings.stall_ms is not None and watchdog_available():
+            self._extra["stall_ms"] = settings.stall_ms
+
+    # -- session ------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Install the patches once, unless this is the xdist controller."""
+        if xdist_support.is_controller(self.config):
+            return
+        hold = loopwarden.keep_installed()
+        hold.__enter__()
+        self._hold = hold
+        for rule in self.settings.project.rules:
+            registry.add_rule(rule)
+            self._rules.append(rule)
+        for allowance in self.settings.project.allow:
+            engine.global_allowances.append(allowance)
+            self._allowances.append(allowance)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Remember the test files: findings there are labelled "test code"."""
+        self._test_files.update(str(item.path) for item in items)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        """Show the active settings."""
+        return self.settings.header()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """On the xdist controller, take the findings of a finished worker."""
+        self.records.extend(xdist_support.records_from_node(node))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Hand the findings to the controller, or write the JSON report."""
+        if xdist_support.is_worker(self.config):
+            xdist_support.send_records(self.config, self.records)
+        elif self.settings.report is not None:
+            try:
+                reporting.write_json_report(self.settings.report, self.settings, self.records)
+            except OSError as exc:  # a bad path must not turn the run into an internal error
+                self._report_error = f"could not write the JSON report: {exc}"
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Findings grouped by call site, with counts."""
+        if self._report_error:
+            terminalreporter.write_line(f"loopwarden: {self._report_error}", red=True)
+        if not self.records:
+            return
+        sites = len(reporting.group_by_site(self.records))
+        terminalreporter.write_sep(
+            "=",
+            f"loopwarden: {len(self.records)} blocking call(s) at {sites} call site(s)",
+            yellow=True,
+        )
+        for line in reporting.summary_lines(self.records):
+            terminalreporter.write_line(line)
+        if self.settings.report is not None and not self._report_error:
+            terminalreporter.write_line(f"JSON report: {self.settings.report}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Remove the patches and the pyproject rules and allowances."""
+        for allowance in self._allowances:
+            loopwarden.disallow(allowance)
+        for rule in self._rules:
+            registry.remove_rule(rule)
+        self._allowances.clear()
+        self._rules.clear()
+        if self._hold is not None:
+            self._hold.__exit__(None, None, None)
+            self._hold = None
+
+    # -- tests ----------------------------------------------------------------
+
+    def warden_for(self, item: pytest.Item) -> TestWarden | None:
+        """The warden of ``item`` (None when detection is off for it)."""
+        return self._state(item).warden
+
+    def _state(self, item: pytest.Item) -> _ItemState:
+        state = item.stash.get(_STATE_KEY, None)
+        if state is None:
+            options = item_options(item, self.settings.mode)
+            warden = None
+            if options.error is None and options.mode != "off":
+                warden = TestWarden(
+                    warden_mode(options.mode),
+                    scope=self.settings.scope,
+                    allowed=options.allowed,
+                    allow_all=options.allow_all,
+                    **self._extra,
+                )
+            state = item.stash[_STATE_KEY] = _ItemState(options, warden)
+        return state
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Guard fixture setup."""
+        return (yield from self._guard_phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Guard the test function."""
+        return (yield from self._guard_phase(item, "call"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
+        """Guard fixture teardown, then forget the test's warden."""
+        try:
+            return (yield from self._guard_phase(item, "teardown"))
+        finally:
+            if _STATE_KEY in item.stash:
+                del item.stash[_STATE_KEY]
+
+    def _guard_phase(self, item: pytest.Item, phase: str) -> Generator[None, object, object]:
+        state = self._state(item)
+        if state.options.error is not None:
+            # Fail after the phase ran: the plugins inside us expect their setup
+            # to have happened when teardown comes.
+            result = yield
+            if phase == "setup":
+                pytest.fail(state.options.error, pytrace=False)
+            return result
+        warden = state.warden
+        if warden is None:
+            return (yield)
+        start = len(warden.findings)
+        try:
+            with warden:
+                result = yield
+        except BaseException as exc:
+            self._close_phase(item, state.options, warden, phase, start, exc)
+            raise
+        self._close_phase(item, state.options, warden, phase, start, None)
+        return result
+
+    def _close_phase(
+        self,
+        item: pytest.Item,
+        options: ItemOptions,
+        warden: Warden,
+        phase: str,
+        start: int,
+        exc: BaseException | None,
+    ) -> None:
+        new = warden.findings[start:]
+        if not new:
+            return
+        records = [Record(f, item.nodeid, phase, self._origin(f), self._worker) for f in new]
+        self.records.extend(records)
+        if options.mode not in ("fail", "raise"):
+            return
+        text = reporting.phase_failure(phase, records, options.mode)
+        if exc is None:
+            pytest.fail(text, pytrace=False)
+        # The phase failed already (or was skipped or interrupted): keep its own
+        # error and traceback, and list the findings in a report section.
+        item.add_report_section(phase, "loopwarden", text)
+
+    def _origin(self, finding: loopwarden.Finding) -> str:
+        return origin_of(finding, self._test_files, self.settings.scope)
