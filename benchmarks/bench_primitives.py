@@ -2,7 +2,7 @@
 
 Run from the repository root (BlockBuster comes with the ``dev`` extra)::
 
-    python benchmarks/bench_primitives.py            # full run, about 1-2 minutes
+    python benchmarks/bench_primitives.py            # full run: 41 interleaved rounds, ~1 minute
     python benchmarks/bench_primitives.py --quick    # smoke run for CI, a few seconds
 
 Part 1 times each primitive OFF the loop (this thread runs no event loop) in
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run for CI")
     args = parser.parse_args(argv)
-    rounds, budget_s, loop_n, cycle_n = (3, 0.002, 200, 5) if args.quick else (21, 0.02, 3000, 40)
+    rounds, budget_s, loop_n, cycle_n = (3, 0.002, 200, 5) if args.quick else (41, 0.03, 3000, 40)
 
     started = time.perf_counter()
     r = Resources.open()
