@@ -44,6 +44,10 @@ class Registry:
         self._patched_rules: dict[str, list[Patch]] = {}  # rule target -> its patches
         self._wrapped: dict[int, Any] = {}  # id(original) -> wrapper, for aliases
         self._lock = threading.RLock()
+        # Rules left unpatched by the last install or refresh (their module was
+        # not imported yet); None when unknown. refresh() runs at every warden
+        # activation, so it retries only these instead of filtering every rule.
+        self._unresolved: list[Rule] | None = None
 
     # -- rules -----------------------------------------------------------
 
@@ -55,6 +59,7 @@ class Registry:
         """Add a rule; if patches are installed, patch it right away."""
         with self._lock:
             self._extra_rules.append(rule)
+            self._unresolved = None
             if self.installed:
                 self._install_rules([rule])
 
@@ -63,6 +68,7 @@ class Registry:
         with self._lock:
             if rule in self._extra_rules:
                 self._extra_rules.remove(rule)
+            self._unresolved = None
             for patch in reversed(self._patched_rules.pop(rule.target, [])):
                 revert_patch(patch)
                 self._patches.remove(patch)
@@ -85,15 +91,19 @@ class Registry:
             if self.installed:
                 self.refresh()
                 return
-            self._install_rules(self.rules())
+            rules = self.rules()
+            self._install_rules(rules)
+            self._unresolved = [r for r in rules if r.target not in self._patched_rules]
 
     def refresh(self) -> None:
         """Patch rules whose modules were imported since :meth:`install`."""
         with self._lock:
             if not self._patches:
                 return
-            pending = [r for r in self.rules() if r.target not in self._patched_rules]
+            candidates = self.rules() if self._unresolved is None else self._unresolved
+            pending = [r for r in candidates if r.target not in self._patched_rules]
             self._install_rules(pending)
+            self._unresolved = [r for r in pending if r.target not in self._patched_rules]
 
     def uninstall(self) -> None:
         """Restore every original, in reverse order of patching."""
@@ -102,6 +112,7 @@ class Registry:
                 revert_patch(self._patches.pop())
             self._patched_rules.clear()
             self._wrapped.clear()
+            self._unresolved = None
 
     def _install_rules(self, rules: list[Rule]) -> None:
         applied: list[Patch] = []
