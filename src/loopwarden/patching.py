@@ -25,7 +25,17 @@ __all__ = ["Patch", "apply_patch", "revert_patch"]
 _MISSING: Any = object()
 
 
+_type_dicts: dict[type, dict[str, Any]] = {}
+
+
 def _type_dict(cls: type) -> dict[str, Any]:
+    real = _type_dicts.get(cls)
+    if real is None:
+        real = _type_dicts[cls] = _find_type_dict(cls)
+    return real
+
+
+def _find_type_dict(cls: type) -> dict[str, Any]:
     original_dir = builtins.dir
     try:
         from forbiddenfruit import patchable_builtin

@@ -44,6 +44,10 @@ class Registry:
         self._patched_rules: dict[str, list[Patch]] = {}  # rule target -> its patches
         self._wrapped: dict[int, Any] = {}  # id(original) -> wrapper, for aliases
         self._lock = threading.RLock()
+        # originals -> id(module) -> (module, namespace size, alias names); see _alias_names.
+        self._alias_index: dict[
+            frozenset[int], dict[int, tuple[types.ModuleType, int, tuple[str, ...]]]
+        ] = {}
         # Rules left unpatched by the last install or refresh (their module was
         # not imported yet); None when unknown. refresh() runs at every warden
         # activation, so it retries only these instead of filtering every rule.
@@ -170,13 +174,43 @@ class Registry:
                 namespace = vars(module)
             except TypeError:
                 continue
-            for attr, value in list(namespace.items()):
+            for attr in self._alias_names(module, namespace, new_wrappers):
+                value = namespace.get(attr)
                 entry = new_wrappers.get(id(value))
                 if entry is not None and entry[0] is value:
                     patch = apply_patch(module, attr, entry[1])
                     patches.append(patch)
                     self._patched_rules.setdefault(entry[2].target, []).append(patch)
         return patches
+
+    def _alias_names(
+        self,
+        module: types.ModuleType,
+        namespace: dict[str, Any],
+        new_wrappers: dict[int, tuple[Any, Any, Rule]],
+    ) -> tuple[str, ...]:
+        """Names in ``namespace`` bound to an original, cached per module.
+
+        Scanning every module's namespace is most of the cost of activation
+        (PySide6 modules hold thousands of names), so the result is kept and
+        reused while the module's namespace keeps its size and the set of
+        originals is the same. A module that binds a new name is scanned again;
+        rebinding an existing name to a blocking function is not noticed.
+        """
+        originals = frozenset(new_wrappers)
+        index = self._alias_index.get(originals)
+        if index is None:
+            index = self._alias_index[originals] = {}
+        cached = index.get(id(module))
+        if cached is not None and cached[0] is module and cached[1] == len(namespace):
+            return cached[2]
+        names = tuple(
+            attr
+            for attr, value in list(namespace.items())
+            if id(value) in new_wrappers and new_wrappers[id(value)][0] is value
+        )
+        index[id(module)] = (module, len(namespace), names)
+        return names
 
 
 def _resolve(rule: Rule) -> tuple[Any, str] | None:
