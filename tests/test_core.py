@@ -409,3 +409,23 @@ def test_calls_in_progress_tracks_a_reported_call() -> None:
         run_on_loop(lambda: time.sleep(0.001))
     assert seen == [False]  # recorded before the call starts
     assert warden.findings and not engine.calls_in_progress
+
+
+def test_stacks_stop_at_the_loop_dispatcher_once_user_code_is_seen() -> None:
+    async def handler() -> None:
+        time.sleep(0.001)
+
+    async def main() -> None:
+        await handler()
+        asyncio.get_running_loop().call_soon(time.sleep, 0.001)
+        await asyncio.sleep(0.01)
+
+    with loopwarden.guard(mode="record") as warden:
+        asyncio.run(main())
+    in_coroutine, called_by_loop = warden.findings
+    assert in_coroutine.stack[-1].function.endswith("handler")
+    assert in_coroutine.stack[-2].function.endswith("main")
+    assert all(f.module != "asyncio.base_events" for f in in_coroutine.stack)
+    # Nothing of ours between the loop and the call: keep the stack down to the test.
+    assert any(f.filename == __file__ for f in called_by_loop.stack)
+    assert any(f.module == "asyncio.base_events" for f in called_by_loop.stack)

@@ -94,7 +94,7 @@ def is_stdlib_file(filename: str) -> bool:
 class FrameInfo:
     """Classification of one code object (cached)."""
 
-    __slots__ = ("category", "excused", "key", "module", "qualname")
+    __slots__ = ("boundary", "category", "excused", "key", "module", "qualname")
 
     def __init__(self, category: int, module: str, qualname: str) -> None:
         self.category = category
@@ -103,7 +103,12 @@ class FrameInfo:
         self.module = module
         self.qualname = qualname
         self.key = f"{module}:{qualname}"
+        #: The event loop's callback dispatcher: frames further out are the
+        #: loop's own machinery, the same for every finding, so stacks stop here.
+        self.boundary = self.key in _LOOP_DISPATCH
 
+
+_LOOP_DISPATCH = frozenset({"asyncio.events:Handle._run", "asyncio.events:_run"})
 
 _cache: dict[CodeType, FrameInfo] = {}
 
@@ -138,13 +143,35 @@ def classify(code: CodeType, f_globals: dict[str, Any]) -> FrameInfo:
 
 
 def capture_stack(frame: FrameType | None, limit: int = 200) -> tuple[StackFrame, ...]:
-    """Capture frames from ``frame`` outwards, outermost first, hiding our own."""
+    """Capture frames from ``frame`` outwards, outermost first, hiding our own.
+
+    Once a frame outside the standard library has been seen, the capture stops
+    at the event loop's callback dispatcher (asyncio's ``Handle._run``): what
+    lies further out is loop machinery. (A primitive the loop calls directly,
+    ``loop.call_soon(time.sleep, 1)``, keeps the whole stack, down to the code
+    that runs the loop.) Walking frames
+    is the dominant cost of recording a finding on Python 3.11+, where every
+    ``f_back`` materialises a frame object.
+    """
+    # Hot when findings pour in: one cached dict lookup per frame, and named
+    # tuples built with tuple.__new__ (StackFrame(...) runs Python-level code).
+    cache_get = _cache.get
+    make = tuple.__new__
     frames: list[StackFrame] = []
-    while frame is not None and len(frames) < limit:
+    append = frames.append
+    remaining = limit
+    seen_own_code = False
+    while frame is not None and remaining:
         code = frame.f_code
-        info = classify(code, frame.f_globals)
+        info = cache_get(code)
+        if info is None:
+            info = classify(code, frame.f_globals)
+        if info.boundary and seen_own_code:
+            break
         if info.category != HIDDEN:
-            frames.append(StackFrame(code.co_filename, frame.f_lineno, info.qualname, info.module))
+            append(make(StackFrame, (code.co_filename, frame.f_lineno, info.qualname, info.module)))
+            remaining -= 1
+            seen_own_code = seen_own_code or info.category != STDLIB
         frame = frame.f_back
     frames.reverse()
     return tuple(frames)
