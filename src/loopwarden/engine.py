@@ -65,6 +65,7 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
             return original(*args, **kwargs)
+        __tracebackhide__ = True  # pytest: show the user's call, not our frames
         return checked_call(rule, original, args, kwargs)
 
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
@@ -89,6 +90,7 @@ def _rule_failed(rule: Rule, what: str) -> None:
 def _checked_call(
     rule: Rule, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    __tracebackhide__ = True
     tls = _tls
     if not active_wardens or getattr(tls, "busy", False):
         return original(*args, **kwargs)
@@ -225,6 +227,7 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
     Raises:
         BlockingCallError: in ``"raise"`` mode.
     """
+    __tracebackhide__ = True
     # A warden may decline a finding (the pytest plugin's scope and per-test
     # allowances); the innermost warden that wants it decides the mode.
     wardens = [warden for warden in active_wardens if warden.wants(finding)]
