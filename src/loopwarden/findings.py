@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 __all__ = ["FAMILIES", "Family", "Finding", "StackFrame"]
 
@@ -22,19 +22,7 @@ Family = Literal[
 ]
 
 #: Every family a finding can belong to, in display order.
-FAMILIES: tuple[Family, ...] = (
-    "sleep",
-    "filesystem",
-    "network",
-    "database",
-    "sync",
-    "process",
-    "console",
-    "qt",
-    "reentrancy",
-    "stall",
-    "custom",
-)
+FAMILIES: tuple[Family, ...] = get_args(Family)
 
 
 class StackFrame(NamedTuple):
