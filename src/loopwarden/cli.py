@@ -21,6 +21,7 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import runpy
@@ -415,7 +416,9 @@ def main(
         arguments = ["run", *own]
         target = _Target(module=None, script=None, args=rest)
     try:
-        args = parser.parse_args(arguments)
+        # argparse prints help and usage errors itself: send them to our streams.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(arguments)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return _exit_code(exc.code, err)
     try:
