@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TextIO
 
+from loopwarden._version import __version__
 from loopwarden.config import (
     MODE_VALUES,
     Settings,
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"loopwarden {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 

@@ -27,12 +27,18 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from loopwarden.config import ENV_MODE, Settings, load_pyproject_config, settings_from_env
 from loopwarden.errors import ConfigError
-from loopwarden.report import FindingCollector, write_report
 from loopwarden.warden import Warden, activate
+
+if TYPE_CHECKING:
+    from loopwarden.config import Settings
+    from loopwarden.report import FindingCollector
+
+# The switch's name. The config and report modules are imported only once it
+# is set, so `import loopwarden` stays light.
+ENV_MODE = "LOOPWARDEN"
 
 __all__ = ["activate_from_env", "stall_watchdog_available", "warden_options"]
 
@@ -103,6 +109,9 @@ def activate_from_env(
     if not raw or raw.strip().lower() in ("", "off"):
         return None
     try:
+        from loopwarden.config import Settings, load_pyproject_config, settings_from_env
+        from loopwarden.report import FindingCollector
+
         settings = Settings.merge(settings_from_env(env), load_pyproject_config(start_dir))
         if settings.effective_mode == "off":
             return None
@@ -138,6 +147,8 @@ def _set_exit_report(collector: FindingCollector | None, path: str | None) -> No
 
 
 def _write_exit_report() -> None:
+    from loopwarden.report import write_report
+
     with _lock:
         pending = list(_exit_report)
         _exit_report.clear()
