@@ -184,3 +184,22 @@ def test_rules_include_extra_rules_from_pyproject(
     code, out, _ = call("rules", "--family", "custom")
     assert code == 0
     assert "custom (1 rule)" in out and "json.load" in out and "Parse off the loop." in out
+
+
+def test_warn_mode_works_for_code_run_by_runpy(script: Path) -> None:
+    """runpy.run_path leaves __loader__ and __spec__ None: warn mode must still warn.
+
+    (Python 3.12+ rejects such globals in warnings.warn_explicit.)
+    """
+    import runpy
+
+    import loopwarden
+
+    with (
+        pytest.warns(loopwarden.BlockingCallWarning, match="Blocking call") as caught,
+        loopwarden.guard(mode="warn"),
+    ):
+        runpy.run_path(str(script), run_name="__main__")
+    messages = [str(w.message) for w in caught]
+    assert any("time.sleep" in m for m in messages)
+    assert any("builtins.open" in m for m in messages)
