@@ -224,7 +224,7 @@ def test_html_contains_every_group_and_is_self_contained(tmp_path: Path) -> None
         assert group.user_caller.rsplit(" in ", 1)[-1] in page
         assert f"#{number} {group.primitive}" in page  # its timeline lane
     assert page.count('<section class="group"') == len(collector.groups())
-    assert "<svg" in page and "<details>" in page
+    assert "<svg" in page and "<details open>" in page
     assert "4 times" in page
     # Nothing is fetched: no scripts, stylesheets, images or fonts from anywhere.
     assert not re.search(r"<script|<link|<img|@import|url\(|https://", page)

@@ -72,10 +72,17 @@ def relevant_frames(stack: tuple[StackFrame, ...]) -> tuple[list[StackFrame], in
     return kept, len(stack) - len(kept)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_DEMO_DIR = os.path.join(_PACKAGE_DIR, "demo") + os.sep
+
+
 def _is_tool_frame(frame: StackFrame) -> bool:
-    # loopwarden's own launcher frames (cli, demo runner) say nothing about the app.
-    module = frame.module
-    return module.startswith("loopwarden.") and not module.startswith("loopwarden.demo.")
+    # loopwarden's own launcher frames (cli, __main__, the demo runner) say
+    # nothing about the app; the demo's app modules are "user" code.
+    filename = frame.filename
+    if not filename.startswith(_PACKAGE_DIR):
+        return False
+    return not filename.startswith(_DEMO_DIR) or filename == _DEMO_DIR + "__init__.py"
 
 
 def _group_block(index: int, group: FindingGroup, paint: _Painter, max_frames: int) -> list[str]:
