@@ -83,7 +83,17 @@ def test_every_finding_comes_from_a_mistake_none_from_a_fix(
 ) -> None:
     _, _, data = demo_run
     assert data["findings"]
+    stalls = [f for f in data["findings"] if f["family"] == "stall"]
+    if "stall" in expected_families():
+        # The 300 ms crunch is a stall; a loaded machine may add hiccups elsewhere,
+        # so other stalls are not held to the mistakes-only rule below.
+        assert any(
+            "on_stats_clicked" in {fr["function"].rsplit(".", 1)[-1] for fr in f["stack"]}
+            for f in stalls
+        )
     for finding in data["findings"]:
+        if finding["family"] == "stall":
+            continue
         # Bare names: Python 3.10 has no co_qualname, so frames carry "f", not "Class.f".
         functions = {frame["function"].rsplit(".", 1)[-1] for frame in finding["stack"]}
         assert functions & _bare(MISTAKES), finding["message"]

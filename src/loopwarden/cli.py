@@ -188,9 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--stall-ms",
         type=_stall_arg,
-        default=100.0,
+        default=200.0,
         metavar="N",
-        help="stall watchdog threshold in ms (default: 100)",
+        help="stall watchdog threshold in ms (default: 200, under the demo's 300 ms stall)",
     )
 
     report = commands.add_parser(
@@ -333,6 +333,8 @@ def _cmd_run(args: argparse.Namespace, target: _Target, stdout: TextIO, stderr: 
     del stdout  # the target owns stdout; our output goes to stderr
     _check_target(target)
     settings = _settings_for_run(args)
+    # Resolve now: the target may change the working directory.
+    report_path = os.path.abspath(settings.report) if settings.report else None
     mode = settings.effective_mode
     collector = FindingCollector()
     collector.meta.update(
@@ -348,12 +350,12 @@ def _cmd_run(args: argparse.Namespace, target: _Target, stdout: TextIO, stderr: 
     collector.finish()
     if not args.no_summary and mode != "off":
         print_summary(collector, stderr)
-    if settings.report:
+    if report_path:
         try:
-            written = write_report(collector, settings.report)
+            written = write_report(collector, report_path)
             print(f"loopwarden: report written to {written}", file=stderr)
         except (OSError, ConfigError) as exc:
-            print(f"loopwarden: could not write report {settings.report!r}: {exc}", file=stderr)
+            print(f"loopwarden: could not write report {report_path!r}: {exc}", file=stderr)
     if code == EXIT_OK and collector.total and (mode == "raise" or args.fail_on_findings):
         return EXIT_FINDINGS
     return code

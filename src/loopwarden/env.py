@@ -121,7 +121,9 @@ def activate_from_env(
             options["on_finding"] = collector
             collector.meta.update(command=" ".join(sys.argv), mode=settings.effective_mode)
         warden = activate(**options)
-        _set_exit_report(collector, settings.report)
+        # An absolute path: the app may change directory before it exits.
+        report = os.path.abspath(settings.report) if settings.report else None
+        _set_exit_report(collector, report)
         return warden
     except ConfigError as exc:
         print(f"loopwarden: {exc}; detection is off", file=sys.stderr)

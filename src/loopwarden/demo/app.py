@@ -56,7 +56,7 @@ __all__ = [
     "run_scenario",
 ]
 
-#: How long the deliberate CPU stall lasts (the watchdog's default threshold is 100 ms).
+#: How long the deliberate CPU stall lasts (the demo's stall threshold is 200 ms).
 CRUNCH_SECONDS = 0.3
 #: How long the deliberate sleep lasts.
 SLEEP_SECONDS = 0.05
@@ -233,7 +233,6 @@ async def _click(window: DemoWindow, button: QPushButton, step: str) -> None:
 
 async def run_scenario(window: DemoWindow, say: Callable[[str], None]) -> None:
     """Play every mistake and its fix, in order, on the running qasync loop."""
-    window.show()
     await asyncio.sleep(0.05)
 
     say("1. time.sleep() in a button slot ... and the QTimer fix")
