@@ -169,9 +169,12 @@ def test_rules_reference() -> None:
 
     code, markdown, _ = call("rules", "--format", "markdown", "--family", "sleep")
     assert code == 0
-    assert "| Primitive | Finding when | Use instead |" in markdown
+    assert "| Primitives | Finding when | Use instead |" in markdown
     assert "| `time.sleep` | seconds > 0 |" in markdown
     assert "filesystem" not in markdown
+    # Rules sharing condition and advice share a row: the reference stays readable.
+    code, markdown, _ = call("rules", "--format", "markdown", "--family", "filesystem")
+    assert "| `os.stat`, `os.lstat`, `os.access`," in markdown
 
 
 def test_rules_include_extra_rules_from_pyproject(
@@ -203,3 +206,25 @@ def test_warn_mode_works_for_code_run_by_runpy(script: Path) -> None:
     messages = [str(w.message) for w in caught]
     assert any("time.sleep" in m for m in messages)
     assert any("builtins.open" in m for m in messages)
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from reports_helpers import clean_env
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopwarden", "rules"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"sleep")
+    process.stdout.close()  # like `loopwarden rules | head -1`
+    error = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=30) == 1
+    assert b"Traceback" not in error

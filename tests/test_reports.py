@@ -299,3 +299,39 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert dom.count('<section class="group"') == len(collector.groups())
     assert "<svg" in dom
     assert _png_size(shot) == (1280, 900)
+
+
+def test_collector_is_thread_safe(tmp_path: Path) -> None:
+    import threading
+
+    _, findings = recorded_run(tmp_path)
+    collector = FindingCollector(max_findings=100)
+
+    def feed() -> None:
+        for _ in range(2000):
+            for finding in findings:
+                collector.add(finding)
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert collector.total == 4 * 2000 * len(findings)
+    assert sum(g.count for g in collector.groups()) == collector.total
+    assert len(collector.findings) == 100
+
+
+def test_html_draws_stalls_on_the_timeline(tmp_path: Path) -> None:
+    _, findings = recorded_run(tmp_path)
+    collector = FindingCollector(started_at=findings[0].timestamp - 1)
+    collector.add(
+        dataclasses.replace(
+            findings[0], primitive="stall", family="stall", details={"duration_ms": 340.0}
+        )
+    )
+    collector.add(findings[0])
+    page = render_html(collector)
+    assert "stall of 340 ms" in page
+    assert "longest 340 ms" in page
+    assert "#1 stall" in page or "#2 stall" in page

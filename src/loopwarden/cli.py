@@ -426,20 +426,37 @@ def main(
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return _exit_code(exc.code, err)
     try:
-        if args.command == "run":
-            assert target is not None
-            if args.module:
-                target.module = args.module
-            elif target.args:
-                target.script, target.args = target.args[0], target.args[1:]
-            else:
-                raise _UsageError("run needs a script (loopwarden run app.py) or -m MODULE")
-            return _cmd_run(args, target, out, err)
-        if args.command == "report":
-            return _cmd_report(args, out, err)
-        if args.command == "rules":
-            return _cmd_rules(args, out)
-        return _cmd_demo(args, out, err)
+        return _dispatch(args, target, out, err)
     except (_UsageError, ConfigError) as exc:
         print(f"loopwarden: {exc}", file=err)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `loopwarden rules | head`: the reader left. Silence the flush at exit
+        # (the recipe of the signal module's docs) and report the failure.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(
+    args: argparse.Namespace,
+    target: _Target | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Run the chosen command."""
+    if args.command == "run":
+        assert target is not None
+        if args.module:
+            target.module = args.module
+        elif target.args:
+            target.script, target.args = target.args[0], target.args[1:]
+        else:
+            raise _UsageError("run needs a script (loopwarden run app.py) or -m MODULE")
+        return _cmd_run(args, target, out, err)
+    if args.command == "report":
+        return _cmd_report(args, out, err)
+    if args.command == "rules":
+        return _cmd_rules(args, out)
+    return _cmd_demo(args, out, err)

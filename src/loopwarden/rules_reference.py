@@ -29,6 +29,18 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _shared_rows(rules: list[Rule]) -> list[tuple[list[str], str, str]]:
+    """Rules with the same condition and suggestion, merged into one row (first-seen order)."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for rule in rules:
+        rows.setdefault((rule.condition, rule.suggestion), []).append(rule.name)
+    return [(names, condition, suggestion) for (condition, suggestion), names in rows.items()]
+
+
+def _count(rules: list[Rule]) -> str:
+    return f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
+
+
 def _markdown(grouped: dict[str, list[Rule]]) -> str:
     lines = [
         "# Rules reference",
@@ -37,24 +49,22 @@ def _markdown(grouped: dict[str, list[Rule]]) -> str:
         "only on a guarded event-loop thread, and only when the condition holds.",
     ]
     for family, rules in grouped.items():
-        count = f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
-        lines += ["", f"## {family} ({count})", ""]
-        lines += ["| Primitive | Finding when | Use instead |", "| --- | --- | --- |"]
-        lines += [f"| `{_md(r.name)}` | {_md(r.condition)} | {_md(r.suggestion)} |" for r in rules]
+        lines += ["", f"## {family} ({_count(rules)})", ""]
+        lines += ["| Primitives | Finding when | Use instead |", "| --- | --- | --- |"]
+        lines += [
+            f"| {', '.join(f'`{_md(n)}`' for n in names)} | {_md(condition)} | {_md(suggestion)} |"
+            for names, condition, suggestion in _shared_rows(rules)
+        ]
     return "\n".join(lines)
 
 
 def _text(grouped: dict[str, list[Rule]]) -> str:
     lines: list[str] = []
     for family, rules in grouped.items():
-        count = f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
-        lines += [f"{family} ({count})"]
-        for rule in rules:
-            lines += [
-                f"  {rule.name}",
-                f"      when: {rule.condition}",
-                f"      fix:  {rule.suggestion}",
-            ]
+        lines.append(f"{family} ({_count(rules)})")
+        for names, condition, suggestion in _shared_rows(rules):
+            lines += [f"  {name}" for name in names]
+            lines += [f"      when: {condition}", f"      fix:  {suggestion}"]
         lines.append("")
     return "\n".join(lines).rstrip()
 
