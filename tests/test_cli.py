@@ -228,3 +228,34 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
     process.stderr.close()
     assert process.wait(timeout=30) == 1
     assert b"Traceback" not in error
+
+
+def test_console_script_finds_modules_in_the_current_directory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from reports_helpers import clean_env
+
+    console = Path(sys.executable).with_name("loopwarden")
+    if not console.exists():
+        pytest.skip("the loopwarden console script is not installed next to this Python")
+    (tmp_path / "localmod.py").write_text(BLOCKING_SCRIPT, encoding="utf-8")
+    result = subprocess.run(
+        [str(console), "run", "--mode", "record", "-m", "localmod"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "localmod.py:5 in tick" in result.stderr
+
+
+def test_run_a_directory_with_a_main_module(tmp_path: Path) -> None:
+    (tmp_path / "appdir").mkdir()
+    (tmp_path / "appdir" / "__main__.py").write_text(BLOCKING_SCRIPT, encoding="utf-8")
+    result = run_cli("run", "--mode", "record", "appdir", cwd=tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "time.sleep() blocked 3 times" in result.stderr

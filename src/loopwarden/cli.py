@@ -27,7 +27,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TextIO
@@ -293,18 +293,34 @@ def _user_traceback(exc: BaseException) -> TracebackType | None:
     return tb
 
 
+@contextlib.contextmanager
+def _target_sys_path(target: _Target) -> Iterator[None]:
+    """Set ``sys.path[0]`` as ``python`` would for the target, then restore it.
+
+    ``python -m`` puts the current directory first, ``python app.py`` the
+    script's directory. The ``loopwarden`` console script would otherwise
+    leave its own bin directory there.
+    """
+    first = os.getcwd() if target.module else os.path.dirname(os.path.abspath(str(target.script)))
+    saved = sys.path[:1]
+    sys.path[0:1] = [first]
+    try:
+        yield
+    finally:
+        if sys.path[:1] == [first]:
+            sys.path[0:1] = saved
+
+
 def _run_target(target: _Target, stderr: TextIO) -> int:
-    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    saved_argv = sys.argv[:]
     try:
         if target.module:
             sys.argv = [target.module, *target.args]
-            sys.path[0:1] = [os.getcwd()]
             runpy.run_module(target.module, run_name="__main__", alter_sys=True)
         else:
-            script = os.path.abspath(str(target.script))
             sys.argv = [str(target.script), *target.args]
-            sys.path[0:1] = [os.path.dirname(script)]
-            runpy.run_path(script, run_name="__main__")
+            # run_path also runs directories and zip files with a __main__.py.
+            runpy.run_path(os.path.abspath(str(target.script)), run_name="__main__")
         return EXIT_OK
     except SystemExit as exc:
         return _exit_code(exc.code, stderr)
@@ -313,8 +329,6 @@ def _run_target(target: _Target, stderr: TextIO) -> int:
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
         sys.argv = saved_argv
-        if saved_path0 is not None:
-            sys.path[0:1] = [saved_path0]
 
 
 def _check_target(target: _Target) -> None:
@@ -325,12 +339,17 @@ def _check_target(target: _Target) -> None:
             found = False
         if not found:
             raise _UsageError(f"no module named {target.module!r} (looked from {os.getcwd()})")
-    elif not os.path.isfile(str(target.script)):
+    elif not os.path.exists(str(target.script)):
         raise _UsageError(f"cannot open script {target.script!r}: no such file")
 
 
 def _cmd_run(args: argparse.Namespace, target: _Target, stdout: TextIO, stderr: TextIO) -> int:
     del stdout  # the target owns stdout; our output goes to stderr
+    with _target_sys_path(target):
+        return _run_with_detection(args, target, stderr)
+
+
+def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextIO) -> int:
     _check_target(target)
     settings = _settings_for_run(args)
     # Resolve now: the target may change the working directory.
