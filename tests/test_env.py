@@ -17,15 +17,23 @@ from loopwarden.config import Settings
 from loopwarden.registry import registry
 from reports_helpers import run_python
 
-_original_sleep = time.sleep
-
 
 @pytest.fixture(autouse=True)
 def _switched_off() -> Iterator[None]:
+    # Compare with the state before the test, not with "unpatched": a pytest
+    # plugin may keep the patches installed for the whole session.
+    sleep_before, installed_before = time.sleep, registry.installed
     yield
     loopwarden.deactivate()
     env_module._exit_report.clear()  # no report written when pytest itself exits
-    assert time.sleep is _original_sleep
+    assert time.sleep is sleep_before
+    assert registry.installed is installed_before
+
+
+def _nothing_switched_on(sleep_before: object, installed_before: bool) -> None:
+    assert registry.installed is installed_before
+    assert time.sleep is sleep_before
+    assert loopwarden.current_warden() is None
 
 
 async def _sleep_on_the_loop() -> None:
@@ -45,10 +53,9 @@ def test_unset_or_off_patches_nothing(value: str | None, tmp_path: Path) -> None
     environ = {} if value is None else {"LOOPWARDEN": value}
     # Even a broken pyproject is not read when detection is off.
     (tmp_path / "pyproject.toml").write_text("[tool.loopwarden]\nmode = 'loud'\n")
+    sleep_before, installed_before = time.sleep, registry.installed
     assert loopwarden.activate_from_env(environ, start_dir=tmp_path) is None
-    assert not registry.installed
-    assert time.sleep is _original_sleep
-    assert loopwarden.current_warden() is None
+    _nothing_switched_on(sleep_before, installed_before)
 
 
 def test_valid_values_switch_detection_on(tmp_path: Path) -> None:
@@ -95,13 +102,14 @@ def test_pyproject_supplies_what_the_environment_does_not(tmp_path: Path) -> Non
 def test_bad_values_print_one_line_and_stay_off(
     environ: dict[str, str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sleep_before, installed_before = time.sleep, registry.installed
     assert loopwarden.activate_from_env(environ, start_dir=tmp_path) is None
+    _nothing_switched_on(sleep_before, installed_before)
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert err.startswith("loopwarden: ")
     assert expected in err
     assert "detection is off" in err
-    assert not registry.installed
 
 
 def test_bad_pyproject_value_prints_one_line(
