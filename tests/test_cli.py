@@ -209,25 +209,29 @@ def test_warn_mode_works_for_code_run_by_runpy(script: Path) -> None:
 
 
 def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    """Like `loopwarden rules | head -0`: the reader is gone before we write."""
+    import os
     import subprocess
     import sys
 
     from reports_helpers import clean_env
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loopwarden", "rules"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    assert process.stdout.readline().startswith(b"sleep")
-    process.stdout.close()  # like `loopwarden rules | head -1`
-    error = process.stderr.read()
-    process.stderr.close()
-    assert process.wait(timeout=30) == 1
-    assert b"Traceback" not in error
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # no reader at all: every write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "loopwarden", "rules"],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
 
 
 def test_console_script_finds_modules_in_the_current_directory(tmp_path: Path) -> None:
