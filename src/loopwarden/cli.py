@@ -324,7 +324,7 @@ def _run_target(target: _Target, stderr: TextIO) -> int:
         return EXIT_OK
     except SystemExit as exc:
         return _exit_code(exc.code, stderr)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - report it as the interpreter would
         traceback.print_exception(type(exc), exc, _user_traceback(exc), file=stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:

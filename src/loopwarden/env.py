@@ -127,7 +127,7 @@ def activate_from_env(
         return warden
     except ConfigError as exc:
         print(f"loopwarden: {exc}; detection is off", file=sys.stderr)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never crash the host app at start-up
         print(
             f"loopwarden: could not switch detection on ({type(exc).__name__}: {exc}); "
             "detection is off",
@@ -158,7 +158,7 @@ def _write_exit_report() -> None:
         collector.finish()
         try:
             written = write_report(collector, path)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the app's exit must not fail because of us
             print(f"loopwarden: could not write report {path!r}: {exc}", file=sys.stderr)
             continue
         noun = "finding" if collector.total == 1 else "findings"
