@@ -183,3 +183,28 @@ def test_precedence_end_to_end_through_the_cli(tmp_path: Path) -> None:
         "run", "--no-summary", "--mode", "raise", "app.py", cwd=tmp_path, LOOPWARDEN="record"
     )
     assert from_cli.returncode == 1, from_cli.stderr
+
+
+def test_pyproject_shares_the_pytest_plugins_fail_mode_and_rule_names(tmp_path: Path) -> None:
+    write_pyproject(
+        tmp_path,
+        """
+        [tool.loopwarden]
+        mode = "fail"
+
+        [[tool.loopwarden.rules]]
+        target = "json:load"
+        suggestion = "Parse off the loop."
+        name = "json.load (vendor)"
+        """,
+    )
+    settings = load_pyproject_config(tmp_path)
+    assert settings.mode == "fail"
+    assert settings.warden_mode == "record"  # outside pytest, "fail" records...
+    assert settings.rules[0].name == "json.load (vendor)"
+    with pytest.raises(ConfigError, match=r"raise, warn, record, off$"):
+        settings_from_env({"LOOPWARDEN": "fail"})  # ...and is not an environment value
+    (tmp_path / "app.py").write_text(SWALLOWING_SCRIPT, encoding="utf-8")
+    result = run_cli("run", "app.py", cwd=tmp_path)  # ...and findings fail the run
+    assert result.returncode == 1, result.stderr
+    assert "time.sleep() blocked once" in result.stderr

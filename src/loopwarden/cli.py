@@ -11,7 +11,8 @@ Commands::
 Exit codes:
 
 * ``0``: success (for ``run``: the target exited with 0 and no failure condition);
-* ``1``: ``run`` saw findings in ``raise`` mode or with ``--fail-on-findings``
+* ``1``: ``run`` saw findings in ``raise`` mode, with ``--fail-on-findings`` or
+  with ``mode = "fail"`` from ``[tool.loopwarden]`` (the pytest plugin's mode)
   (and the target itself exited with 0), or the target raised an exception;
 * ``2``: usage or configuration error (bad option, bad pyproject value,
   missing script or module, unreadable report);
@@ -58,7 +59,8 @@ EXIT_USAGE = 2
 _EPILOG = """\
 exit codes:
   0  success
-  1  run: findings in raise mode or with --fail-on-findings, or the target raised
+  1  run: findings in raise mode or with --fail-on-findings (or mode "fail" from
+     pyproject.toml), or the target raised
   2  usage or configuration error
   N  run: the target's own non-zero exit code
 
@@ -375,7 +377,10 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
             print(f"loopwarden: report written to {written}", file=stderr)
         except (OSError, ConfigError) as exc:
             print(f"loopwarden: could not write report {report_path!r}: {exc}", file=stderr)
-    if code == EXIT_OK and collector.total and (mode == "raise" or args.fail_on_findings):
+    # "fail" can come from [tool.loopwarden] (the pytest plugin's mode): here
+    # it records, and findings fail the run.
+    fails = mode in ("raise", "fail") or args.fail_on_findings
+    if code == EXIT_OK and collector.total and fails:
         return EXIT_FINDINGS
     return code
 

@@ -11,7 +11,7 @@ pyproject.toml stays in force when the environment adds another.
 pyproject.toml example::
 
     [tool.loopwarden]
-    mode = "warn"            # raise | warn | record | off
+    mode = "warn"            # raise | warn | record | off (| fail: pytest plugin)
     stall_ms = 150           # stall watchdog threshold; 0 switches it off
     allow = [
         { target = "myapp.boot:load_settings", reason = "runs before the window shows" },
@@ -54,6 +54,7 @@ __all__ = [
     "ENV_REPORT",
     "ENV_STALL_MS",
     "MODE_VALUES",
+    "PYPROJECT_MODE_VALUES",
     "REPORT_SUFFIXES",
     "Settings",
     "find_pyproject",
@@ -67,6 +68,10 @@ __all__ = [
 
 #: Every value ``mode`` accepts: the warden modes plus ``"off"``.
 MODE_VALUES: tuple[str, ...] = (*MODES, "off")
+#: ``mode`` in ``[tool.loopwarden]`` may also be the pytest plugin's ``"fail"``
+#: (the table is shared). Outside pytest it means ``record``, and
+#: ``loopwarden run`` exits with 1 when there were findings.
+PYPROJECT_MODE_VALUES: tuple[str, ...] = (*MODE_VALUES, "fail")
 #: The mode used when no layer sets one.
 DEFAULT_MODE = "warn"
 #: File suffixes a report path may have.
@@ -78,7 +83,7 @@ ENV_REPORT = "LOOPWARDEN_REPORT"
 ENV_ALLOW = "LOOPWARDEN_ALLOW"
 
 _TABLE_KEYS = ("mode", "stall_ms", "allow", "rules", "report")
-_RULE_KEYS = ("target", "suggestion", "family", "condition")
+_RULE_KEYS = ("target", "suggestion", "family", "condition", "name")
 _ALLOW_KEYS = ("target", "reason", "primitives")
 
 
@@ -120,6 +125,12 @@ class Settings:
         return self.mode if self.mode is not None else DEFAULT_MODE
 
     @property
+    def warden_mode(self) -> str:
+        """The mode for ``guard()``/``activate()``: the pytest-only ``fail`` records."""
+        mode = self.effective_mode
+        return "record" if mode == "fail" else mode
+
+    @property
     def watchdog_ms(self) -> float | None:
         """The stall threshold to pass to ``activate(stall_ms=...)``, or None."""
         return self.stall_ms if self.stall_ms else None
@@ -136,15 +147,15 @@ class Settings:
 # -- single values ----------------------------------------------------------------
 
 
-def parse_mode(value: object, *, where: str = "mode") -> str:
-    """Validate a mode (case-insensitive for strings).
+def parse_mode(value: object, *, where: str = "mode", valid: tuple[str, ...] = MODE_VALUES) -> str:
+    """Validate a mode (case-insensitive for strings) against ``valid``.
 
     Raises:
         ConfigError: naming the valid values.
     """
     text = value.strip().lower() if isinstance(value, str) else value
-    if text not in MODE_VALUES:
-        raise ConfigError(f"invalid {where} {value!r}; valid values: {', '.join(MODE_VALUES)}")
+    if text not in valid:
+        raise ConfigError(f"invalid {where} {value!r}; valid values: {', '.join(valid)}")
     return str(text)
 
 
@@ -269,8 +280,15 @@ def parse_rules(value: object, *, where: str = "rules") -> tuple[Rule, ...]:
                 f"valid families: {', '.join(FAMILIES)}"
             )
         condition = item.get("condition", "always")
+        name = item.get("name", "")
         rules.append(
-            Rule(target=target, family=family, suggestion=suggestion, condition=str(condition))
+            Rule(
+                target=target,
+                family=family,
+                suggestion=suggestion,
+                condition=str(condition),
+                name=str(name),
+            )
         )
     return tuple(rules)
 
@@ -290,7 +308,11 @@ def settings_from_table(table: Mapping[str, Any], *, source: str = "[tool.loopwa
             f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_TABLE_KEYS)}"
         )
     return Settings(
-        mode=parse_mode(table["mode"], where=f"{source} mode") if "mode" in table else None,
+        mode=(
+            parse_mode(table["mode"], where=f"{source} mode", valid=PYPROJECT_MODE_VALUES)
+            if "mode" in table
+            else None
+        ),
         stall_ms=(
             parse_stall_ms(table["stall_ms"], where=f"{source} stall_ms")
             if "stall_ms" in table

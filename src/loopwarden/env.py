@@ -69,7 +69,7 @@ def warden_options(
     watchdog is missing, one note goes to ``notes`` (default: stderr).
     """
     options: dict[str, Any] = {
-        "mode": settings.effective_mode,
+        "mode": settings.warden_mode,
         "allow": list(settings.allow),
         "rules": list(settings.rules),
     }
@@ -113,13 +113,13 @@ def activate_from_env(
         from loopwarden.report import FindingCollector
 
         settings = Settings.merge(settings_from_env(env), load_pyproject_config(start_dir))
-        if settings.effective_mode == "off":
+        if settings.warden_mode == "off":
             return None
         collector = FindingCollector() if settings.report else None
         options = warden_options(settings)
         if collector is not None:
             options["on_finding"] = collector
-            collector.meta.update(command=" ".join(sys.argv), mode=settings.effective_mode)
+            collector.meta.update(command=" ".join(sys.argv), mode=settings.warden_mode)
         warden = activate(**options)
         # An absolute path: the app may change directory before it exits.
         report = os.path.abspath(settings.report) if settings.report else None
