@@ -234,16 +234,19 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
     axis_y = top + lanes * lane_h + 4
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="#9aa4b6"/>')
     step = _nice_step(span)
-    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
-    tick = 0.0
-    while tick <= span + 1e-9:
+    magnitude = math.floor(math.log10(step))
+    # Enough decimals for the step: 0.25 s needs two, 2.5 s one, 20 s none.
+    decimals = max(0, -magnitude + (1 if round(step / 10.0**magnitude, 6) == 2.5 else 0))
+    for index in range(int(span / step + 1e-9) + 1):
+        tick = index * step
         tx = left + tick / span * width
+        # The last label would overflow the right edge: right-align it there.
+        anchor = "end" if tx > right - 25 else "middle"
         parts.append(
             f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 4}" stroke="#9aa4b6"/>'
-            f'<text x="{tx:.1f}" y="{axis_y + 17}" text-anchor="middle" fill="#5d6576">'
-            f"{tick:.{decimals + (1 if step in (0.25, 2.5) else 0)}f} s</text>"
+            f'<text x="{tx:.1f}" y="{axis_y + 17}" text-anchor="{anchor}" fill="#5d6576">'
+            f"{tick:.{decimals}f} s</text>"
         )
-        tick += step
     parts.append("</svg>")
     return "".join(parts)
 
