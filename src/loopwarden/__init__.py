@@ -12,6 +12,7 @@ from __future__ import annotations
 from loopwarden._version import __version__
 from loopwarden.allowances import Allowance, allow_blocking
 from loopwarden.api import allow, disallow, mark_blocking, unmark_blocking
+from loopwarden.env import activate_from_env
 from loopwarden.errors import BlockingCallError, BlockingCallWarning, ConfigError
 from loopwarden.expect import expect_blocking
 from loopwarden.findings import FAMILIES, Finding, StackFrame
@@ -40,6 +41,7 @@ __all__ = [
     "Warden",
     "__version__",
     "activate",
+    "activate_from_env",
     "allow",
     "allow_blocking",
     "current_warden",

@@ -251,6 +251,11 @@ def _warn(finding: Finding, frame: FrameType | None) -> None:
     # module and `-W error::loopwarden.BlockingCallWarning` work as expected.
     module_globals = frame.f_globals
     registry = module_globals.setdefault("__warningregistry__", {})
+    # module_globals only helps linecache load source through a loader. Python
+    # 3.12+ raises ValueError for globals without __spec__.loader and a None
+    # __loader__ (code run by runpy.run_path), and warns when __spec__ has no
+    # loader (``python script.py``): pass it only when the spec has a loader.
+    spec_loader = getattr(module_globals.get("__spec__"), "loader", None)
     warnings.warn_explicit(
         warning,
         BlockingCallWarning,
@@ -258,5 +263,5 @@ def _warn(finding: Finding, frame: FrameType | None) -> None:
         frame.f_lineno,
         module=module_globals.get("__name__"),
         registry=registry,
-        module_globals=module_globals,
+        module_globals=module_globals if spec_loader is not None else None,
     )

@@ -1,0 +1,399 @@
+"""Settings from ``[tool.loopwarden]``, the environment and the command line.
+
+Precedence, highest first::
+
+    command line  >  environment (LOOPWARDEN_*)  >  [tool.loopwarden]  >  defaults
+
+Single values (``mode``, ``stall_ms``, ``report``) come from the highest
+layer that sets them. Lists (``allow``, ``rules``) add up: an allowance in
+pyproject.toml stays in force when the environment adds another.
+
+pyproject.toml example::
+
+    [tool.loopwarden]
+    mode = "warn"            # raise | warn | record | off (| fail: pytest plugin)
+    stall_ms = 150           # stall watchdog threshold; 0 switches it off
+    allow = [
+        { target = "myapp.boot:load_settings", reason = "runs before the window shows" },
+        "myapp.legacy:sync_export = exports are rare and the user waits for them",
+    ]
+
+    [[tool.loopwarden.rules]]
+    target = "requests:get"
+    suggestion = "Use httpx.AsyncClient or run it in `asyncio.to_thread`."
+    family = "network"       # default "custom"
+
+The file is the first ``pyproject.toml`` found in the start directory or
+its parents; a file without a ``[tool.loopwarden]`` table gives no settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopwarden.allowances import Allowance, parse_allowance
+from loopwarden.errors import ConfigError
+from loopwarden.findings import FAMILIES
+from loopwarden.rules import Rule
+from loopwarden.warden import MODES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_MODE",
+    "ENV_ALLOW",
+    "ENV_MODE",
+    "ENV_REPORT",
+    "ENV_STALL_MS",
+    "MODE_VALUES",
+    "PYPROJECT_MODE_VALUES",
+    "REPORT_SUFFIXES",
+    "Settings",
+    "find_pyproject",
+    "load_pyproject_config",
+    "parse_mode",
+    "parse_report_path",
+    "parse_stall_ms",
+    "settings_from_env",
+    "settings_from_table",
+]
+
+#: Every value ``mode`` accepts: the warden modes plus ``"off"``.
+MODE_VALUES: tuple[str, ...] = (*MODES, "off")
+#: ``mode`` in ``[tool.loopwarden]`` may also be the pytest plugin's ``"fail"``
+#: (the table is shared). Outside pytest it means ``record``, and
+#: ``loopwarden run`` exits with 1 when there were findings.
+PYPROJECT_MODE_VALUES: tuple[str, ...] = (*MODE_VALUES, "fail")
+#: The mode used when no layer sets one.
+DEFAULT_MODE = "warn"
+#: File suffixes a report path may have.
+REPORT_SUFFIXES: tuple[str, ...] = (".json", ".html")
+
+ENV_MODE = "LOOPWARDEN"
+ENV_STALL_MS = "LOOPWARDEN_STALL_MS"
+ENV_REPORT = "LOOPWARDEN_REPORT"
+ENV_ALLOW = "LOOPWARDEN_ALLOW"
+
+_TABLE_KEYS = ("mode", "stall_ms", "allow", "rules", "report")
+_RULE_KEYS = ("target", "suggestion", "family", "condition", "name")
+_ALLOW_KEYS = ("target", "reason", "primitives")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One layer of settings; ``None`` means "not set here".
+
+    Attributes:
+        mode: ``"raise"``, ``"warn"``, ``"record"`` or ``"off"``.
+        stall_ms: Stall watchdog threshold in milliseconds; ``0`` switches
+            the watchdog off.
+        report: Path of the report to write at the end (``.json`` or ``.html``).
+        allow: Allowances (``"package.module:qualname"`` with a reason).
+        rules: Extra rules, like :func:`loopwarden.mark_blocking`.
+        source: Where the layer came from, for messages.
+    """
+
+    mode: str | None = None
+    stall_ms: float | None = None
+    report: str | None = None
+    allow: tuple[Allowance, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    source: str = ""
+
+    def over(self, lower: Settings) -> Settings:
+        """This layer on top of ``lower``: set values win, lists add up."""
+        return Settings(
+            mode=self.mode if self.mode is not None else lower.mode,
+            stall_ms=self.stall_ms if self.stall_ms is not None else lower.stall_ms,
+            report=self.report if self.report is not None else lower.report,
+            allow=(*lower.allow, *self.allow),
+            rules=(*lower.rules, *self.rules),
+            source=" > ".join(s for s in (self.source, lower.source) if s),
+        )
+
+    @property
+    def effective_mode(self) -> str:
+        """``mode``, or :data:`DEFAULT_MODE` when no layer set it."""
+        return self.mode if self.mode is not None else DEFAULT_MODE
+
+    @property
+    def warden_mode(self) -> str:
+        """The mode for ``guard()``/``activate()``: the pytest-only ``fail`` records."""
+        mode = self.effective_mode
+        return "record" if mode == "fail" else mode
+
+    @property
+    def watchdog_ms(self) -> float | None:
+        """The stall threshold to pass to ``activate(stall_ms=...)``, or None."""
+        return self.stall_ms if self.stall_ms else None
+
+    @classmethod
+    def merge(cls, *layers: Settings) -> Settings:
+        """Merge layers given highest precedence first (CLI, env, pyproject)."""
+        result = cls()
+        for layer in reversed(layers):
+            result = layer.over(result)
+        return result
+
+
+# -- single values ----------------------------------------------------------------
+
+
+def parse_mode(value: object, *, where: str = "mode", valid: tuple[str, ...] = MODE_VALUES) -> str:
+    """Validate a mode (case-insensitive for strings) against ``valid``.
+
+    Raises:
+        ConfigError: naming the valid values.
+    """
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in valid:
+        raise ConfigError(f"invalid {where} {value!r}; valid values: {', '.join(valid)}")
+    return str(text)
+
+
+def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
+    """Validate a stall threshold: a number of milliseconds >= 0 (0: off).
+
+    Raises:
+        ConfigError: naming the valid values.
+    """
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number != number or number < 0 or number == float("inf"):
+        raise ConfigError(
+            f"invalid {where} {value!r}; valid values: a number of milliseconds >= 0 "
+            "(e.g. 100; 0 switches the stall watchdog off)"
+        )
+    return number
+
+
+def parse_report_path(value: object, *, where: str = "report") -> str:
+    """Validate a report path: it must end in ``.json`` or ``.html``.
+
+    Raises:
+        ConfigError: naming the valid suffixes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"invalid {where} {value!r}; expected a path ending in .json or .html")
+    path = value.strip()
+    if Path(path).suffix.lower() not in REPORT_SUFFIXES:
+        raise ConfigError(
+            f"invalid {where} {value!r}; the file name must end in {' or '.join(REPORT_SUFFIXES)}"
+        )
+    return path
+
+
+# -- lists ------------------------------------------------------------------------
+
+
+def _parse_allow_item(item: object, where: str) -> Allowance:
+    if isinstance(item, str):
+        spec, sep, reason = item.partition("=")
+        if not sep or not reason.strip():
+            raise ConfigError(
+                f"{where}: allowance {item!r} needs a reason; write "
+                "'package.module:qualname = why blocking is fine there' or "
+                '{ target = "package.module:qualname", reason = "..." }'
+            )
+        return parse_allowance(spec.strip(), reason.strip())
+    if isinstance(item, Mapping):
+        unknown = sorted(set(item) - set(_ALLOW_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown allowance key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(_ALLOW_KEYS)}"
+            )
+        primitives = item.get("primitives", ())
+        if isinstance(primitives, str):
+            primitives = (primitives,)
+        if not isinstance(primitives, (list, tuple)) or not all(
+            isinstance(p, str) for p in primitives
+        ):
+            raise ConfigError(f"{where}: 'primitives' must be a list of primitive or family names")
+        return parse_allowance(item.get("target", ""), item.get("reason", ""), primitives)
+    raise ConfigError(
+        f"{where}: allowance {item!r} must be a table "
+        '{ target = "package.module:qualname", reason = "..." } or a string '
+        "'package.module:qualname = reason'"
+    )
+
+
+def parse_allow(value: object, *, where: str = "allow") -> tuple[Allowance, ...]:
+    """Parse ``allow``: a list of tables or strings, or a table ``spec = reason``.
+
+    Raises:
+        ConfigError: for a malformed entry or a missing reason.
+    """
+    if isinstance(value, Mapping):
+        return tuple(
+            _parse_allow_item(f"{spec} = {reason}", where) for spec, reason in value.items()
+        )
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of allowances, got {value!r}")
+    return tuple(_parse_allow_item(item, where) for item in value)
+
+
+def parse_rules(value: object, *, where: str = "rules") -> tuple[Rule, ...]:
+    """Parse ``rules``: a list of tables with target, suggestion and family.
+
+    Raises:
+        ConfigError: naming the missing or unknown keys and the valid families.
+    """
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of tables ([[tool.loopwarden.rules]])")
+    rules: list[Rule] = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: each rule must be a table, got {item!r}")
+        unknown = sorted(set(item) - set(_RULE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown rule key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(_RULE_KEYS)}"
+            )
+        target, suggestion = item.get("target"), item.get("suggestion")
+        if not isinstance(target, str) or ":" not in target:
+            raise ConfigError(
+                f"{where}: rule target {target!r} must look like 'package.module:function' "
+                "or 'package.module:Class.method'"
+            )
+        if not isinstance(suggestion, str) or not suggestion.strip():
+            raise ConfigError(f"{where}: rule {target!r} needs a suggestion (what to use instead)")
+        family = item.get("family", "custom")
+        if family not in FAMILIES:
+            raise ConfigError(
+                f"{where}: rule {target!r} has invalid family {family!r}; "
+                f"valid families: {', '.join(FAMILIES)}"
+            )
+        condition = item.get("condition", "always")
+        name = item.get("name", "")
+        rules.append(
+            Rule(
+                target=target,
+                family=family,
+                suggestion=suggestion,
+                condition=str(condition),
+                name=str(name),
+            )
+        )
+    return tuple(rules)
+
+
+# -- layers -----------------------------------------------------------------------
+
+
+def settings_from_table(table: Mapping[str, Any], *, source: str = "[tool.loopwarden]") -> Settings:
+    """Validate a ``[tool.loopwarden]`` table (already parsed from TOML).
+
+    Raises:
+        ConfigError: for unknown keys or invalid values, naming the valid ones.
+    """
+    unknown = sorted(set(table) - set(_TABLE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_TABLE_KEYS)}"
+        )
+    return Settings(
+        mode=(
+            parse_mode(table["mode"], where=f"{source} mode", valid=PYPROJECT_MODE_VALUES)
+            if "mode" in table
+            else None
+        ),
+        stall_ms=(
+            parse_stall_ms(table["stall_ms"], where=f"{source} stall_ms")
+            if "stall_ms" in table
+            else None
+        ),
+        report=(
+            parse_report_path(table["report"], where=f"{source} report")
+            if "report" in table
+            else None
+        ),
+        allow=parse_allow(table.get("allow", ()), where=f"{source} allow"),
+        rules=parse_rules(table.get("rules", ()), where=f"{source} rules"),
+        source=source,
+    )
+
+
+def find_pyproject(start_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first ``pyproject.toml`` in ``start_dir`` (default: CWD) or its parents."""
+    directory = Path(start_dir if start_dir is not None else os.getcwd()).resolve()
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_pyproject_config(start_dir: str | os.PathLike[str] | None = None) -> Settings:
+    """Read ``[tool.loopwarden]`` from the nearest pyproject.toml.
+
+    Used by the CLI, :func:`loopwarden.activate_from_env` and the pytest
+    plugin, so all three read the same table the same way.
+
+    Args:
+        start_dir: Where to start looking (default: the current directory).
+
+    Returns:
+        The settings found; empty :class:`Settings` when there is no file or
+        no ``[tool.loopwarden]`` table.
+
+    Raises:
+        ConfigError: if the file is not valid TOML or the table has bad values.
+    """
+    path = find_pyproject(start_dir)
+    if path is None:
+        return Settings()
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    table = document.get("tool", {}).get("loopwarden")
+    if table is None:
+        return Settings()
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path}: [tool.loopwarden] must be a table")
+    return settings_from_table(table, source=f"{path} [tool.loopwarden]")
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``LOOPWARDEN``, ``LOOPWARDEN_STALL_MS``, ``LOOPWARDEN_REPORT``, ``LOOPWARDEN_ALLOW``.
+
+    Empty variables count as unset. ``LOOPWARDEN_ALLOW`` is a comma-separated
+    list of ``package.module:qualname``; the reason recorded is the variable's name.
+
+    Raises:
+        ConfigError: for an invalid value, naming the valid values.
+    """
+    env = os.environ if environ is None else environ
+    mode = env.get(ENV_MODE, "").strip()
+    stall = env.get(ENV_STALL_MS, "").strip()
+    report = env.get(ENV_REPORT, "").strip()
+    allow_text = env.get(ENV_ALLOW, "").strip()
+    allow = tuple(
+        parse_allowance(spec.strip(), f"listed in {ENV_ALLOW}")
+        for spec in allow_text.split(",")
+        if spec.strip()
+    )
+    return Settings(
+        mode=parse_mode(mode, where=ENV_MODE) if mode else None,
+        stall_ms=parse_stall_ms(stall, where=ENV_STALL_MS) if stall else None,
+        report=parse_report_path(report, where=ENV_REPORT) if report else None,
+        allow=allow,
+        source="environment",
+    )

@@ -1,0 +1,165 @@
+"""Switching detection on from the environment, at an application's start-up.
+
+::
+
+    import loopwarden
+    loopwarden.activate_from_env()      # early in main()
+
+    $ LOOPWARDEN=warn LOOPWARDEN_REPORT=blocking.html python app.py
+
+Variables:
+
+* ``LOOPWARDEN``: ``raise``, ``warn``, ``record`` or ``off``. Unset, empty or
+  ``off``: nothing is patched and nothing else is read.
+* ``LOOPWARDEN_STALL_MS``: stall watchdog threshold in milliseconds (0: off).
+* ``LOOPWARDEN_REPORT``: ``path.json`` or ``path.html``, written at exit.
+* ``LOOPWARDEN_ALLOW``: comma-separated ``package.module:qualname`` allowances.
+
+Settings not given in the environment come from ``[tool.loopwarden]`` in the
+nearest pyproject.toml (see :mod:`loopwarden.config` for the precedence).
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+from loopwarden.errors import ConfigError
+from loopwarden.warden import Warden, activate
+
+if TYPE_CHECKING:
+    from loopwarden.config import Settings
+    from loopwarden.report import FindingCollector
+
+# The switch's name. The config and report modules are imported only once it
+# is set, so `import loopwarden` stays light.
+ENV_MODE = "LOOPWARDEN"
+
+__all__ = ["activate_from_env", "stall_watchdog_available", "warden_options"]
+
+_lock = threading.Lock()
+# The report LOOPWARDEN_REPORT asks for: (collector, path); written at exit.
+_exit_report: list[tuple[FindingCollector, str]] = []
+_atexit_registered = False
+
+
+def stall_watchdog_available(entry: Callable[..., Any] = activate) -> bool:
+    """True if ``entry`` (``activate`` or ``guard``) accepts ``stall_ms`` (the watchdog)."""
+    try:
+        return "stall_ms" in inspect.signature(entry).parameters
+    except (TypeError, ValueError):  # pragma: no cover - signature always readable
+        return False
+
+
+def warden_options(
+    settings: Settings,
+    *,
+    notes: TextIO | None = None,
+    target: Callable[..., Any] = activate,
+) -> dict[str, Any]:
+    """Keyword arguments for ``target`` (``activate()`` or ``guard()``) from merged settings.
+
+    ``stall_ms`` is passed only when set and supported, so the same code
+    works with and without the stall watchdog; when it is set but the
+    watchdog is missing, one note goes to ``notes`` (default: stderr).
+    """
+    options: dict[str, Any] = {
+        "mode": settings.warden_mode,
+        "allow": list(settings.allow),
+        "rules": list(settings.rules),
+    }
+    if settings.watchdog_ms is not None:
+        if stall_watchdog_available(target):
+            options["stall_ms"] = settings.watchdog_ms
+        else:
+            print(
+                "loopwarden: stall_ms is set but this installation has no stall watchdog; "
+                "ignoring it",
+                file=notes if notes is not None else sys.stderr,
+            )
+    return options
+
+
+def activate_from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    start_dir: str | os.PathLike[str] | None = None,
+) -> Warden | None:
+    """Switch detection on if ``LOOPWARDEN`` asks for it.
+
+    Never raises: a bad value prints one line to stderr that names the valid
+    values, and detection stays off. Calling it again replaces the options
+    of the earlier activation (like :func:`loopwarden.activate`).
+
+    Args:
+        environ: The variables to read (default: ``os.environ``).
+        start_dir: Where to look for pyproject.toml (default: the current directory).
+
+    Returns:
+        The active :class:`~loopwarden.Warden`, or None when detection is off.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_MODE)
+    # The common case must cost next to nothing: one dict lookup.
+    if not raw or raw.strip().lower() in ("", "off"):
+        return None
+    try:
+        from loopwarden.config import Settings, load_pyproject_config, settings_from_env
+        from loopwarden.report import FindingCollector
+
+        settings = Settings.merge(settings_from_env(env), load_pyproject_config(start_dir))
+        if settings.warden_mode == "off":
+            return None
+        collector = FindingCollector() if settings.report else None
+        options = warden_options(settings)
+        if collector is not None:
+            options["on_finding"] = collector
+            collector.meta.update(command=" ".join(sys.argv), mode=settings.warden_mode)
+        warden = activate(**options)
+        # An absolute path: the app may change directory before it exits.
+        report = os.path.abspath(settings.report) if settings.report else None
+        _set_exit_report(collector, report)
+        return warden
+    except ConfigError as exc:
+        print(f"loopwarden: {exc}; detection is off", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - never crash the host app at start-up
+        print(
+            f"loopwarden: could not switch detection on ({type(exc).__name__}: {exc}); "
+            "detection is off",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _set_exit_report(collector: FindingCollector | None, path: str | None) -> None:
+    global _atexit_registered
+    with _lock:
+        _exit_report.clear()
+        if collector is None or path is None:
+            return
+        _exit_report.append((collector, path))
+        if not _atexit_registered:
+            atexit.register(_write_exit_report)
+            _atexit_registered = True
+
+
+def _write_exit_report() -> None:
+    from loopwarden.report import write_report
+
+    with _lock:
+        pending = list(_exit_report)
+        _exit_report.clear()
+    for collector, path in pending:
+        collector.finish()
+        try:
+            written = write_report(collector, path)
+        except Exception as exc:  # noqa: BLE001 - the app's exit must not fail because of us
+            print(f"loopwarden: could not write report {path!r}: {exc}", file=sys.stderr)
+            continue
+        noun = "finding" if collector.total == 1 else "findings"
+        print(f"loopwarden: {collector.total} {noun}; report written to {written}", file=sys.stderr)

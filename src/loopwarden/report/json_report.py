@@ -1,0 +1,165 @@
+"""The JSON report: a versioned, documented schema.
+
+Layout (``version`` 1)::
+
+    {
+      "schema": "loopwarden-report",      # always this string
+      "version": 1,                       # bumped on incompatible changes
+      "generated_at": 1700000000.0,       # time.time() when written
+      "started_at": 1699999990.0,         # start of the run
+      "finished_at": 1700000000.0,        # end of the run
+      "meta": {"command": "...", "mode": "record", ...},
+      "summary": {
+        "total": 12,                      # findings seen
+        "kept": 12,                       # findings listed below
+        "dropped": 0,                     # counted, not kept (memory bound)
+        "groups": 3,
+        "by_family": {"sleep": 10, "filesystem": 2}
+      },
+      "groups": [                         # one per call site, most frequent first
+        {"user_caller": "app.py:12 in on_click", "primitive": "time.sleep",
+         "family": "sleep", "suggestion": "...", "count": 10,
+         "first_timestamp": ..., "last_timestamp": ..., "sample_stacks": 1,
+         "stall_ms_total": ..., "stall_ms_max": ...}      # the last two for stalls
+      ],
+      "findings": [ Finding.to_dict(), ... ],            # in order of occurrence
+      "timeline": {
+        "calls":  [{"timestamp": ..., "group": 0, "duration_ms": null}, ...],
+        "stalls": [{"timestamp": ..., "group": 2, "duration_ms": 312.0}, ...]
+      }
+    }
+
+``group`` in timeline points indexes the groups in order of first
+appearance (the order of their first finding in ``findings``).
+:func:`load_report` also accepts a bare list of ``Finding.to_dict()`` objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopwarden.errors import ConfigError
+from loopwarden.findings import Finding
+from loopwarden.report.grouping import FindingCollector
+
+__all__ = ["SCHEMA", "VERSION", "load_report", "report_from_data", "report_to_dict", "write_json"]
+
+SCHEMA = "loopwarden-report"
+VERSION = 1
+
+
+def report_to_dict(collector: FindingCollector) -> dict[str, Any]:
+    """The JSON-ready report of everything ``collector`` gathered."""
+    calls, stalls = collector.timeline()
+    groups = collector.groups()
+    findings = collector.findings
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "generated_at": time.time(),
+        "started_at": collector.started_at,
+        "finished_at": collector.end_time,
+        "meta": dict(collector.meta),
+        "summary": {
+            "total": collector.total,
+            "kept": len(findings),
+            "dropped": collector.dropped,
+            "groups": len(groups),
+            "by_family": collector.by_family(),
+        },
+        "groups": [group.to_dict() for group in groups],
+        "findings": [finding.to_dict() for finding in findings],
+        "timeline": {
+            "calls": [_point(p.timestamp, p.group, p.duration_ms) for p in calls],
+            "stalls": [_point(p.timestamp, p.group, p.duration_ms) for p in stalls],
+        },
+    }
+
+
+def _point(timestamp: float, group: int, duration_ms: float | None) -> dict[str, Any]:
+    return {"timestamp": timestamp, "group": group, "duration_ms": duration_ms}
+
+
+def write_json(collector: FindingCollector, path: str | os.PathLike[str]) -> Path:
+    """Write the JSON report to ``path`` (parent directories are created)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # default=repr: a finding's ``details`` may hold values JSON cannot encode.
+    text = json.dumps(report_to_dict(collector), indent=2, default=repr)
+    target.write_text(text + "\n", encoding="utf-8")
+    return target
+
+
+def report_from_data(data: object) -> FindingCollector:
+    """Rebuild a collector from a parsed JSON report (or a list of findings).
+
+    Raises:
+        ConfigError: if ``data`` is not a loopwarden report this version can read.
+    """
+    if isinstance(data, list):
+        collector = FindingCollector(max_findings=max(1000, len(data)))
+        collector.extend(_finding(item) for item in data)
+        if collector.total:
+            collector.started_at = min(f.timestamp for f in collector.findings)
+            collector.finish(max(f.timestamp for f in collector.findings))
+        return collector
+    if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+        raise ConfigError(
+            f'not a loopwarden report: expected a JSON object with "schema": "{SCHEMA}" '
+            "or a list of findings"
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise ConfigError(
+            f"loopwarden report version {version!r} is not supported; "
+            f"this loopwarden reads versions up to {VERSION}"
+        )
+    findings = [_finding(item) for item in data.get("findings", [])]
+    collector = FindingCollector(
+        max_findings=max(1000, len(findings)),
+        stacks_per_group=max(5, len(findings)),
+        started_at=float(data.get("started_at") or 0) or None,
+    )
+    collector.extend(findings)
+    collector.restore_counts(data.get("groups", []))
+    timeline = data.get("timeline")
+    if isinstance(timeline, Mapping):
+        collector.restore_timeline(timeline.get("calls", []), timeline.get("stalls", []))
+    finished = data.get("finished_at")
+    if isinstance(finished, (int, float)):
+        collector.finish(float(finished))
+    meta = data.get("meta")
+    if isinstance(meta, Mapping):
+        collector.meta.update(meta)
+    return collector
+
+
+def _finding(item: object) -> Finding:
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"a finding in the report is not a JSON object: {item!r}")
+    try:
+        return Finding.from_dict(dict(item))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"a finding in the report is malformed: {exc}") from exc
+
+
+def load_report(path: str | os.PathLike[str]) -> FindingCollector:
+    """Read a JSON report written by :func:`write_json` (or a list of findings).
+
+    Raises:
+        ConfigError: if the file cannot be read or is not a loopwarden report.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read report {os.fspath(path)!r}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
+    return report_from_data(data)

@@ -1,0 +1,175 @@
+"""The terminal summary: one block per call site, colours only on a TTY."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from loopwarden.findings import StackFrame
+from loopwarden.frames import is_stdlib_file
+from loopwarden.report.grouping import FindingCollector, FindingGroup
+
+__all__ = ["format_summary", "print_summary", "relevant_frames", "short_path", "use_color"]
+
+_RESET = "\033[0m"
+_STYLES = {
+    "bold": "\033[1m",
+    "dim": "\033[2m",
+    "red": "\033[31m",
+    "green": "\033[32m",
+    "yellow": "\033[33m",
+    "cyan": "\033[36m",
+}
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (ValueError, OSError):  # closed or detached stream
+        return False
+
+
+def short_path(location: str) -> str:
+    """``location`` with the current directory's prefix removed, for reading."""
+    cwd = os.getcwd() + os.sep
+    return location[len(cwd) :] if location.startswith(cwd) else location
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        return "".join(_STYLES[s] for s in styles) + text + _RESET
+
+
+def _frame_lines(frame: StackFrame, paint: _Painter) -> list[str]:
+    lines = [f"      {short_path(str(frame))}"]
+    source = frame.source_line()
+    if source:
+        lines.append("        " + paint(source, "dim"))
+    return lines
+
+
+def relevant_frames(stack: tuple[StackFrame, ...]) -> tuple[list[StackFrame], int]:
+    """The frames worth reading, and how many were left out.
+
+    Keeps every frame outside the standard library and loopwarden's launcher
+    and, after the innermost of those (your line), the standard-library
+    frames that lead to the primitive; drops the event loop's own machinery
+    further out.
+    """
+    own = [not is_stdlib_file(f.filename) and not _is_tool_frame(f) for f in stack]
+    last_own = max((i for i, mine in enumerate(own) if mine), default=-1)
+    kept = [frame for i, frame in enumerate(stack) if i >= last_own or own[i]]
+    return kept, len(stack) - len(kept)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_DEMO_DIR = os.path.join(_PACKAGE_DIR, "demo") + os.sep
+
+
+def _is_tool_frame(frame: StackFrame) -> bool:
+    # loopwarden's own launcher frames (cli, __main__, the demo runner) say
+    # nothing about the app; the demo's app modules are "user" code.
+    filename = frame.filename
+    if not filename.startswith(_PACKAGE_DIR):
+        return False
+    return not filename.startswith(_DEMO_DIR) or filename == _DEMO_DIR + "__init__.py"
+
+
+def _group_block(index: int, group: FindingGroup, paint: _Painter, max_frames: int) -> list[str]:
+    first = group.first
+    times = "once" if group.count == 1 else f"{group.count} times"
+    if group.family == "stall":
+        head = f"event loop stalled {times}, longest {group.stall_ms_max:.0f} ms"
+    else:
+        head = f"{group.primitive}() blocked {times}"
+    lines = [
+        f"{index:>2}. " + paint(f"[{group.family}]", "yellow", "bold") + " " + paint(head, "bold"),
+        f"    at {paint(short_path(group.user_caller), 'cyan')}",
+        f"    on thread {first.thread_name!r} while {first.loop} was running",
+    ]
+    if first.stack:
+        kept, _ = relevant_frames(first.stack)
+        shown = kept[-max_frames:]
+        hidden = len(first.stack) - len(shown)
+        note = f", {hidden} library and event-loop frames hidden" if hidden else ""
+        lines.append(f"    first stack (most recent call last{note}):")
+        for frame in shown:
+            lines.extend(_frame_lines(frame, paint))
+    lines.append("    " + paint("fix: ", "green", "bold") + group.suggestion)
+    return lines
+
+
+def format_summary(
+    collector: FindingCollector,
+    *,
+    color: bool = False,
+    max_groups: int = 20,
+    max_frames: int = 6,
+) -> str:
+    """The summary as text.
+
+    Args:
+        collector: What to summarise.
+        color: Use ANSI colours.
+        max_groups: Call sites shown in full; the rest are counted.
+        max_frames: Innermost frames of the first stack shown per site.
+    """
+    paint = _Painter(color)
+    groups = collector.groups()
+    if not groups:
+        return paint("loopwarden: no blocking calls or stalls on the event-loop thread.", "green")
+    families = ", ".join(f"{family} {count}" for family, count in collector.by_family().items())
+    noun = "finding" if collector.total == 1 else "findings"
+    sites = "call site" if len(groups) == 1 else "call sites"
+    lines = [
+        paint(
+            f"loopwarden: {collector.total} {noun} at {len(groups)} {sites} "
+            "on the event-loop thread",
+            "red",
+            "bold",
+        )
+        + f" ({families})",
+        "",
+    ]
+    for index, group in enumerate(groups[:max_groups], start=1):
+        lines.extend(_group_block(index, group, paint, max_frames))
+        lines.append("")
+    rest = groups[max_groups:]
+    if rest:
+        lines.append(
+            f"... and {len(rest)} more call sites with {sum(g.count for g in rest)} findings "
+            "(see the HTML or JSON report)"
+        )
+    if collector.dropped:
+        lines.append(
+            paint(
+                f"({collector.dropped} repeated findings were counted but not kept in full)",
+                "dim",
+            )
+        )
+    return "\n".join(lines).rstrip()
+
+
+def print_summary(
+    collector: FindingCollector,
+    stream: TextIO | None = None,
+    *,
+    max_groups: int = 20,
+    max_frames: int = 6,
+) -> None:
+    """Print :func:`format_summary` to ``stream`` (default: stderr), coloured on a TTY."""
+    out = sys.stderr if stream is None else stream
+    text = format_summary(
+        collector, color=use_color(out), max_groups=max_groups, max_frames=max_frames
+    )
+    print(text, file=out, flush=True)
