@@ -68,14 +68,14 @@ def test_precedence_cli_ini_pyproject_default(
     [
         (("--block-detect=fial",), "", "", "valid modes: fail, raise, warn, record, off"),
         ((), "sometimes", "", "valid modes: fail, raise, warn, record, off"),
-        ((), "", 'mode = "loud"', "valid modes: fail, raise, warn, record, off"),
+        ((), "", 'mode = "loud"', "valid values: raise, warn, record, off, fail"),
         (("--block-detect", "--block-detect-scope=my-pkg"), "", "", "expected package names"),
         (("--block-detect", "--block-detect-stall-ms=soon"), "", "", "positive whole number"),
-        (("--block-detect",), "", "stall_ms = -5", "stall_ms must be a positive"),
+        (("--block-detect",), "", "stall_ms = -5", "stall_ms -5; valid values: a number"),
         (("--block-detect",), "", 'allow = [{ target = "mylib:f" }]', "needs a reason"),
         (("--block-detect",), "", 'allow = [{ target = "mylib:f", why = "x" }]', "valid keys"),
-        (("--block-detect",), "", 'rules = [{ target = "mylib:f" }]', "needs target and sugg"),
-        ((), "", "mode = 3", "mode must be a string"),
+        (("--block-detect",), "", 'rules = [{ target = "mylib:f" }]', "needs a suggestion"),
+        ((), "", "mode = 3", "mode 3; valid values: raise"),
     ],
 )
 def test_bad_values_are_usage_errors(
