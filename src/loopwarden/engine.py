@@ -109,7 +109,7 @@ def _checked_call(
                     if result is not NOT_BLOCKED:
                         return result
                 if not _excused(rule, caller):
-                    finding, user_frame = _make_finding(rule, loop, caller)
+                    finding, user_frame = _make_finding(rule, loop, caller, args, kwargs)
         except Exception:  # noqa: BLE001 - never let a broken rule crash the host
             _rule_failed(rule, "check")
         if finding is not None:
@@ -153,7 +153,7 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
             excused = info.excused
             if excused is None:
                 excused = info.excused = _default_allowance_covers(info)
-            if excused or info.key in rule.allowed_in:
+            if excused or info.key in rule.allowed_in or info.module in rule.allowed_in:
                 return True
         elif info.category != hidden:
             if info.category == _frames.TOOL:
@@ -186,7 +186,29 @@ def _user_allowances() -> list[Allowance]:
     return found
 
 
-def _make_finding(rule: Rule, loop: str, caller: FrameType) -> tuple[Finding, FrameType]:
+def _diagnose(
+    rule: Rule, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The suggestion and details of one finding (rule.diagnose may refine them)."""
+    if rule.diagnose is None:
+        return rule.suggestion, {}
+    try:
+        details = dict(rule.diagnose(*args, **kwargs))
+    except Exception:  # noqa: BLE001 - a broken diagnosis must not lose the finding
+        _rule_failed(rule, "diagnosis")
+        return rule.suggestion, {}
+    suggestion = details.pop("suggestion", None)
+    return (suggestion if isinstance(suggestion, str) else rule.suggestion), details
+
+
+def _make_finding(
+    rule: Rule,
+    loop: str,
+    caller: FrameType,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> tuple[Finding, FrameType]:
+    suggestion, details = _diagnose(rule, args, kwargs or {})
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
     user_frame: FrameType = caller
@@ -207,8 +229,9 @@ def _make_finding(rule: Rule, loop: str, caller: FrameType) -> tuple[Finding, Fr
         caller=caller_label,
         user_caller=_frames.frame_label(user_frame),
         stack=stack,
-        suggestion=rule.suggestion,
+        suggestion=suggestion,
         timestamp=time.time(),
+        details=details,
     )
     return finding, user_frame
 
