@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from types import FrameType
+from types import FrameType, FunctionType
 from typing import TYPE_CHECKING, Any, Callable
 
 from loopwarden import frames as _frames
@@ -69,7 +69,12 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
     wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
-    wrapper.__doc__ = getattr(original, "__doc__", None)
+    if isinstance(original, FunctionType):
+        # Only from Python functions: PySide6's signature support replaces the
+        # __doc__ getter of builtin methods with one that drops a reference to
+        # None on every read, which crashes the interpreter after enough
+        # activations ("none_dealloc").
+        wrapper.__doc__ = original.__doc__
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
     return wrapper
