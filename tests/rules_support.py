@@ -66,9 +66,7 @@ class CaseTable:
         self.with_nonblocking: set[str] = set()
         self.elsewhere: set[str] = set()
 
-    def add(
-        self, *names: str, nonblocking: bool = True
-    ) -> Callable[[CaseFactory], CaseFactory]:
+    def add(self, *names: str, nonblocking: bool = True) -> Callable[[CaseFactory], CaseFactory]:
         """Register ``factory`` for the given rule names."""
 
         def register(factory: CaseFactory) -> CaseFactory:
@@ -184,13 +182,13 @@ class Peers:
         os.write(write_fd, data)
         os.close(write_fd)
         os.set_blocking(read_fd, blocking)
-        stream = self.closing(open(read_fd, encoding="utf-8", closefd=True))
+        stream = self.closing(open(read_fd, encoding="utf-8", closefd=True))  # noqa: SIM115
         self.monkeypatch.setattr(sys, "stdin", stream)
 
 
-@pytest.fixture
-def peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
-    """Real peers for one test, cleaned up at teardown."""
+@contextlib.contextmanager
+def open_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
+    """Real peers for one test, cleaned up on exit (wrap it in a ``peers`` fixture)."""
     p = Peers(tmp_path, monkeypatch)
     try:
         yield p
@@ -198,7 +196,10 @@ def peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
         p.close()
 
 
-def ignoring(*errors: type[BaseException]) -> Callable[[Callable[[], object]], Callable[[], object]]:
+Call = Callable[[], object]
+
+
+def ignoring(*errors: type[BaseException]) -> Callable[[Call], Call]:
     """Wrap a call so that the given (expected, immediate) errors count as done."""
 
     def wrap(call: Callable[[], object]) -> Callable[[], object]:
@@ -219,13 +220,12 @@ async def _call(call: Callable[[], object]) -> object:
 
 def expect_finding(call: Callable[[], object], primitive: str) -> Finding:
     """Run ``call`` on a real asyncio loop thread and return the finding it raised."""
-    with loopwarden.guard(mode="raise") as warden:
-        with pytest.raises(BlockingCallError) as info:
-            asyncio.run(_call(call))
+    with loopwarden.guard(mode="raise") as warden, pytest.raises(BlockingCallError) as info:
+        asyncio.run(_call(call))
     finding = info.value.finding
     assert finding.primitive == primitive, finding.message
     assert warden.findings == [finding]
-    assert "MainThread" == finding.thread_name
+    assert finding.thread_name == threading.current_thread().name
     return finding
 
 

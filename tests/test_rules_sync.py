@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import concurrent.futures.process  # noqa: F401 - its rule patches only imported modules
+import concurrent.futures.process  # its rule patches only modules the app imported
 import os
 import queue
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+import loopwarden
+from loopwarden import BlockingCallError
 from rules_support import (
     PEER_TIMEOUT,
     Case,
@@ -19,13 +24,17 @@ from rules_support import (
     expect_silent_on_loop,
     family_tests,
     ignoring,
-    peers,  # noqa: F401 - fixture
+    open_peers,
 )
 
-import loopwarden
-from loopwarden import BlockingCallError
-
 CASES = CaseTable("sync")
+
+
+@pytest.fixture
+def peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
+    with open_peers(tmp_path, monkeypatch) as p:
+        yield p
+
 
 _LOCK_TYPES = {"threading.Lock": threading.Lock, "threading.RLock": threading.RLock}
 
@@ -110,7 +119,11 @@ def _semaphore(peers: Peers, name: str) -> Case:
     return Case(
         lambda: sem.acquire(),
         unblock=sem.release,
-        nonblocking=[lambda: sem.acquire(blocking=False), lambda: sem.acquire(timeout=0), take_free],
+        nonblocking=[
+            lambda: sem.acquire(blocking=False),
+            lambda: sem.acquire(timeout=0),
+            take_free,
+        ],
     )
 
 
@@ -225,7 +238,8 @@ def _thread_pool_shutdown(peers: Peers, name: str) -> Case:
     return Case(
         lambda: busy.shutdown(),
         unblock=stop.set,
-        nonblocking=[lambda: busy.shutdown(wait=False), lambda: idle.shutdown()],  # idle: no workers yet
+        # `idle` never started a worker: nothing to wait for.
+        nonblocking=[lambda: busy.shutdown(wait=False), lambda: idle.shutdown()],
     )
 
 

@@ -205,7 +205,6 @@ RULES: tuple[Rule, ...] = (
             "load_cert_chain",
             "load_default_certs",
             "set_default_verify_paths",
-            "load_dh_params",
         )
     ),
     _rule(

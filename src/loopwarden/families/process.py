@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loopwarden.rules import NOT_BLOCKED, Rule
 

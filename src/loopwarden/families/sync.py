@@ -22,7 +22,8 @@ import collections.abc
 import concurrent.futures
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loopwarden.rules import NOT_BLOCKED, Attempt, Rule
 from loopwarden.threads import running_loop
