@@ -101,10 +101,14 @@ class CaseTable:
 class Peers:
     """Real peers for one test: sockets, threads, files; all cleaned up afterwards."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self.request = request
         self.tmp_path = tmp_path
-        self.monkeypatch = monkeypatch
         self._cleanups = contextlib.ExitStack()
+
+    def fixture(self, name: str) -> Any:
+        """Another pytest fixture, set up only for the cases that need it (TLS peers)."""
+        return self.request.getfixturevalue(name)
 
     def close(self) -> None:
         self._cleanups.close()
@@ -183,13 +187,14 @@ class Peers:
         os.close(write_fd)
         os.set_blocking(read_fd, blocking)
         stream = self.closing(open(read_fd, encoding="utf-8", closefd=True))  # noqa: SIM115
-        self.monkeypatch.setattr(sys, "stdin", stream)
+        monkeypatch: pytest.MonkeyPatch = self.fixture("monkeypatch")
+        monkeypatch.setattr(sys, "stdin", stream)
 
 
 @contextlib.contextmanager
-def open_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
+def open_peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
     """Real peers for one test, cleaned up on exit (wrap it in a ``peers`` fixture)."""
-    p = Peers(tmp_path, monkeypatch)
+    p = Peers(request, tmp_path)
     try:
         yield p
     finally:

@@ -31,8 +31,8 @@ CASES = CaseTable("sync")
 
 
 @pytest.fixture
-def peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peers]:
-    with open_peers(tmp_path, monkeypatch) as p:
+def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
+    with open_peers(request, tmp_path) as p:
         yield p
 
 
