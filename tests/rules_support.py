@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import socket
 import subprocess
 import sys
@@ -179,16 +178,6 @@ class Peers:
 
         self.defer(reap)
         return proc
-
-    def stdin_pipe(self, data: bytes, *, blocking: bool = True) -> None:
-        """Replace ``sys.stdin`` by a real pipe holding ``data``."""
-        read_fd, write_fd = os.pipe()
-        os.write(write_fd, data)
-        os.close(write_fd)
-        os.set_blocking(read_fd, blocking)
-        stream = self.closing(open(read_fd, encoding="utf-8", closefd=True))  # noqa: SIM115
-        monkeypatch: pytest.MonkeyPatch = self.fixture("monkeypatch")
-        monkeypatch.setattr(sys, "stdin", stream)
 
 
 @contextlib.contextmanager
