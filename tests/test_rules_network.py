@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import http.client
 import http.server
-import ipaddress
 import os
 import socket
 import ssl
@@ -24,6 +22,7 @@ from rules_support import (
     PEER_TIMEOUT,
     Case,
     CaseTable,
+    Certificate,
     Peers,
     expect_finding,
     expect_silent_off_loop,
@@ -43,59 +42,6 @@ def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
 
 
 # -- TLS peers ------------------------------------------------------------------
-
-
-class Certificate:
-    """A self-signed certificate for localhost / 127.0.0.1, as PEM files."""
-
-    def __init__(self, directory: Path) -> None:
-        x509 = pytest.importorskip("cryptography.x509")
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.cert = directory / "cert.pem"
-        self.key = directory / "key.pem"
-        self.cert.write_text(self.pem)
-        self.key.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cadata=self.pem)
 
 
 class TlsServer:
