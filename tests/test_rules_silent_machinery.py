@@ -324,3 +324,28 @@ def test_anyio_on_asyncio(certificate: Certificate) -> None:
         results = anyio.run(main, backend="asyncio")
     assert warden.findings == []
     assert results == [b"anyio", "from a thread", b"7"]
+
+
+# -- qasync (Qt) --------------------------------------------------------------------------
+
+
+def test_qasync_loop(qapp: Any) -> None:
+    qasync = pytest.importorskip("qasync")
+
+    async def main() -> list[Any]:
+        server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            line = await _round_trip("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+        return [
+            line,
+            await loop.run_in_executor(None, sum, [1, 2]),
+            await asyncio.to_thread(len, "ab"),
+        ]
+
+    loop = qasync.QEventLoop(qapp)
+    with loopwarden.guard(mode="raise") as warden, loop:
+        result = loop.run_until_complete(main())
+    assert warden.findings == []
+    assert result == [b"ping\n", 3, 2]

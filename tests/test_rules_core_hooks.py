@@ -1,0 +1,90 @@
+"""The two rule hooks the new families rely on, and a core fix they exposed.
+
+* ``Rule.diagnose``: per-call details, and a per-call suggestion (deadlocks);
+* ``Rule.allowed_in`` with a bare module name (stdlib critical sections);
+* wrapping builtin methods must not read their ``__doc__`` (PySide6 bug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import posixpath
+import sys
+from typing import Any
+
+import pytest
+
+import loopwarden
+from loopwarden import BlockingCallError, Rule
+from loopwarden.registry import registry
+
+
+def _fspath_rule(**options: Any) -> Rule:
+    # os.fspath is a builtin that posixpath.join calls for every part.
+    return Rule(target="os:fspath", family="custom", suggestion="Do not.", **options)
+
+
+def _on_loop(call: Any, rule: Rule, mode: str = "raise") -> loopwarden.Warden:
+    async def main() -> None:
+        call()
+
+    with loopwarden.guard(mode=mode, rules=[rule]) as warden:  # type: ignore[arg-type]
+        asyncio.run(main())
+    return warden
+
+
+def test_diagnose_adds_details_and_replaces_the_suggestion() -> None:
+    def diagnose(path: object) -> dict[str, Any]:
+        return {"path": path, "suggestion": f"{path!r} is special: do something else."}
+
+    warden = _on_loop(lambda: os.fspath("a"), _fspath_rule(diagnose=diagnose), mode="record")
+    (finding,) = warden.findings
+    assert finding.details == {"path": "a"}
+    assert finding.suggestion == "'a' is special: do something else."
+    assert finding.message.endswith("'a' is special: do something else.")
+
+
+def test_a_failing_diagnosis_keeps_the_finding(caplog: pytest.LogCaptureFixture) -> None:
+    def diagnose(path: object) -> dict[str, Any]:
+        raise RuntimeError("broken diagnosis")
+
+    rule = _fspath_rule(diagnose=diagnose)
+    with (
+        caplog.at_level(logging.ERROR, logger="loopwarden"),
+        pytest.raises(BlockingCallError) as info,
+    ):
+        _on_loop(lambda: os.fspath("a"), rule)
+    assert info.value.finding.suggestion == "Do not."
+    assert info.value.finding.details == {}
+    assert "diagnosis of rule os.fspath failed" in caplog.text
+
+
+@pytest.mark.parametrize("allowed", ["posixpath", "posixpath:join"])
+def test_allowed_in_takes_a_module_or_a_function(allowed: str) -> None:
+    rule = _fspath_rule(allowed_in=frozenset({allowed}))
+    warden = _on_loop(lambda: posixpath.join("a", "b"), rule)
+    assert warden.findings == []
+
+
+def test_allowed_in_does_not_excuse_direct_calls() -> None:
+    rule = _fspath_rule(allowed_in=frozenset({"posixpath"}))
+    with pytest.raises(BlockingCallError):
+        _on_loop(lambda: os.fspath("a"), rule)
+
+
+def test_activations_keep_none_alive_with_pyside6_imported() -> None:
+    # PySide6's __doc__ getter for builtin methods drops a reference to None on
+    # each read; wrapping builtins used to read it, and after enough activations
+    # the interpreter aborted with "none_dealloc".
+    pytest.importorskip("PySide6.QtCore")
+    assert not registry.installed
+    cycles = 20
+    registry.install()
+    registry.uninstall()
+    before = sys.getrefcount(None)
+    for _ in range(cycles):
+        registry.install()
+        registry.uninstall()
+    assert abs(sys.getrefcount(None) - before) < cycles
