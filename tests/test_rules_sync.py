@@ -334,6 +334,43 @@ def test_lock_rules_keep_asyncio_and_logging_silent() -> None:
     assert warden.findings == []
 
 
+def test_joining_a_loops_executor_shutdown_thread_is_loop_machinery() -> None:
+    # uvloop joins this thread on the loop thread from compiled code (no frame
+    # to allow), right after the thread reported back.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        release = threading.Event()
+        task = loop.run_in_executor(None, release.wait, PEER_TIMEOUT)
+        shut_down = loop.create_future()
+        thread = threading.Thread(target=loop._do_shutdown, args=(shut_down,))  # type: ignore[attr-defined]
+        thread.start()
+        thread.join(0.05)  # still shutting the executor down: alive
+        assert thread.is_alive()
+        release.set()
+        await task
+        await shut_down
+        thread.join()  # what uvloop does next, on the loop thread
+
+    with loopwarden.guard(mode="raise") as warden:
+        asyncio.run(main())
+    assert warden.findings == []
+
+
+def test_joining_a_thread_subclass_that_keeps_running_fires(peers: Peers) -> None:
+    stop = threading.Event()
+
+    class Worker(threading.Thread):
+        def run(self) -> None:
+            super().run()  # deletes _target ...
+            stop.wait(PEER_TIMEOUT)  # ... but the thread goes on working
+
+    worker = Worker(target=lambda: None, daemon=True)
+    worker.start()
+    peers.defer(worker.join, PEER_TIMEOUT)
+    peers.defer(stop.set)
+    expect_finding(lambda: worker.join(), "threading.Thread.join")
+
+
 # -- futures that can only deadlock -----------------------------------------------
 
 

@@ -18,6 +18,7 @@ waiting on something: those modules are excused for the lock rules only.
 from __future__ import annotations
 
 import _thread
+import asyncio
 import collections.abc
 import concurrent.futures
 import queue
@@ -155,7 +156,26 @@ def _put_attempt(
 
 
 def _join_blocks(thread: threading.Thread, timeout: float | None = None) -> bool:
-    return thread.is_alive() and _would_wait(timeout)
+    if not thread.is_alive() or not _would_wait(timeout):
+        return False
+    if type(thread).run is threading.Thread.run and not hasattr(thread, "_target"):
+        # Thread.run() deletes _target once the target returned: the thread is
+        # only tidying up, and the join ends at once.
+        return False
+    return not _is_loop_shutdown_thread(thread)
+
+
+def _is_loop_shutdown_thread(thread: threading.Thread) -> bool:
+    """The thread an event loop starts to shut its default executor down.
+
+    uvloop joins it on the loop thread once it has reported back (asyncio's
+    own version is covered by a default allowance; uvloop's is compiled, so
+    there is no frame to allow).
+    """
+    target = getattr(thread, "_target", None)
+    return getattr(target, "__name__", "") == "_do_shutdown" and isinstance(
+        getattr(target, "__self__", None), asyncio.AbstractEventLoop
+    )
 
 
 def _result_blocks(future: concurrent.futures.Future[Any], timeout: float | None = None) -> bool:
@@ -370,7 +390,8 @@ RULES: tuple[Rule, ...] = (
         "threading:Thread.join",
         _JOIN,
         blocks_when=_join_blocks,
-        condition="the thread is alive and timeout is None or > 0",
+        condition="the thread is still running its target and timeout is None or > 0 "
+        "(not an event loop's own executor-shutdown thread)",
     ),
     *(
         _rule(
