@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import http.client
 import http.server
+import importlib.util
 import os
 import socket
 import ssl
@@ -487,3 +488,19 @@ def test_sync_http_client_on_the_loop_is_recorded_and_still_works(
 def test_sync_http_client_off_the_loop_is_silent(http_url: str, client: str) -> None:
     body = expect_silent_off_loop(lambda: _CLIENTS[client](http_url))
     assert body == b"hello from 127.0.0.1"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("requests") is None, reason="requests is not installed here"
+)
+def test_requests_is_caught_through_the_socket_layer(http_url: str) -> None:
+    import requests
+
+    async def main() -> str:
+        return requests.get(http_url, timeout=PEER_TIMEOUT).text
+
+    with loopwarden.guard(mode="record") as warden:
+        assert asyncio.run(main()) == "hello from 127.0.0.1"
+    network = [f.primitive for f in warden.findings if f.family == "network"]
+    assert "socket.socket.connect" in network
+    assert "socket.socket.sendall" in network
