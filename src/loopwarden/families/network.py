@@ -42,8 +42,8 @@ _DNS = (
 )
 
 _BLOCKING_SOCKET = (
-    "the socket is in blocking mode or has a timeout (gettimeout() != 0) "
-    "and its descriptor is in blocking mode"
+    "the socket waits: gettimeout() is None or > 0 "
+    "(non-blocking sockets and descriptors are silent)"
 )
 
 
