@@ -18,7 +18,9 @@ from rules_support import (
     CaseTable,
     Peers,
     expect_finding,
+    expect_silent_on_loop,
     family_tests,
+    ignoring,
     open_peers,
     run_script,
 )
@@ -105,3 +107,11 @@ def test_input_reads_the_real_pipe_in_record_mode(peers: Peers) -> None:
     with loopwarden.guard(mode="record") as warden:
         assert asyncio.run(main()) == "answer"
     assert [f.primitive for f in warden.findings] == ["builtins.input"]
+
+
+def test_input_without_any_stdin_fails_at_once_and_is_silent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    error = expect_silent_on_loop(ignoring(RuntimeError)(lambda: input()))
+    assert isinstance(error, RuntimeError)  # "input(): lost sys.stdin"

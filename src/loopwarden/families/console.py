@@ -20,6 +20,8 @@ _CONSOLE = (
 def _stdin_blocks(*_: object, **__: object) -> bool:
     """input() waits unless stdin is a descriptor in non-blocking mode."""
     stdin: Any = sys.stdin
+    if stdin is None:
+        return False  # no console at all (pythonw): input() fails at once
     try:
         fd = stdin.fileno()
     except (AttributeError, OSError, ValueError):
