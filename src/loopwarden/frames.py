@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from types import CodeType, FrameType
+from types import CodeType, FrameType, FunctionType
 from typing import Any
 
 from loopwarden.findings import StackFrame
@@ -133,9 +133,10 @@ def _qualname_from_globals(code: CodeType, f_globals: dict[str, Any]) -> str | N
                 candidate = candidate.__func__
             elif isinstance(candidate, property):
                 candidate = candidate.fget
-            if getattr(candidate, "__code__", None) is code:
-                qualname = getattr(candidate, "__qualname__", None)
-                return qualname if isinstance(qualname, str) else None
+            # Plain functions only: no attribute access on arbitrary objects
+            # (lazy proxies in module globals could import on access).
+            if isinstance(candidate, FunctionType) and candidate.__code__ is code:
+                return candidate.__qualname__
     return None
 
 
