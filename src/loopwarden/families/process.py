@@ -109,15 +109,16 @@ def _rule(target: str, suggestion: str, **options: Any) -> Rule:
     return Rule(target=target, family="process", suggestion=suggestion, **options)
 
 
+_RUNS_AND_WAITS = "always: runs a process and waits for it"
 _RUN_TARGETS = (
-    "subprocess:run",
-    "subprocess:call",
-    "subprocess:check_call",
-    "subprocess:check_output",
-    "subprocess:getoutput",
-    "subprocess:getstatusoutput",
-    "os:system",
-    "os:popen",
+    ("subprocess:run", _RUNS_AND_WAITS),
+    ("subprocess:call", _RUNS_AND_WAITS),
+    ("subprocess:check_call", _RUNS_AND_WAITS),
+    ("subprocess:check_output", _RUNS_AND_WAITS),
+    ("subprocess:getoutput", _RUNS_AND_WAITS),
+    ("subprocess:getstatusoutput", _RUNS_AND_WAITS),
+    ("os:system", _RUNS_AND_WAITS),
+    ("os:popen", "always: starts a shell; reading its output and close() wait for it"),
 )
 
 _SPAWN_TARGETS = tuple(
@@ -129,10 +130,7 @@ _SPAWN_TARGETS = tuple(
 _POPEN_INTERNALS = frozenset({"subprocess:Popen._posix_spawn", "subprocess:Popen._execute_child"})
 
 RULES: tuple[Rule, ...] = (
-    *(
-        _rule(target, _RUN, condition="always: runs a process and waits for it")
-        for target in _RUN_TARGETS
-    ),
+    *(_rule(target, _RUN, condition=condition) for target, condition in _RUN_TARGETS),
     _rule(
         "subprocess:Popen.wait",
         _WAIT,

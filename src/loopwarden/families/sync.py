@@ -326,7 +326,8 @@ _LOCK_RULES = tuple(
             "another thread holds the lock and the call waits (blocking=True, timeout != 0)"
             if method == "acquire"
             else "another thread holds the lock (`with lock:`)"
-        ),
+        )
+        + "; the standard library's own short critical sections are excused",
         allowed_in=_STDLIB_CRITICAL_SECTIONS,
     )
     for target, label, cls in _LOCK_TYPES
