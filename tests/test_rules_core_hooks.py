@@ -110,3 +110,37 @@ def test_qualnames_of_stdlib_frames_are_found_without_co_qualname(
     # Python 3.10 code objects have no co_qualname; allowances such as
     # "threading:Thread.start" need the method's qualified name all the same.
     assert frames._qualname_from_globals(function.__code__, vars(threading)) == qualname
+
+
+_NEW_FAMILIES = ("network", "database", "sync", "process", "console")
+
+
+def _raw_targets() -> dict[str, Any]:
+    """rule target -> the raw attribute (from the owner's own __dict__) it patches."""
+    import concurrent.futures.process  # noqa: F401 - so its rule applies too
+
+    from loopwarden.families import default_rules
+    from loopwarden.registry import _resolve
+
+    found: dict[str, Any] = {}
+    for rule in default_rules():
+        if rule.family not in _NEW_FAMILIES:
+            continue
+        resolved = _resolve(rule)
+        if resolved is None:
+            assert rule.target == "sqlite3:Connection.blobopen" and sys.version_info < (3, 11)
+            continue
+        owner, name = resolved
+        found[rule.target] = vars(owner).get(name, "<inherited>")
+    return found
+
+
+def test_new_targets_are_patched_and_restored_exactly() -> None:
+    before = _raw_targets()
+    with loopwarden.guard(mode="record"):
+        patched = set(registry.patched_targets())
+        during = _raw_targets()
+    assert set(before) <= patched
+    assert all(during[target] is not before[target] for target in before)
+    after = _raw_targets()
+    assert all(after[target] is before[target] for target in before)
