@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from types import FrameType
+from types import FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from loopwarden import frames as _frames
@@ -70,10 +70,12 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
     wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
-    # No __doc__ copy on purpose: once PySide6 is imported, Shiboken's signature
-    # support replaces the __doc__ getter of builtin method descriptors, and in
-    # PySide6 6.12 each read of it drops a reference to None (Python 3.11 then
-    # aborts with "none_dealloc"). help() and inspect follow __wrapped__ instead.
+    if isinstance(original, FunctionType):
+        # Only from Python functions: PySide6's signature support replaces the
+        # __doc__ getter of builtin methods with one that drops a reference to
+        # None on every read, which crashes the interpreter after enough
+        # activations ("none_dealloc").
+        wrapper.__doc__ = original.__doc__
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
     return wrapper
@@ -114,7 +116,7 @@ def _checked_call(
                     if result is not NOT_BLOCKED:
                         return result
                 if not _excused(rule, caller):
-                    finding, user_frame = _make_finding(rule, loop, caller)
+                    finding, user_frame = _make_finding(rule, loop, caller, args, kwargs)
         except Exception:  # noqa: BLE001 - never let a broken rule crash the host
             _rule_failed(rule, "check")
         if finding is not None:
@@ -158,7 +160,7 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
             excused = info.excused
             if excused is None:
                 excused = info.excused = _default_allowance_covers(info)
-            if excused or info.key in rule.allowed_in:
+            if excused or info.key in rule.allowed_in or info.module in rule.allowed_in:
                 return True
         elif info.category != hidden:
             if info.category == _frames.TOOL:
@@ -191,7 +193,29 @@ def _user_allowances() -> list[Allowance]:
     return found
 
 
-def _make_finding(rule: Rule, loop: str, caller: FrameType) -> tuple[Finding, FrameType]:
+def _diagnose(
+    rule: Rule, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The suggestion and details of one finding (rule.diagnose may refine them)."""
+    if rule.diagnose is None:
+        return rule.suggestion, {}
+    try:
+        details = dict(rule.diagnose(*args, **kwargs))
+    except Exception:  # a broken diagnosis must not lose the finding
+        _rule_failed(rule, "diagnosis")
+        return rule.suggestion, {}
+    suggestion = details.pop("suggestion", None)
+    return (suggestion if isinstance(suggestion, str) else rule.suggestion), details
+
+
+def _make_finding(
+    rule: Rule,
+    loop: str,
+    caller: FrameType,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> tuple[Finding, FrameType]:
+    suggestion, details = _diagnose(rule, args, kwargs or {})
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
     user_frame: FrameType = caller
@@ -212,8 +236,9 @@ def _make_finding(rule: Rule, loop: str, caller: FrameType) -> tuple[Finding, Fr
         caller=caller_label,
         user_caller=_frames.frame_label(user_frame),
         stack=stack,
-        suggestion=rule.suggestion,
+        suggestion=suggestion,
         timestamp=time.time(),
+        details=details,
     )
     return finding, user_frame
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from types import CodeType, FrameType
+from types import CodeType, FrameType, FunctionType
 from typing import Any
 
 from loopwarden.findings import StackFrame
@@ -113,8 +113,36 @@ _LOOP_DISPATCH = frozenset({"asyncio.events:Handle._run", "asyncio.events:_run"}
 _cache: dict[CodeType, FrameInfo] = {}
 
 
-def _qualname(code: CodeType) -> str:
-    return getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+def _qualname(code: CodeType, f_globals: dict[str, Any] | None = None) -> str:
+    qualname = getattr(code, "co_qualname", None)  # co_qualname: Python 3.11+
+    if isinstance(qualname, str):
+        return qualname
+    if f_globals is not None:
+        found = _qualname_from_globals(code, f_globals)
+        if found is not None:
+            return found
+    return code.co_name
+
+
+def _qualname_from_globals(code: CodeType, f_globals: dict[str, Any]) -> str | None:
+    """Python 3.10: find the function or method of ``code`` in its module.
+
+    Allowances name methods (``"threading:Thread.start"``), which a bare
+    ``co_name`` cannot match. Runs once per code object (results are cached);
+    nested functions are not found and keep their ``co_name``.
+    """
+    for value in list(f_globals.values()):
+        candidates = vars(value).values() if isinstance(value, type) else (value,)
+        for candidate in list(candidates):
+            if isinstance(candidate, (staticmethod, classmethod)):
+                candidate = candidate.__func__
+            elif isinstance(candidate, property):
+                candidate = candidate.fget
+            # Plain functions only: no attribute access on arbitrary objects
+            # (lazy proxies in module globals could import on access).
+            if isinstance(candidate, FunctionType) and candidate.__code__ is code:
+                return candidate.__qualname__
+    return None
 
 
 def _categorize(code: CodeType, module: str) -> int:
@@ -137,7 +165,7 @@ def classify(code: CodeType, f_globals: dict[str, Any]) -> FrameInfo:
         module = f_globals.get("__name__") or "?"
         if not isinstance(module, str):
             module = "?"
-        info = FrameInfo(_categorize(code, module), module, _qualname(code))
+        info = FrameInfo(_categorize(code, module), module, _qualname(code, f_globals))
         _cache[code] = info
     return info
 

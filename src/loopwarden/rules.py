@@ -28,6 +28,7 @@ class _NotBlocked:
 NOT_BLOCKED: Any = _NotBlocked()
 
 BlocksWhen = Callable[..., bool]
+Diagnose = Callable[..., dict[str, Any]]
 Attempt = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -58,10 +59,16 @@ class Rule:
         import_module: Import the target's module at activation if it is not
             imported yet. Off for third-party modules (PySide6): they are
             patched only when the application already uses them.
-        allowed_in: ``"module:qualname"`` of standard-library functions that
-            excuse this primitive when they stand between the call and the
-            nearest frame outside the standard library (``threading`` starting
-            a thread waits briefly on an event, for instance).
+        allowed_in: ``"module:qualname"`` of standard-library functions (or a
+            bare ``"module"`` for all of its functions) that excuse this
+            primitive when they stand between the call and the nearest frame
+            outside the standard library (``threading`` starting a thread waits
+            briefly on an event, for instance).
+        diagnose: Optional function called with the primitive's own arguments
+            when a finding is made; the facts it returns go to
+            :attr:`Finding.details`. A ``"suggestion"`` key replaces the rule's
+            suggestion for that one finding (a ``Future.result()`` that can
+            only deadlock, for instance).
     """
 
     target: str
@@ -75,6 +82,7 @@ class Rule:
     iterates: bool = False
     import_module: bool = True
     allowed_in: frozenset[str] = frozenset()
+    diagnose: Diagnose | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.target:

@@ -16,6 +16,11 @@ __all__ = ["FAMILY_MODULES", "default_rules"]
 FAMILY_MODULES: tuple[str, ...] = (
     "sleep",
     "filesystem",
+    "network",
+    "database",
+    "sync",
+    "process",
+    "console",
 )
 
 _cache: tuple[Rule, ...] | None = None

@@ -1,0 +1,439 @@
+"""Family ``sync``: waiting on locks, events, queues, threads and futures.
+
+Everything here is a finding only when it would really wait:
+
+* locks (``acquire()`` and ``with lock:``) only when another thread holds
+  them: the rule first tries the original ``acquire(False)``, and an
+  uncontended lock is taken right there, at the cost of one extra call;
+* ``Queue.get``/``put`` only when the queue is empty/full (tried the same
+  way), ``Event.wait`` only when the event is not set, ``Thread.join`` only
+  while the thread runs, ``Future.result`` only while the future is pending.
+
+The standard library takes its own private locks for a few instructions at a
+time (``concurrent.futures``, ``queue``, asyncio's policy lock, ...). When such
+a lock is momentarily held by another thread, that is not the application
+waiting on something: those modules are excused for the lock rules only.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import collections.abc
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from loopwarden.rules import NOT_BLOCKED, Attempt, Rule
+from loopwarden.threads import running_loop
+
+__all__ = ["RULES", "completes_on_running_loop"]
+
+_LOCK = (
+    "Another thread holds this lock, so the loop stops until it lets go. Keep critical "
+    "sections shared with threads tiny, use asyncio.Lock between coroutines, or do the "
+    "locked work in a worker: `await asyncio.to_thread(...)`."
+)
+_WAIT = (
+    "Between coroutines use the asyncio primitives (asyncio.Event, Condition, Semaphore, "
+    "Barrier). To wait for a thread, `await asyncio.to_thread(...)` the wait, or let the "
+    "thread wake the loop with `loop.call_soon_threadsafe(...)`; in Qt code connect to a signal."
+)
+_QUEUE = (
+    "Use asyncio.Queue between coroutines (janus for a queue shared with threads), "
+    "`get_nowait()`/`put_nowait()`, or `await asyncio.to_thread(q.get)`."
+)
+_JOIN = (
+    "Let the thread tell the loop when it is done (`loop.call_soon_threadsafe(...)` or a "
+    "Qt signal), or `await asyncio.to_thread(thread.join)`; QThread has a finished signal."
+)
+_FUTURE = (
+    "`await asyncio.wrap_future(future)` instead of calling `future.result()`; "
+    "`loop.run_in_executor(...)` and `asyncio.to_thread(...)` return awaitables already."
+)
+_FUTURES_WAIT = (
+    "`await asyncio.wait([asyncio.wrap_future(f) for f in futures])` or "
+    "`asyncio.as_completed(...)` on the wrapped futures."
+)
+_SHUTDOWN = (
+    "`executor.shutdown(wait=False)`, or `await asyncio.to_thread(executor.shutdown)`. "
+    "Leaving a `with ThreadPoolExecutor():` block on the loop thread waits for every task."
+)
+_DEADLOCK = (
+    "This will deadlock: the future is completed by a coroutine scheduled on this same event "
+    "loop (asyncio.run_coroutine_threadsafe targeting the running loop), and that coroutine "
+    "cannot run while the loop thread waits for it. `await` the coroutine directly, or "
+    "`await asyncio.wrap_future(future)`."
+)
+
+
+def _original(owner: type, name: str) -> Any:
+    """The unpatched attribute, even if this module is imported while patches are in."""
+    value = owner.__dict__[name]
+    if getattr(value, "__loopwarden_rule__", None) is not None:
+        return value.__wrapped__
+    return value
+
+
+# Captured at import, before any patching: the attempts below must take the
+# locks without going through our own wrappers.
+#: (patch target prefix, display name, type) of the C lock types.
+_LOCK_TYPES: tuple[tuple[str, str, type], ...] = (
+    ("_thread:LockType", "threading.Lock", _thread.LockType),
+    ("_thread:RLock", "threading.RLock", _thread.RLock),
+)
+
+
+def _lock_attempt(acquire: Callable[[Any, bool], bool]) -> Attempt:
+    def attempt(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # acquire() and __enter__() both return True once the lock is held.
+        return True if acquire(args[0], False) else NOT_BLOCKED
+
+    return attempt
+
+
+def _would_wait(timeout: float | None) -> bool:
+    # None waits forever; a positive timeout waits; 0 or less only polls.
+    return timeout is None or timeout > 0
+
+
+def _acquire_blocks(lock: object, blocking: bool = True, timeout: float = -1) -> bool:
+    return bool(blocking) and timeout != 0
+
+
+def _semaphore_blocks(sem: object, blocking: bool = True, timeout: float | None = None) -> bool:
+    return bool(blocking) and _would_wait(timeout)
+
+
+def _semaphore_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    return True if original(args[0], False) else NOT_BLOCKED
+
+
+def _condition_wait_blocks(cond: object, timeout: float | None = None) -> bool:
+    return _would_wait(timeout)
+
+
+def _event_wait_blocks(event: threading.Event, timeout: float | None = None) -> bool:
+    return not event.is_set() and _would_wait(timeout)
+
+
+def _barrier_wait_blocks(barrier: threading.Barrier, timeout: float | None = None) -> bool:
+    # The last party to arrive trips the barrier and does not wait.
+    if barrier.broken or not _would_wait(timeout):
+        return False
+    return barrier.n_waiting + 1 < barrier.parties
+
+
+def _get_blocks(q: object, block: bool = True, timeout: float | None = None) -> bool:
+    return bool(block) and _would_wait(timeout)
+
+
+def _put_blocks(q: object, item: object, block: bool = True, timeout: float | None = None) -> bool:
+    return bool(block) and _would_wait(timeout)
+
+
+def _get_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        return original(args[0], False)
+    except queue.Empty:
+        return NOT_BLOCKED
+
+
+def _put_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    item = args[1] if len(args) > 1 else kwargs["item"]
+    try:
+        return original(args[0], item, False)
+    except queue.Full:
+        return NOT_BLOCKED
+
+
+def _join_blocks(thread: threading.Thread, timeout: float | None = None) -> bool:
+    if not thread.is_alive() or not _would_wait(timeout):
+        return False
+    if type(thread).run is threading.Thread.run and not hasattr(thread, "_target"):
+        # Thread.run() deletes _target once the target returned: the thread is
+        # only tidying up, and the join ends at once.
+        return False
+    return not _is_loop_shutdown_thread(thread)
+
+
+def _is_loop_shutdown_thread(thread: threading.Thread) -> bool:
+    """The thread an event loop starts to shut its default executor down.
+
+    uvloop joins it on the loop thread once it has reported back (asyncio's
+    own version is covered by a default allowance; uvloop's is compiled, so
+    there is no frame to allow).
+    """
+    target = getattr(thread, "_target", None)
+    return getattr(target, "__name__", "") == "_do_shutdown" and isinstance(
+        getattr(target, "__self__", None), asyncio.AbstractEventLoop
+    )
+
+
+def _result_blocks(future: concurrent.futures.Future[Any], timeout: float | None = None) -> bool:
+    return not future.done() and _would_wait(timeout)
+
+
+def _closure_value(function: object, name: str) -> Any:
+    """The value of free variable ``name`` in ``function``'s closure, or None."""
+    code = getattr(function, "__code__", None)
+    closure = getattr(function, "__closure__", None)
+    if code is None or not closure or name not in code.co_freevars:
+        return None
+    try:
+        return closure[code.co_freevars.index(name)].cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+def completes_on_running_loop(future: object) -> bool:
+    """True if ``future`` is completed by a coroutine on this thread's running loop.
+
+    That is what ``asyncio.run_coroutine_threadsafe(coro, loop)`` makes when
+    ``loop`` is the running loop: waiting for it on the loop thread can never
+    end. Two states are recognised: the scheduling callback is still queued on
+    the loop (asyncio's pure-Python loops), or it ran and chained the
+    coroutine's task to the future (any loop).
+    """
+    loop = running_loop()
+    if loop is None:
+        return False
+    for callback in list(getattr(future, "_done_callbacks", ())):
+        if (
+            getattr(callback, "__name__", "") == "_call_check_cancel"
+            and _closure_value(callback, "source_loop") is loop
+        ):
+            return True
+    for handle in list(getattr(loop, "_ready", ())):
+        callback = getattr(handle, "_callback", None)
+        if getattr(callback, "__qualname__", "").startswith("run_coroutine_threadsafe.") and (
+            _closure_value(callback, "future") is future
+            and _closure_value(callback, "loop") is loop
+        ):
+            return True
+    return False
+
+
+def _diagnose_result(future: object, *_: object, **__: object) -> dict[str, Any]:
+    if completes_on_running_loop(future):
+        return {"deadlock": True, "suggestion": _DEADLOCK}
+    return {}
+
+
+def _futures(fs: object) -> list[Any] | None:
+    # Only re-iterable collections: consuming a generator would starve the call.
+    if isinstance(fs, collections.abc.Collection):
+        return list(fs)
+    return None
+
+
+def _wait_blocks(
+    fs: object, timeout: float | None = None, return_when: str = concurrent.futures.ALL_COMPLETED
+) -> bool:
+    futures = _futures(fs)
+    if futures is None:
+        return _would_wait(timeout)
+    if not _would_wait(timeout):
+        return False
+    done = [f for f in futures if f.done()]
+    if return_when == concurrent.futures.FIRST_COMPLETED and done:
+        return False
+    if return_when == concurrent.futures.FIRST_EXCEPTION and any(
+        not f.cancelled() and f.exception(timeout=0) is not None for f in done
+    ):
+        return False
+    return len(done) < len(futures)
+
+
+def _as_completed_blocks(fs: object, timeout: float | None = None) -> bool:
+    futures = _futures(fs)
+    if futures is None:
+        return True
+    return not all(f.done() for f in futures)
+
+
+def _diagnose_wait(fs: object, *_: object, **__: object) -> dict[str, Any]:
+    futures = _futures(fs) or []
+    if any(completes_on_running_loop(f) for f in futures):
+        return {"deadlock": True, "suggestion": _DEADLOCK}
+    return {}
+
+
+def _thread_pool_shutdown_blocks(
+    executor: concurrent.futures.ThreadPoolExecutor, wait: bool = True, **_: object
+) -> bool:
+    threads = getattr(executor, "_threads", ())
+    return bool(wait) and any(t.is_alive() for t in threads)
+
+
+def _process_pool_shutdown_blocks(executor: Any, wait: bool = True, **_: object) -> bool:
+    started = getattr(executor, "_executor_manager_thread", None) is not None
+    return bool(wait) and (started or bool(getattr(executor, "_processes", None)))
+
+
+#: Standard-library code whose own private locks are held for a few instructions;
+#: another thread holding one for a moment is not the application waiting.
+_STDLIB_CRITICAL_SECTIONS = frozenset(
+    {
+        "concurrent.futures._base",
+        "concurrent.futures.thread",
+        "concurrent.futures.process",
+        "queue",  # the queue's mutex; waiting for items is the Queue.get/put rule
+        "asyncio.events",
+        "asyncio.base_events",
+        "asyncio.futures",
+        "asyncio.unix_events",
+        "asyncio.windows_events",
+        "functools",  # cached_property's lock (3.11)
+        "tempfile",
+        "http.cookiejar",
+        "multiprocessing.queues",
+        "multiprocessing.util",
+        "threading:Event.set",
+        "threading:Event.clear",
+        "threading:Semaphore.release",
+        "threading:BoundedSemaphore.release",
+        "threading:Barrier.reset",
+        "threading:Barrier.abort",
+        "threading:enumerate",
+        "threading:active_count",
+        "threading:_DummyThread.__init__",
+        "threading:_maintain_shutdown_locks",
+    }
+)
+
+
+def _rule(target: str, suggestion: str, **options: Any) -> Rule:
+    return Rule(target=target, family="sync", suggestion=suggestion, **options)
+
+
+_LOCK_RULES = tuple(
+    _rule(
+        f"{target}.{method}",
+        _LOCK,
+        name=f"{label}.{method}",
+        blocks_when=_acquire_blocks,
+        attempt=_lock_attempt(_original(cls, "acquire")),
+        condition=(
+            "another thread holds the lock and the call waits (blocking=True, timeout != 0)"
+            if method == "acquire"
+            else "another thread holds the lock (`with lock:`)"
+        )
+        + "; the standard library's own short critical sections are excused",
+        allowed_in=_STDLIB_CRITICAL_SECTIONS,
+    )
+    for target, label, cls in _LOCK_TYPES
+    for method in ("acquire", "__enter__")
+)
+
+RULES: tuple[Rule, ...] = (
+    *_LOCK_RULES,
+    _rule(
+        "threading:Condition.wait",
+        _WAIT,
+        blocks_when=_condition_wait_blocks,
+        condition="timeout is None or > 0",
+    ),
+    _rule(
+        "threading:Event.wait",
+        _WAIT,
+        blocks_when=_event_wait_blocks,
+        condition="the event is not set and timeout is None or > 0",
+    ),
+    # BoundedSemaphore first: it inherits acquire, and a rule patched on the
+    # base class first would hide it (findings would all say Semaphore).
+    *(
+        _rule(
+            f"threading:{cls}.acquire",
+            _WAIT,
+            blocks_when=_semaphore_blocks,
+            attempt=_semaphore_attempt,
+            condition="the counter is zero and the call waits (blocking=True, timeout != 0)",
+        )
+        for cls in ("BoundedSemaphore", "Semaphore")
+    ),
+    _rule(
+        "threading:Barrier.wait",
+        _WAIT,
+        blocks_when=_barrier_wait_blocks,
+        condition="other parties are still missing (this call does not trip the barrier)",
+    ),
+    _rule(
+        "queue:Queue.get",
+        _QUEUE,
+        blocks_when=_get_blocks,
+        attempt=_get_attempt,
+        condition="the queue is empty and block=True (timeout is None or > 0)",
+    ),
+    _rule(
+        "queue:Queue.put",
+        _QUEUE,
+        blocks_when=_put_blocks,
+        attempt=_put_attempt,
+        condition="the queue is full and block=True (timeout is None or > 0)",
+    ),
+    _rule(
+        "queue:SimpleQueue.get",
+        _QUEUE,
+        blocks_when=_get_blocks,
+        attempt=_get_attempt,
+        condition="the queue is empty and block=True (timeout is None or > 0)",
+    ),
+    _rule(
+        "threading:Thread.join",
+        _JOIN,
+        blocks_when=_join_blocks,
+        condition="the thread is still running its target and timeout is None or > 0 "
+        "(not an event loop's own executor-shutdown thread)",
+    ),
+    *(
+        _rule(
+            f"concurrent.futures:Future.{method}",
+            _FUTURE,
+            blocks_when=_result_blocks,
+            diagnose=_diagnose_result,
+            condition="the future is not done and timeout is None or > 0 "
+            "(a future completed on the running loop itself: a deadlock)",
+        )
+        for method in ("result", "exception")
+    ),
+    _rule(
+        "concurrent.futures:wait",
+        _FUTURES_WAIT,
+        blocks_when=_wait_blocks,
+        diagnose=_diagnose_wait,
+        condition="return_when is not met yet and timeout is None or > 0",
+    ),
+    _rule(
+        "concurrent.futures:as_completed",
+        _FUTURES_WAIT,
+        blocks_when=_as_completed_blocks,
+        diagnose=_diagnose_wait,
+        iterates=True,
+        condition="some futures are not done yet (iterating waits for them)",
+    ),
+    _rule(
+        "concurrent.futures.thread:ThreadPoolExecutor.shutdown",
+        _SHUTDOWN,
+        name="concurrent.futures.ThreadPoolExecutor.shutdown",
+        blocks_when=_thread_pool_shutdown_blocks,
+        condition="wait=True and worker threads are alive",
+    ),
+    _rule(
+        "concurrent.futures.process:ProcessPoolExecutor.shutdown",
+        _SHUTDOWN,
+        name="concurrent.futures.ProcessPoolExecutor.shutdown",
+        blocks_when=_process_pool_shutdown_blocks,
+        # Importing it pulls in multiprocessing; patch it only if the app uses it.
+        import_module=False,
+        condition="wait=True and worker processes were started",
+    ),
+)
