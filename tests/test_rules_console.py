@@ -43,7 +43,7 @@ def _pipe(peers: Peers, data: bytes, *, blocking: bool = True) -> IO[str]:
     os.write(write_fd, data)
     os.close(write_fd)
     os.set_blocking(read_fd, blocking)
-    stream = open(read_fd, encoding="utf-8")  # noqa: SIM115 - closed at teardown
+    stream = open(read_fd, encoding="utf-8")
     return peers.closing(stream)
 
 

@@ -201,7 +201,7 @@ def _diagnose(
         return rule.suggestion, {}
     try:
         details = dict(rule.diagnose(*args, **kwargs))
-    except Exception:  # a broken diagnosis must not lose the finding
+    except Exception:  # noqa: BLE001 - a broken diagnosis must not lose the finding
         _rule_failed(rule, "diagnosis")
         return rule.suggestion, {}
     suggestion = details.pop("suggestion", None)

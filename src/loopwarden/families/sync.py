@@ -270,8 +270,17 @@ def _diagnose_wait(fs: object, *_: object, **__: object) -> dict[str, Any]:
 def _thread_pool_shutdown_blocks(
     executor: concurrent.futures.ThreadPoolExecutor, wait: bool = True, **_: object
 ) -> bool:
-    threads = getattr(executor, "_threads", ())
-    return bool(wait) and any(t.is_alive() for t in threads)
+    if not wait:
+        return False
+    alive = sum(1 for t in getattr(executor, "_threads", ()) if t.is_alive())
+    if not alive:
+        return False
+    # Idle workers only wait for the shutdown sentinel and exit at once: leaving
+    # `with ThreadPoolExecutor():` after every task was awaited does not block.
+    queue = getattr(executor, "_work_queue", None)
+    idle = getattr(getattr(executor, "_idle_semaphore", None), "_value", 0)
+    pending = queue.qsize() if queue is not None else 0
+    return bool(pending) or idle < alive
 
 
 def _process_pool_shutdown_blocks(executor: Any, wait: bool = True, **_: object) -> bool:
@@ -425,7 +434,7 @@ RULES: tuple[Rule, ...] = (
         _SHUTDOWN,
         name="concurrent.futures.ThreadPoolExecutor.shutdown",
         blocks_when=_thread_pool_shutdown_blocks,
-        condition="wait=True and worker threads are alive",
+        condition="wait=True and tasks are queued or still running",
     ),
     _rule(
         "concurrent.futures.process:ProcessPoolExecutor.shutdown",
