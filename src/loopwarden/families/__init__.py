@@ -16,6 +16,7 @@ __all__ = ["FAMILY_MODULES", "default_rules"]
 FAMILY_MODULES: tuple[str, ...] = (
     "sleep",
     "filesystem",
+    "qt",
 )
 
 _cache: tuple[Rule, ...] | None = None
