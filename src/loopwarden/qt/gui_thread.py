@@ -31,7 +31,8 @@ import importlib.util
 import logging
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loopwarden import engine
 from loopwarden.threads import add_thread_probe, remove_thread_probe, thread_probes
@@ -122,11 +123,20 @@ def _notice_imports() -> None:
         from loopwarden.registry import registry
 
         registry.refresh()
-    except Exception:  # noqa: BLE001 - never break the host's call
+    except Exception:
         logger.exception("loopwarden: could not patch newly imported Qt modules")
     finally:
         state.refreshing = False
         state.modules_seen = len(sys.modules)
+
+
+def _remove_probe(keep: int | None) -> None:
+    """Remove our probe unless it is registered for ``keep`` (never someone else's)."""
+    state = _state
+    if state.thread_id is not None and state.thread_id != keep:
+        if thread_probes.get(state.thread_id) is describe_qt_loop:
+            remove_thread_probe(state.thread_id)
+        state.thread_id = None
 
 
 def sync() -> None:
@@ -136,9 +146,7 @@ def sync() -> None:
     """
     state = _state
     if not engine.active_wardens or not _pyside_installed():
-        if state.thread_id is not None and thread_probes.get(state.thread_id) is describe_qt_loop:
-            remove_thread_probe(state.thread_id)
-        state.thread_id = None
+        _remove_probe(keep=None)
         return
     # Rules were (re)installed by this activation: only modules imported from
     # now on need a refresh.
@@ -147,7 +155,10 @@ def sync() -> None:
     )
     state.modules_seen = -1  # look again at the next probe call
     ident = gui_thread_id()
-    if state.thread_id not in (None, ident) and thread_probes.get(state.thread_id) is describe_qt_loop:
+    if (
+        state.thread_id not in (None, ident)
+        and thread_probes.get(state.thread_id) is describe_qt_loop
+    ):
         remove_thread_probe(state.thread_id)
     add_thread_probe(ident, describe_qt_loop)
     state.thread_id = ident
