@@ -57,10 +57,11 @@ class Rule:
         import_module: Import the target's module at activation if it is not
             imported yet. Off for third-party modules (PySide6): they are
             patched only when the application already uses them.
-        allowed_in: ``"module:qualname"`` of standard-library functions that
-            excuse this primitive when they stand between the call and the
-            nearest frame outside the standard library (``threading`` starting
-            a thread waits briefly on an event, for instance).
+        allowed_in: ``"module:qualname"`` of functions that excuse this
+            primitive when they stand between the call and the nearest frame
+            outside the standard library, or are that frame (``threading``
+            starting a thread waits briefly on an event; QtAsyncio joins its
+            own shutdown thread).
     """
 
     target: str

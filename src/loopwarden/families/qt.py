@@ -318,6 +318,15 @@ _NESTED_LOOPS: tuple[str, ...] = (
     f"{_QTTEST}:QTest.qWait",
 )
 
+#: Library code that may block on these primitives by design, per target.
+_ALLOWED_IN: dict[str, frozenset[str]] = {
+    # QtAsyncio joins the helper thread that shut its executor down (asyncio
+    # itself does this join in a worker thread).
+    f"{_QTCORE}:QThread.wait": frozenset(
+        {"PySide6.QtAsyncio.events:QAsyncioEventLoop.shutdown_default_executor"}
+    ),
+}
+
 RULES: tuple[Rule, ...] = (
     *(
         Rule(
@@ -327,6 +336,7 @@ RULES: tuple[Rule, ...] = (
             blocks_when=predicate,
             condition=condition,
             import_module=False,
+            allowed_in=_ALLOWED_IN.get(target, frozenset()),
         )
         for target, predicate, condition, suggestion in _BLOCKING
     ),
