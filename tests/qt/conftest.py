@@ -15,6 +15,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMenu
 
 
+@pytest.fixture(autouse=True)
+def _keep_app_running(qapp: QApplication) -> None:
+    # Closing the last dialog must not quit the app (and with it the loop under test).
+    qapp.setQuitOnLastWindowClosed(False)
+
+
 @pytest.fixture
 def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     loop = qasync.QEventLoop(qapp)

@@ -10,8 +10,16 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QRunnable, QThread, QThreadPool
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QObject,
+    QRunnable,
+    QThread,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
 from PySide6.QtWidgets import QApplication
 from qt_support import in_qt_slot, primitives
 
@@ -91,9 +99,8 @@ def test_pytest_qt_wait_signal_runs_a_guarded_loop(qapp: QApplication, qtbot) ->
         time.sleep(0.001)
         emitter.done.emit()
 
-    with loopwarden.guard(mode="record") as warden:
-        with qtbot.waitSignal(emitter.done, timeout=5000):
-            QTimer.singleShot(0, slot)
+    with loopwarden.guard(mode="record") as warden, qtbot.waitSignal(emitter.done, timeout=5000):
+        QTimer.singleShot(0, slot)
     assert primitives(warden) == ["time.sleep"]
 
 

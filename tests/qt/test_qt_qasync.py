@@ -10,7 +10,6 @@ import time
 import pytest
 import qasync
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
-from PySide6.QtWidgets import QApplication
 from qt_support import primitives, run_coro
 
 import loopwarden
@@ -144,5 +143,3 @@ def test_executors_are_not_guarded(qasync_loop: qasync.QEventLoop) -> None:
     executor.shutdown(wait=True)
     assert threading.current_thread().name not in names
     assert warden.findings == []
-
-
