@@ -30,6 +30,7 @@ _QTNETWORK = "PySide6.QtNetwork"
 _QTWIDGETS = "PySide6.QtWidgets"
 _QTGUI = "PySide6.QtGui"
 _QTTEST = "PySide6.QtTest"
+_QTSERIAL = "PySide6.QtSerialPort"
 
 # -- suggestions -------------------------------------------------------------
 
@@ -132,10 +133,8 @@ def _server_listening(*args: Any, **kwargs: Any) -> bool:
     return len(args) > 1 and _waits(args, kwargs) and bool(args[0].isListening())
 
 
-def _sequential_device(*args: Any, **kwargs: Any) -> bool:
-    # QIODevice's own waitFor* only waits for sequential devices (pipes, ports).
-    device = args[0]
-    return _waits(args, kwargs) and bool(device.isOpen() and device.isSequential())
+def _open_device(*args: Any, **kwargs: Any) -> bool:
+    return _waits(args, kwargs) and bool(args[0].isOpen())
 
 
 def _thread_running(*args: Any, **kwargs: Any) -> bool:
@@ -234,11 +233,11 @@ _BLOCKING: tuple[tuple[str, BlocksWhen | None, str, str], ...] = (
     (f"{_QTCORE}:QProcess.waitForReadyRead", _process_running, "running; timeout not 0", _WAIT_FOR),
     (f"{_QTCORE}:QProcess.waitForBytesWritten", _bytes_to_write, "data pending", _WAIT_FOR),
     (f"{_QTCORE}:QProcess.execute", None, "always", _PROCESS),
-    (f"{_QTCORE}:QIODevice.waitForReadyRead", _sequential_device, "sequential device", _WAIT_FOR),
-    (f"{_QTCORE}:QIODevice.waitForBytesWritten", _sequential_device, "sequential", _WAIT_FOR),
+    # QIODevice's own waitFor* return at once; every Qt device that really
+    # waits overrides them in its own class, so the overrides are the targets.
     *(
         (f"{_QTNETWORK}:{cls}.{method}", predicate, condition, _WAIT_FOR)
-        for cls in ("QAbstractSocket", "QLocalSocket")
+        for cls in ("QAbstractSocket", "QSslSocket", "QLocalSocket")
         for method, predicate, condition in (
             ("waitForConnected", _socket_connecting, "connecting; timeout not 0"),
             ("waitForReadyRead", _socket_open, "not unconnected; timeout not 0"),
@@ -246,6 +245,9 @@ _BLOCKING: tuple[tuple[str, BlocksWhen | None, str, str], ...] = (
             ("waitForDisconnected", _socket_open, "not unconnected; timeout not 0"),
         )
     ),
+    (f"{_QTNETWORK}:QSslSocket.waitForEncrypted", _socket_open, "not unconnected", _WAIT_FOR),
+    (f"{_QTSERIAL}:QSerialPort.waitForReadyRead", _open_device, "open; timeout not 0", _WAIT_FOR),
+    (f"{_QTSERIAL}:QSerialPort.waitForBytesWritten", _bytes_to_write, "data pending", _WAIT_FOR),
     *(
         (f"{_QTNETWORK}:{cls}.waitForNewConnection", _server_listening, "timeout not 0", _WAIT_FOR)
         for cls in ("QTcpServer", "QLocalServer")
