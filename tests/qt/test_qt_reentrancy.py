@@ -163,3 +163,19 @@ def test_outside_asyncio_nested_loops_are_not_findings(qapp: QApplication) -> No
         QTest.qWait(1)
         in_worker(QCoreApplication.processEvents)  # a worker thread
     assert warden.findings == []
+
+
+def test_menu_exec_instance_form_raises_before_entering(qasync_loop: qasync.QEventLoop) -> None:
+    menu = QMenu()
+    menu.addAction("item")
+
+    async def main() -> None:
+        menu.exec(QPoint(0, 0))  # the common instance form, served by Shiboken from C
+
+    with (
+        loopwarden.guard(mode="raise") as warden,
+        pytest.raises(loopwarden.BlockingCallError),
+    ):
+        run_coro(qasync_loop, main())
+    assert primitives(warden) == ["PySide6.QtWidgets.QMenu.exec"]
+    assert not menu.isVisible()

@@ -506,3 +506,19 @@ def test_rules_are_not_patched_into_qapplication_itself(qapp: QApplication) -> N
     # Only the targets named in the table are patched: QApplication.exec is not one.
     with loopwarden.guard(mode="record"):
         assert getattr(type(qapp).exec, "__loopwarden_rule__", None) is None
+
+
+@pytest.mark.parametrize("method", ["copy", "rename", "link", "remove", "exists"])
+def test_qfile_instance_forms_of_static_operations(text_file: Path, method: str) -> None:
+    # Shiboken serves these from C for instances; the registry hooks __getattribute__.
+    args = () if method in ("remove", "exists") else (str(text_file.with_name("other.txt")),)
+    qfile = QFile(str(text_file))
+    fires(lambda: getattr(qfile, method)(*args), f"{_QTCORE}QFile.{method}")
+    assert silent_off_loop(lambda: getattr(QFile(str(text_file)), method)(*args)) is True
+
+
+def test_instance_hook_is_removed_exactly() -> None:
+    original = QFile.__dict__["__getattribute__"]
+    with loopwarden.guard(mode="record"):
+        assert QFile.__dict__["__getattribute__"] is not original
+    assert QFile.__dict__["__getattribute__"] is original

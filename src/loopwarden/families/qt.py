@@ -7,9 +7,11 @@ predicates duck-type the Qt objects they are given.
 
 Shiboken notes: methods are patched on the class with ``setattr`` (static
 ones stay static). A few names have both a static and an instance overload
-(``QFile.copy``, ``QFile.remove``, ``QMenu.exec``); for those Shiboken binds
-instance calls straight from its C method table, so only the static form
-(``QFile.copy(src, dst)``, ``QMenu.exec(actions, pos)``) is seen.
+(``QFile.copy``, ``QFile.remove``, ``QMenu.exec``); Shiboken binds their
+instance calls straight from its C method table, so the registry also wraps
+those classes' ``__getattribute__`` (see ``Registry._hook_instance_access``).
+Predicates of such rules must not rely on ``self``: instance calls reach them
+without it.
 """
 
 from __future__ import annotations
