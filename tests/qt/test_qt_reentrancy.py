@@ -11,10 +11,19 @@ from typing import Any
 import pytest
 import qasync
 from PySide6 import QtAsyncio
-from PySide6.QtCore import QCoreApplication, QEventLoop, QPoint, QThread, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QPoint, QThread, QTimer
+from PySide6.QtGui import QAction, QDrag
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import (
+    QApplication,
+    QColorDialog,
+    QDialog,
+    QFileDialog,
+    QFontDialog,
+    QInputDialog,
+    QMenu,
+    QMessageBox,
+)
 from qt_support import in_worker, primitives, run_coro
 
 import loopwarden
@@ -39,7 +48,46 @@ NESTED: dict[str, Callable[[], Any]] = {
     "PySide6.QtCore.QEventLoop.exec": lambda: QEventLoop().exec(),
     "PySide6.QtCore.QCoreApplication.processEvents": lambda: QCoreApplication.processEvents(),
     "PySide6.QtTest.QTest.qWait": lambda: QTest.qWait(10),
+    "PySide6.QtCore.QEventLoop.exec_": lambda: QEventLoop().exec_(),
+    "PySide6.QtWidgets.QDialog.exec_": lambda: _dialog().exec_(),
+    "PySide6.QtWidgets.QColorDialog.getColor": lambda: QColorDialog.getColor(),
+    "PySide6.QtWidgets.QFontDialog.getFont": lambda: QFontDialog.getFont(),
+    "PySide6.QtGui.QDrag.exec": lambda: QDrag(QObject()).exec(),
+    **{
+        f"PySide6.QtWidgets.QMessageBox.{name}": (
+            lambda name=name: getattr(QMessageBox, name)(None, "title", "text")
+        )
+        for name in ("warning", "critical", "question", "about")
+    },
+    "PySide6.QtWidgets.QMessageBox.aboutQt": lambda: QMessageBox.aboutQt(None),
+    **{
+        f"PySide6.QtWidgets.QFileDialog.{name}": lambda name=name: getattr(QFileDialog, name)()
+        for name in (
+            "getOpenFileNames",
+            "getSaveFileName",
+            "getExistingDirectory",
+            "getOpenFileUrl",
+            "getOpenFileUrls",
+            "getSaveFileUrl",
+            "getExistingDirectoryUrl",
+        )
+    },
+    **{
+        f"PySide6.QtWidgets.QInputDialog.{name}": (
+            lambda name=name: getattr(QInputDialog, name)(None, "title", "label")
+        )
+        for name in ("getText", "getMultiLineText", "getInt", "getDouble")
+    },
+    "PySide6.QtWidgets.QInputDialog.getItem": lambda: QInputDialog.getItem(
+        None, "title", "label", ["a", "b"]
+    ),
 }
+
+
+def test_every_reentrancy_rule_is_exercised() -> None:
+    from loopwarden.families.qt import RULES
+
+    assert {r.name for r in RULES if r.family == "reentrancy"} == set(NESTED)
 
 
 @pytest.mark.parametrize("primitive", sorted(NESTED))

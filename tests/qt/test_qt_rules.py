@@ -7,6 +7,7 @@ test really sleeps or waits."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -38,9 +39,11 @@ from PySide6.QtNetwork import (
     QHostInfo,
     QLocalServer,
     QLocalSocket,
+    QSslSocket,
     QTcpServer,
     QTcpSocket,
 )
+from PySide6.QtSerialPort import QSerialPort
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from qt_support import in_qt_slot, in_worker, primitives
@@ -522,3 +525,93 @@ def test_instance_hook_is_removed_exactly() -> None:
     with loopwarden.guard(mode="record"):
         assert QFile.__dict__["__getattribute__"] is not original
     assert QFile.__dict__["__getattribute__"] is original
+
+
+def test_qsslsocket_waits(tcp_pair: tuple[QTcpServer, QTcpSocket, QTcpSocket]) -> None:
+    port = tcp_pair[0].serverPort()
+    ssl = "PySide6.QtNetwork.QSslSocket."
+    socket_ = QSslSocket()
+
+    def connect_and_wait() -> None:
+        socket_.connectToHost("127.0.0.1", port)
+        socket_.waitForConnected()
+
+    try:
+        fires(connect_and_wait, ssl + "waitForConnected")
+        assert socket_.waitForConnected(5000)  # test body: not guarded
+        for method in ("waitForReadyRead", "waitForEncrypted", "waitForDisconnected"):
+            fires(lambda method=method: getattr(socket_, method)(), ssl + method)
+        assert silent_on_loop(lambda: socket_.waitForReadyRead(0)) is False
+        socket_.write(b"x")
+        fires(lambda: socket_.waitForBytesWritten(), ssl + "waitForBytesWritten")
+    finally:
+        socket_.abort()
+    assert silent_on_loop(lambda: QSslSocket().waitForConnected()) is False  # unconnected
+
+    def client_in_worker() -> bool:
+        worker_socket = QSslSocket()
+        worker_socket.connectToHost("127.0.0.1", port)
+        connected = bool(worker_socket.waitForConnected(5000))
+        worker_socket.abort()
+        return connected
+
+    assert silent_off_loop(client_in_worker) is True
+
+
+@pytest.fixture
+def pty_port() -> Iterator[tuple[int, str]]:
+    """A pseudo-terminal: a real serial-port-like device without hardware."""
+    master, slave = os.openpty()
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def _open_port(name: str) -> QSerialPort:
+    port = QSerialPort()
+    port.setPortName(name)
+    assert port.open(QIODevice.OpenModeFlag.ReadWrite), port.errorString()
+    return port
+
+
+def test_qserialport_waits(pty_port: tuple[int, str]) -> None:
+    master, name = pty_port
+    serial = "PySide6.QtSerialPort.QSerialPort."
+    # Qt sleeps out the timeout even on a closed port: that blocks too.
+    fires(lambda: QSerialPort().waitForReadyRead(), serial + "waitForReadyRead")
+    port = _open_port(name)
+    try:
+        fires(lambda: port.waitForReadyRead(), serial + "waitForReadyRead")
+        assert silent_on_loop(lambda: port.waitForReadyRead(0)) is False  # a poll
+        assert silent_on_loop(lambda: port.waitForBytesWritten()) is False  # nothing pending
+        port.write(b"x")
+        fires(lambda: port.waitForBytesWritten(), serial + "waitForBytesWritten")
+    finally:
+        port.close()
+
+    def read_in_worker() -> bytes:
+        worker_port = _open_port(name)
+        os.write(master, b"hi")
+        assert worker_port.waitForReadyRead(5000)
+        data = bytes(worker_port.readAll().data())
+        worker_port.close()
+        return data
+
+    assert silent_off_loop(read_in_worker) == b"hi"
+
+
+def test_shiboken_patches_are_restored_exactly() -> None:
+    originals = {
+        (QThread, "sleep"): QThread.__dict__["sleep"],
+        (QProcess, "execute"): QProcess.__dict__["execute"],
+        (QIODevice, "readAll"): QIODevice.__dict__["readAll"],
+    }
+    with loopwarden.guard(mode="record"):
+        assert "lock" in QMutex.__dict__  # inherited from QBasicMutex: patched on QMutex
+        for (cls, name), original in originals.items():
+            assert cls.__dict__[name] is not original
+    for (cls, name), original in originals.items():
+        assert cls.__dict__[name] is original
+    assert "lock" not in QMutex.__dict__

@@ -135,8 +135,9 @@ def _server_listening(*args: Any, **kwargs: Any) -> bool:
     return len(args) > 1 and _waits(args, kwargs) and bool(args[0].isListening())
 
 
-def _open_device(*args: Any, **kwargs: Any) -> bool:
-    return _waits(args, kwargs) and bool(args[0].isOpen())
+def _timeout_not_zero(*args: Any, **kwargs: Any) -> bool:
+    # QSerialPort.waitForReadyRead sleeps out its timeout even on a closed port.
+    return _waits(args, kwargs)
 
 
 def _thread_running(*args: Any, **kwargs: Any) -> bool:
@@ -248,7 +249,7 @@ _BLOCKING: tuple[tuple[str, BlocksWhen | None, str, str], ...] = (
         )
     ),
     (f"{_QTNETWORK}:QSslSocket.waitForEncrypted", _socket_open, "not unconnected", _WAIT_FOR),
-    (f"{_QTSERIAL}:QSerialPort.waitForReadyRead", _open_device, "open; timeout not 0", _WAIT_FOR),
+    (f"{_QTSERIAL}:QSerialPort.waitForReadyRead", _timeout_not_zero, "timeout not 0", _WAIT_FOR),
     (f"{_QTSERIAL}:QSerialPort.waitForBytesWritten", _bytes_to_write, "data pending", _WAIT_FOR),
     *(
         (f"{_QTNETWORK}:{cls}.waitForNewConnection", _server_listening, "timeout not 0", _WAIT_FOR)
