@@ -381,6 +381,10 @@ def test_qlocalsocket_waits(tmp_path: Path) -> None:
         fires(lambda: client.waitForDisconnected(), local + "waitForDisconnected")
         assert silent_on_loop(lambda: client.waitForReadyRead(0)) is False
         assert silent_on_loop(lambda: QLocalSocket().waitForConnected()) is False
+        assert silent_on_loop(lambda: client.waitForBytesWritten()) is False  # nothing pending
+        client.write(b"x")
+        assert client.bytesToWrite() > 0
+        fires(lambda: client.waitForBytesWritten(), local + "waitForBytesWritten")
         assert silent_off_loop(client_in_worker) is True
     finally:
         client.abort()
