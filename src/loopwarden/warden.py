@@ -79,7 +79,7 @@ def _run_state_hooks() -> None:
     for hook in list(state_hooks):
         try:
             hook()
-        except Exception:  # noqa: BLE001 - an integration must never break activation
+        except Exception:  # an integration must never break activation
             logger.exception("loopwarden: state hook %r failed", hook)
 
 
