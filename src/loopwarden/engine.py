@@ -163,7 +163,9 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
             if excused or info.key in rule.allowed_in or info.module in rule.allowed_in:
                 return True
         elif info.category != hidden:
-            if info.category == _frames.TOOL:
+            # The rule may also name the nearest frame outside the stdlib
+            # (a library's own shutdown code joining a thread it owns).
+            if info.category == _frames.TOOL or info.key in rule.allowed_in:
                 return True
             break
         f = f.f_back

@@ -43,6 +43,8 @@ class Registry:
         self._patches: list[Patch] = []
         self._patched_rules: dict[str, list[Patch]] = {}  # rule target -> its patches
         self._wrapped: dict[int, Any] = {}  # id(original) -> wrapper, for aliases
+        # Shiboken class -> {name: rule} served by its patched __getattribute__.
+        self._instance_rules: dict[type, dict[str, Rule]] = {}
         self._lock = threading.RLock()
         # originals -> id(module) -> (module, namespace size, alias names); see _alias_names.
         self._alias_index: dict[
@@ -77,6 +79,7 @@ class Registry:
                 revert_patch(patch)
                 self._patches.remove(patch)
                 self._wrapped.pop(id(patch.original), None)
+                self._instance_rules.get(patch.owner, {}).pop(patch.name, None)
 
     # -- installing --------------------------------------------------------
 
@@ -117,24 +120,34 @@ class Registry:
             self._patched_rules.clear()
             self._wrapped.clear()
             self._unresolved = None
+            self._instance_rules.clear()
 
     def _install_rules(self, rules: list[Rule]) -> None:
         applied: list[Patch] = []
         new_wrappers: dict[int, tuple[Any, Any, Rule]] = {}
+        new_instance_rules: list[tuple[type, str]] = []
         try:
             for rule in rules:
                 resolved = _resolve(rule)
                 if resolved is None:
                     continue
                 owner, name = resolved
+                raw = owner.__dict__.get(name) if isinstance(owner, type) else None
                 patch = self._patch_one(rule, owner, name, new_wrappers)
                 if patch is not None:
                     applied.append(patch)
                     self._patched_rules.setdefault(rule.target, []).append(patch)
+                    if isinstance(raw, staticmethod) and _is_shiboken_type(owner):
+                        hook = self._hook_instance_access(rule, owner, name)
+                        new_instance_rules.append((owner, name))
+                        if hook is not None:
+                            applied.append(hook)
             applied.extend(self._patch_aliases(new_wrappers))
         except BaseException as exc:
             for patch in reversed(applied):
                 revert_patch(patch)
+            for owner, name in new_instance_rules:
+                self._instance_rules.get(owner, {}).pop(name, None)
             for rule in rules:
                 self._patched_rules.pop(rule.target, None)
             for key in new_wrappers:
@@ -161,6 +174,26 @@ class Registry:
                 self._wrapped[id(current)] = replacement
                 new_wrappers[id(current)] = (current, replacement, rule)
         return apply_patch(owner, name, replacement)
+
+    def _hook_instance_access(self, rule: Rule, owner: type, name: str) -> Patch | None:
+        """Also catch ``obj.name(...)`` for a Shiboken name with static and instance overloads.
+
+        For such names (``QFile.copy``, ``QMenu.exec``) Shiboken's own
+        ``tp_getattro`` binds instance access straight from its C method
+        table, past the patched class attribute. We wrap the class's
+        ``__getattribute__`` once; it wraps only the names in its table. The
+        rule's ``blocks_when`` then sees the instance call's arguments without
+        ``self``. Reverting the patch puts the C slot back exactly.
+        """
+        table = self._instance_rules.get(owner)
+        if table is not None:
+            table[name] = rule
+            return None
+        own = owner.__dict__.get("__getattribute__")
+        if not isinstance(own, types.WrapperDescriptorType):
+            return None  # instance access goes through the class attribute already
+        table = self._instance_rules[owner] = {name: rule}
+        return apply_patch(owner, "__getattribute__", _instance_hook(own, table))
 
     def _patch_aliases(self, new_wrappers: dict[int, tuple[Any, Any, Rule]]) -> list[Patch]:
         """Replace module-level aliases (``from time import sleep``) too."""
@@ -233,6 +266,21 @@ def _resolve(rule: Rule) -> tuple[Any, str] | None:
     if not hasattr(owner, name):
         return None  # not on this Python version or platform
     return owner, name
+
+
+def _is_shiboken_type(owner: Any) -> bool:
+    return isinstance(owner, type) and type(owner).__module__ == "Shiboken"
+
+
+def _instance_hook(original: Any, table: dict[str, Rule]) -> Callable[[Any, str], Any]:
+    def __getattribute__(obj: Any, attr: str) -> Any:  # noqa: N807 - replaces the slot
+        value = original(obj, attr)
+        rule = table.get(attr)
+        if rule is None or not callable(value):
+            return value
+        return make_wrapper(rule, value)
+
+    return __getattribute__
 
 
 def _method_replacement(rule: Rule, owner: type, name: str, raw: Any, current: Any) -> Any:

@@ -59,11 +59,11 @@ class Rule:
         import_module: Import the target's module at activation if it is not
             imported yet. Off for third-party modules (PySide6): they are
             patched only when the application already uses them.
-        allowed_in: ``"module:qualname"`` of standard-library functions (or a
-            bare ``"module"`` for all of its functions) that excuse this
-            primitive when they stand between the call and the nearest frame
-            outside the standard library (``threading`` starting a thread waits
-            briefly on an event, for instance).
+        allowed_in: ``"module:qualname"`` of functions (or a bare ``"module"``
+            for all of its functions) that excuse this primitive when they stand
+            between the call and the nearest frame outside the standard library,
+            or are that frame (``threading`` starting a thread waits briefly on
+            an event; QtAsyncio joins its own shutdown thread).
         diagnose: Optional function called with the primitive's own arguments
             when a finding is made; the facts it returns go to
             :attr:`Finding.details`. A ``"suggestion"`` key replaces the rule's

@@ -43,6 +43,12 @@ OnFinding = Callable[[Finding], object]
 AllowSpec = Allowance | tuple[str, str]
 
 _state_lock = threading.RLock()
+
+#: Called without arguments, under the state lock, after a warden is activated
+#: or deactivated. Integrations use it to switch per-thread probes on and off
+#: with detection (the Qt GUI-thread guard). A hook that raises is logged.
+state_hooks: list[Callable[[], None]] = []
+
 _global_warden: Warden | None = None
 # Wardens that keep the patches installed without being active (pytest plugin).
 _holds = 0
@@ -67,6 +73,14 @@ def _to_allowance(spec: AllowSpec) -> Allowance:
     raise ConfigError(
         f"allowance {spec!r} must be an Allowance or a ('package.module:qualname', reason) pair"
     )
+
+
+def _run_state_hooks() -> None:
+    for hook in list(state_hooks):
+        try:
+            hook()
+        except Exception:  # an integration must never break activation
+            logger.exception("loopwarden: state hook %r failed", hook)
 
 
 class Warden:
@@ -144,6 +158,7 @@ class Warden:
                 raise
             engine.active_wardens.append(self)
             self._active = True
+            _run_state_hooks()
 
     def _deactivate(self) -> None:
         with _state_lock:
@@ -156,6 +171,7 @@ class Warden:
                 registry.remove_rule(rule)
             if not engine.active_wardens and not _holds:
                 registry.uninstall()
+            _run_state_hooks()
 
     def __enter__(self) -> Warden:
         self._activate()

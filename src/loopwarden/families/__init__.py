@@ -21,6 +21,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sync",
     "process",
     "console",
+    "qt",
 )
 
 _cache: tuple[Rule, ...] | None = None

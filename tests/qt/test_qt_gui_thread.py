@@ -1,0 +1,188 @@
+"""The GUI-thread guard: on while a Qt event loop runs on the GUI thread, off elsewhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QObject,
+    QRunnable,
+    QThread,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
+from PySide6.QtWidgets import QApplication
+from qt_support import in_qt_slot, primitives
+
+import loopwarden
+from loopwarden.qt import describe_qt_loop, gui_thread_id
+from loopwarden.threads import thread_probes
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_probe_is_registered_only_while_a_warden_is_active(qapp: QApplication) -> None:
+    assert thread_probes.get(gui_thread_id()) is not describe_qt_loop
+    with loopwarden.guard(mode="record"):
+        assert thread_probes.get(threading.get_ident()) is describe_qt_loop
+        with loopwarden.guard(mode="record"):
+            assert thread_probes.get(threading.get_ident()) is describe_qt_loop
+        assert thread_probes.get(threading.get_ident()) is describe_qt_loop
+    assert describe_qt_loop not in thread_probes.values()
+
+
+def test_slot_of_qeventloop_exec_is_guarded(qapp: QApplication) -> None:
+    with loopwarden.guard(mode="record") as warden:
+        in_qt_slot(lambda: time.sleep(0.001))
+    assert primitives(warden) == ["time.sleep"]
+    finding = warden.findings[0]
+    assert "Qt event loop" in finding.loop
+    assert finding.thread_id == threading.get_ident()
+    assert "test_qt_gui_thread.py" in finding.caller
+
+
+def test_slot_of_app_exec_is_guarded_in_raise_mode(qapp: QApplication, qtbot) -> None:
+    def slot() -> None:
+        try:
+            time.sleep(0.001)
+        finally:
+            QCoreApplication.quit()
+
+    with loopwarden.guard(mode="raise") as warden, qtbot.captureExceptions() as errors:
+        QTimer.singleShot(0, slot)
+        QCoreApplication.exec()
+    # Qt swallowed the error (it went to sys.excepthook); the warden still has it.
+    assert primitives(warden) == ["time.sleep"]
+    assert [type(error[1]) for error in errors] == [loopwarden.BlockingCallError]
+
+
+def test_test_body_without_a_running_loop_is_not_guarded(qapp: QApplication) -> None:
+    with loopwarden.guard(mode="raise") as warden:
+        time.sleep(0.001)
+        QThread.msleep(1)
+    assert warden.findings == []
+
+
+def test_slot_run_by_bare_process_events_is_not_guarded(qapp: QApplication) -> None:
+    # loopLevel() stays 0: this is the test body pumping events, not an event loop.
+    ran: list[int] = []
+
+    def slot() -> None:
+        ran.append(QThread.currentThread().loopLevel())
+        time.sleep(0.001)
+
+    with loopwarden.guard(mode="raise") as warden:
+        QTimer.singleShot(0, slot)
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    assert ran == [0]
+    assert warden.findings == []
+
+
+def test_pytest_qt_wait_signal_runs_a_guarded_loop(qapp: QApplication, qtbot) -> None:
+    class Emitter(QObject):
+        done = Signal()
+
+    emitter = Emitter()
+
+    def slot() -> None:
+        time.sleep(0.001)
+        emitter.done.emit()
+
+    with loopwarden.guard(mode="record") as warden, qtbot.waitSignal(emitter.done, timeout=5000):
+        QTimer.singleShot(0, slot)
+    assert primitives(warden) == ["time.sleep"]
+
+
+class _SleepyThread(QThread):
+    """A worker QThread that runs its own Qt event loop and blocks in a slot of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels: list[int] = []
+
+    def run(self) -> None:
+        def work() -> None:
+            self.levels.append(QThread.currentThread().loopLevel())
+            time.sleep(0.001)
+            QThread.msleep(1)
+            self.exit()
+
+        QTimer.singleShot(0, work)
+        self.exec()
+
+
+def test_worker_qthread_with_its_own_event_loop_is_not_guarded(qapp: QApplication) -> None:
+    thread = _SleepyThread()
+    with loopwarden.guard(mode="raise") as warden:
+        thread.start()
+        assert thread.wait(5000)
+    assert thread.levels == [1]  # a Qt loop really ran there
+    assert warden.findings == []
+
+
+def test_qthreadpool_runnable_is_not_guarded(qapp: QApplication) -> None:
+    ran = threading.Event()
+
+    class Task(QRunnable):
+        def run(self) -> None:
+            time.sleep(0.001)
+            QThread.msleep(1)
+            ran.set()
+
+    pool = QThreadPool()
+    with loopwarden.guard(mode="raise") as warden:
+        in_qt_slot(lambda: pool.start(Task()))
+        assert ran.wait(5)
+        pool.waitForDone(5000)
+    assert warden.findings == []
+
+
+_LATE_IMPORT = textwrap.dedent(
+    """
+    import time
+    import loopwarden
+
+    warden = loopwarden.activate(mode="record")
+    # PySide6 is imported and the application created after activation.
+    from PySide6.QtCore import QCoreApplication, QThread, QTimer
+
+    app = QCoreApplication([])
+
+    def slot():
+        QThread.msleep(1)
+        time.sleep(0.001)
+        QCoreApplication.quit()
+
+    QTimer.singleShot(0, slot)
+    QTimer.singleShot(5000, QCoreApplication.quit)
+    app.exec()
+    QThread.msleep(1)  # after exec: no loop runs, not a finding
+    print(",".join(f.primitive for f in warden.findings))
+    """
+)
+
+
+def test_pyside_imported_after_activation_is_picked_up(tmp_path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(
+        [sys.executable, "-c", _LATE_IMPORT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PySide6.QtCore.QThread.msleep,time.sleep"
