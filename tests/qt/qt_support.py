@@ -31,7 +31,7 @@ def in_qt_slot(func: Callable[[], Any], timeout_ms: int = 5000) -> Any:
     def slot() -> None:
         try:
             outcome["result"] = func()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
             outcome["error"] = exc
         finally:
             loop.quit()
@@ -56,7 +56,7 @@ def in_worker(func: Callable[[], Any], timeout: float = 5) -> Any:
     def target() -> None:
         try:
             outcome["result"] = func()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="test-worker")
