@@ -1,9 +1,12 @@
 """Family ``network``: blocking sockets, TLS, certificate loading and name resolution.
 
-Synchronous HTTP clients (``urllib.request.urlopen``, ``http.client``,
-requests, ``httpx.Client``) are caught through these layers: they resolve
-names, connect and send on blocking sockets. asyncio's own socket work is
-silent because it only ever uses non-blocking sockets.
+The standard library's HTTP clients have rules of their own, so one
+``urlopen()`` is one finding named after it rather than one per socket call
+inside it (and so reading the response, which goes through ``sock.makefile()``,
+is covered too). Other sync clients (requests, ``httpx.Client``) are caught
+through the socket layers: they resolve names, connect and send on blocking
+sockets. asyncio's own socket work is silent because it only ever uses
+non-blocking sockets.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ _SOCKET = (
     "(urllib, http.client, requests, httpx.Client) end up here: use an async client "
     "(httpx.AsyncClient, aiohttp) or `await asyncio.to_thread(...)`. In Qt code use "
     "QTcpSocket/QUdpSocket and their signals."
+)
+_HTTP = (
+    "A synchronous HTTP request waits for the network and the server. Use an async client "
+    "(`httpx.AsyncClient`, aiohttp), or `await asyncio.to_thread(urllib.request.urlopen, "
+    "url)`; in Qt code use QNetworkAccessManager and its finished signal."
 )
 _TLS = (
     "Let asyncio do TLS: `await asyncio.open_connection(host, port, ssl=context)`, or "
@@ -230,4 +238,12 @@ RULES: tuple[Rule, ...] = (
         condition="flags lack NI_NUMERICHOST | NI_NUMERICSERV (a reverse or service lookup)",
     ),
     _rule("socket:getfqdn", _DNS, condition="always: a reverse lookup"),
+    _rule("urllib.request:urlopen", _HTTP, condition="always: a whole HTTP exchange"),
+    *(
+        _rule(f"http.client:HTTPConnection.{method}", _HTTP, condition=condition)
+        for method, condition in (
+            ("request", "always: connects if needed and sends the request"),
+            ("getresponse", "always: waits for and reads the response head"),
+        )
+    ),
 )
