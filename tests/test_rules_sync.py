@@ -452,3 +452,15 @@ def test_record_mode_still_waits_and_times_out() -> None:
     with loopwarden.guard(mode="record") as warden:
         asyncio.run(main())
     assert [f.details.get("deadlock") for f in warden.findings] == [True]
+
+
+def test_leaving_a_pool_whose_tasks_were_awaited_is_silent() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):  # the worker may not be idle yet right after the result arrives
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+                await loop.run_in_executor(pool, sum, [1, 2])
+
+    with loopwarden.guard(mode="raise") as warden:
+        asyncio.run(main())
+    assert warden.findings == []
