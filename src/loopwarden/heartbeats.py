@@ -20,6 +20,7 @@ primitive, are watched as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -56,6 +57,18 @@ class Heartbeat:
         self.ran_at: float | None = None
         self.timed_since: float | None = None
         self.beats = 0
+        self._cpu_clock: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # Windows; or the thread is gone
+            self._cpu_clock = time.pthread_getcpuclockid(thread_id)
+
+    def cpu_time(self) -> float | None:
+        """CPU seconds the loop thread has used, or None where unsupported."""
+        if self._cpu_clock is None:
+            return None
+        try:
+            return time.clock_gettime(self._cpu_clock)
+        except OSError:  # the thread ended
+            return None
 
     def _ran(self) -> None:
         # Runs on the loop thread: keep it to a clock read and two stores.

@@ -178,6 +178,7 @@ class _Watch:
     def __init__(self, heartbeat: Heartbeat) -> None:
         self.heartbeat = heartbeat
         self.stall: _Stall | None = None
+        self.cpu_seen = heartbeat.cpu_time()  # loop thread CPU time at the last check
 
 
 class Watchdog:
@@ -256,15 +257,17 @@ class Watchdog:
 
     def _run(self) -> None:
         timeout = 0.0
+        previous = self._clock()
         try:
             while True:
-                expected = self._clock() + timeout
                 if self._stop.wait(timeout):
                     self._final_check()
                     return
                 now = self._clock()
-                # Woken much later than asked: the GIL was held, the watchdog starved.
-                late_ms = max(0.0, (now - expected) * 1000.0)
+                # A round took much longer than its sleep: another thread held
+                # the GIL (the watchdog can be stopped anywhere, mid-check too).
+                late_ms = max(0.0, (now - previous - timeout) * 1000.0)
+                previous = now
                 timeout = self._check(now, late_ms)
         except Exception:  # the watchdog must never take the host down
             logger.exception("loopwarden: the stall watchdog failed and stopped")
@@ -304,6 +307,18 @@ class Watchdog:
     ) -> None:
         heartbeat = watch.heartbeat
         threshold = self.stall_ms / 1000.0
+        cpu_ms = self._cpu_since_last_check(watch)
+        if (
+            late_ms >= self.stall_ms
+            and watch.stall is None
+            and cpu_ms is not None
+            and cpu_ms >= late_ms / 2
+            and heartbeat.running()
+        ):
+            # The watchdog itself was kept from running (GIL held) while the
+            # loop thread kept a CPU busy: the loop thread held the GIL. Its
+            # stack now, right after it let go, is the best culprit we get.
+            self._open_gil_stall(thread_id, watch, now, late_ms, stack_tops)
         if heartbeat.ran_at is not None:
             # The loop came back.
             if heartbeat.timed_since is not None and watch.stall is None:
@@ -345,6 +360,37 @@ class Watchdog:
             sample = take_sample(top)
             stall.debugger = stall.debugger or sample.debugger
             stall.samples.append(sample)
+
+    @staticmethod
+    def _cpu_since_last_check(watch: _Watch) -> float | None:
+        cpu = watch.heartbeat.cpu_time()
+        before, watch.cpu_seen = watch.cpu_seen, cpu
+        if cpu is None or before is None:
+            return None
+        return (cpu - before) * 1000.0
+
+    def _open_gil_stall(
+        self,
+        thread_id: int,
+        watch: _Watch,
+        now: float,
+        late_ms: float,
+        stack_tops: dict[int, Any],
+    ) -> None:
+        stall = watch.stall = _Stall(now - late_ms / 1000.0, now, gil_held_ms=late_ms)
+        top = stack_tops.get(thread_id)
+        if top is not None:
+            sample = take_sample(top)
+            stall.debugger = sample.debugger
+            stall.samples.append(sample)
+        if thread_id in engine.calls_in_progress:
+            stall.reported_call = True
+        heartbeat = watch.heartbeat
+        if heartbeat.ran_at is not None:
+            # That heartbeat came back before the hold: the stall ends when
+            # the next one, posted now, comes back.
+            heartbeat.ran_at = None
+            heartbeat.outstanding = False
 
     def _finish(self, thread_id: int, watch: _Watch, end: float) -> None:
         """End the stall of ``watch`` at ``end``; report it unless excused."""
