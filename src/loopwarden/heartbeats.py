@@ -30,7 +30,7 @@ from typing import Any
 
 from loopwarden import threads
 
-__all__ = ["AsyncioHeartbeat", "Heartbeat", "QtHeartbeat", "find_loop"]
+__all__ = ["AsyncioHeartbeat", "Heartbeat", "QtHeartbeat", "find_loop", "make_heartbeat"]
 
 Clock = Callable[[], float]
 
@@ -95,8 +95,7 @@ class AsyncioHeartbeat(Heartbeat):
     """Heartbeat of an asyncio loop, posted with ``call_soon_threadsafe``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock) -> None:
-        cls = type(loop)
-        super().__init__(thread_id, f"asyncio loop {cls.__module__}.{cls.__qualname__}", clock)
+        super().__init__(thread_id, _describe(loop), clock)
         self.loop = loop
 
     def post(self) -> bool:
@@ -109,13 +108,7 @@ class AsyncioHeartbeat(Heartbeat):
 
     def running(self) -> bool:
         """True while the loop runs, on this thread."""
-        loop = self.loop
-        if loop.is_closed() or not loop.is_running():
-            return False
-        # BaseEventLoop records its thread while it runs: the same loop object
-        # could run on another thread later.
-        owner = getattr(loop, "_thread_id", None)
-        return owner is None or owner == self.thread_id
+        return _asyncio_loop_running(self.loop, self.thread_id)
 
     def gone(self) -> bool:
         """True once the loop is closed."""
@@ -123,43 +116,49 @@ class AsyncioHeartbeat(Heartbeat):
 
 
 class QtHeartbeat(Heartbeat):
-    """Heartbeat of the Qt GUI thread's own event loop (no asyncio).
+    """Heartbeat of a loop run by Qt on the application's (GUI) thread.
 
-    The thread must have a probe in :data:`loopwarden.threads.thread_probes`
-    (the Qt integration registers one for the GUI thread). When a heartbeat
-    is delivered, the probe is asked *on the GUI thread* whether a loop runs
-    there; while the application's thread has no running event loop
-    (``QThread.loopLevel() == 0``, read the same way PySide6.QtAsyncio's
-    ``is_running`` does) the heartbeat is not timed.
+    Two uses:
+
+    * the GUI thread's own event loop, without asyncio: the thread must have
+      a probe in :data:`loopwarden.threads.thread_probes` (the Qt integration
+      registers one). When a heartbeat is delivered, the probe is asked *on
+      the GUI thread* whether a guarded loop runs there. While the thread has
+      no running event loop (``QThread.loopLevel() == 0``, read from the
+      watchdog thread the way PySide6.QtAsyncio's ``is_running`` does) the
+      heartbeat is not timed;
+    * asyncio loops that Qt runs (qasync, PySide6.QtAsyncio), given as
+      ``loop``: their ``call_soon_threadsafe`` goes through a PySide6 signal
+      emission or ``QTimer.singleShot``, which in PySide6 6.12 on Python
+      3.11 drops one reference to ``None`` per call; at the watchdog's rate
+      that would crash the process after a few minutes (``none_dealloc``).
+
+    The heartbeat is ``QMetaObject.invokeMethod(receiver, "beat",
+    Qt.QueuedConnection)`` on a receiver object living in the application's
+    thread: thread-safe, and free of that reference leak.
     """
 
-    def __init__(self, thread_id: int, clock: Clock) -> None:
+    def __init__(
+        self, thread_id: int, clock: Clock, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         super().__init__(thread_id, "Qt event loop", clock)
-        from PySide6.QtCore import QCoreApplication, QEvent, QObject
+        from PySide6.QtCore import QCoreApplication, QMetaObject, Qt
 
         app = QCoreApplication.instance()
         if app is None:
             raise RuntimeError("no QCoreApplication")
         self.app = app
         self.qthread = app.thread()
+        self.loop = loop
+        if loop is not None:
+            self.description = _describe(loop)
         self.mismatch = False  # the thread is not the application's thread
-        event_type = QEvent.Type(QEvent.registerEventType())
-        self._event_type = event_type
-        heartbeat = self
-
-        class _Receiver(QObject):
-            def event(self, event: QEvent) -> bool:
-                if event.type() == event_type:
-                    heartbeat._delivered()
-                    return True
-                return super().event(event)
-
-        # Created here (the watchdog thread), then handed to the GUI thread:
+        # Created on the calling thread, then handed to the GUI thread:
         # moveToThread must be called from the object's current thread.
-        self.receiver = _Receiver()
+        self.receiver = _receiver_class()(self)
         self.receiver.moveToThread(self.qthread)
-        self._make_event: Callable[[], QEvent] = lambda: QEvent(event_type)
-        self._post: Callable[[Any, QEvent], None] = QCoreApplication.postEvent
+        self._invoke = QMetaObject.invokeMethod
+        self._queued = Qt.ConnectionType.QueuedConnection
 
     def _delivered(self) -> None:
         # On the GUI thread.
@@ -167,45 +166,95 @@ class QtHeartbeat(Heartbeat):
         if ident != self.thread_id:
             self.mismatch = True
             return
-        probe = threads.thread_probes.get(ident)
-        try:
-            description = probe() if probe is not None else None
-        except Exception:  # a broken probe must not break the host
-            description = None
-        if description is None:
-            self.timed_since = None  # no guarded loop: do not time this one
-        else:
-            self.description = description
+        if self.loop is None:
+            probe = threads.thread_probes.get(ident)
+            try:
+                description = probe() if probe is not None else None
+            except Exception:  # a broken probe must not break the host
+                description = None
+            if description is None:
+                self.timed_since = None  # no guarded loop: do not time this one
+            else:
+                self.description = description
         self._ran()
 
     def post(self) -> bool:
-        """Post a heartbeat event to the receiver in the GUI thread."""
+        """Queue a call of the receiver's ``beat`` slot on the GUI thread."""
         if self.gone():
             return False
-        self._post(self.receiver, self._make_event())
+        self._invoke(self.receiver, "beat", self._queued)
         return True
 
     def running(self) -> bool:
-        """True while an event loop runs in the application's thread."""
-        return not self.mismatch and self.qthread.loopLevel() > 0
+        """True while the loop runs on the application's thread."""
+        if self.mismatch:
+            return False
+        if self.loop is not None:
+            return _asyncio_loop_running(self.loop, self.thread_id)
+        return self.qthread.loopLevel() > 0
 
     def gone(self) -> bool:
-        """True once the application or the thread's probe is gone."""
+        """True once the application, the loop or the thread's probe is gone."""
         from PySide6.QtCore import QCoreApplication
 
-        return (
-            self.mismatch
-            or QCoreApplication.instance() is not self.app
-            or self.thread_id not in threads.thread_probes
-        )
+        if self.mismatch or QCoreApplication.instance() is not self.app:
+            return True
+        if self.loop is not None:
+            return self.loop.is_closed()
+        return self.thread_id not in threads.thread_probes
 
     def close(self) -> None:
         """Delete the receiver (on its own thread)."""
         from PySide6.QtCore import QCoreApplication
 
         if QCoreApplication.instance() is self.app:
-            # Deleted by its own thread once that thread processes events.
             self.receiver.deleteLater()
+
+
+_receiver_cls: Any = None
+
+
+def _receiver_class() -> Any:
+    # Defined on first use: PySide6 is an optional dependency.
+    global _receiver_cls
+    if _receiver_cls is None:
+        from PySide6.QtCore import QObject, Slot
+
+        class HeartbeatReceiver(QObject):
+            def __init__(self, heartbeat: QtHeartbeat) -> None:
+                super().__init__()
+                self._heartbeat = heartbeat
+
+            @Slot()
+            def beat(self) -> None:
+                self._heartbeat._delivered()
+
+        _receiver_cls = HeartbeatReceiver
+    return _receiver_cls
+
+
+def _describe(loop: asyncio.AbstractEventLoop) -> str:
+    cls = type(loop)
+    return f"asyncio loop {cls.__module__}.{cls.__qualname__}"
+
+
+def _asyncio_loop_running(loop: asyncio.AbstractEventLoop, thread_id: int) -> bool:
+    if loop.is_closed() or not loop.is_running():
+        return False
+    # BaseEventLoop records its thread while it runs: the same loop object
+    # could run on another thread later.
+    owner = getattr(loop, "_thread_id", None)
+    return owner is None or owner == thread_id
+
+
+def make_heartbeat(loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock) -> Heartbeat:
+    """The right heartbeat for an asyncio loop: Qt-run loops get a Qt one."""
+    if type(loop).__module__.partition(".")[0] in ("qasync", "PySide6"):
+        try:
+            return QtHeartbeat(thread_id, clock, loop)
+        except Exception:  # no application: fall back to asyncio's own way
+            pass
+    return AsyncioHeartbeat(loop, thread_id, clock)
 
 
 # -- finding loops on other threads' stacks -----------------------------------

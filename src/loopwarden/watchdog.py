@@ -82,12 +82,12 @@ from typing import TYPE_CHECKING, Any
 from loopwarden import engine, threads
 from loopwarden.errors import ConfigError
 from loopwarden.heartbeats import (
-    AsyncioHeartbeat,
     Clock,
     Heartbeat,
     QtHeartbeat,
     current_frames,
     find_loop,
+    make_heartbeat,
     monotonic,
 )
 from loopwarden.stall_findings import Sample, build_finding, culprit, deliver, excused, take_sample
@@ -246,7 +246,7 @@ class Watchdog:
             watch = self._watches.get(thread_id)
             if watch is not None and getattr(watch.heartbeat, "loop", None) is loop:
                 return
-            self._replace(thread_id, _Watch(AsyncioHeartbeat(loop, thread_id, self._clock)))
+            self._replace(thread_id, _Watch(make_heartbeat(loop, thread_id, self._clock)))
 
     def heartbeats(self) -> dict[int, int]:
         """Thread id -> heartbeats that came back, for each watched loop thread."""
@@ -450,7 +450,8 @@ class Watchdog:
         own = threading.get_ident()
         with self._lock:
             known = {
-                tid: isinstance(watch.heartbeat, AsyncioHeartbeat) and watch.heartbeat.running()
+                tid: getattr(watch.heartbeat, "loop", None) is not None
+                and watch.heartbeat.running()
                 for tid, watch in self._watches.items()
             }
         for thread_id, top in stack_tops.items():
