@@ -1,16 +1,21 @@
-"""Heartbeats: how the stall watchdog asks a loop "are you still responsive?".
+"""Heartbeats: a loop tells the stall watchdog "I am still responsive".
 
-A heartbeat is a cheap callback posted to a loop from the watchdog thread; the
-loop runs it as soon as it gets back to its queue and records the time. While
-it has not come back, the loop is stalled.
+A heartbeat is a cheap timer that runs *on the loop* every ``interval``
+seconds and stores the time it ran. The watchdog thread only reads those
+times: when the next beat is overdue by the threshold, the loop is stalled.
+Keeping the timer on the loop (rather than posting a callback from the
+watchdog for every check) matters when the watchdog itself cannot run: a busy
+Qt loop can starve other threads of the GIL for a second or more while
+staying responsive, and the beats it keeps recording show that it was.
 
-Two kinds of loop are watched:
+Two kinds of heartbeat:
 
-* asyncio loops (plain asyncio, uvloop, qasync, PySide6.QtAsyncio): the
-  heartbeat is ``loop.call_soon_threadsafe(...)``;
-* the Qt GUI thread's event loop without asyncio: the heartbeat is an event
-  posted with ``QCoreApplication.postEvent`` (thread-safe) to a small receiver
-  object living in the GUI thread.
+* :class:`AsyncioHeartbeat` for asyncio and uvloop: started with
+  ``loop.call_soon_threadsafe``, then re-armed with ``loop.call_later``;
+* :class:`QtHeartbeat` for loops Qt runs on the application's thread
+  (the GUI thread's own event loop without asyncio, qasync, QtAsyncio): a
+  ``QTimer`` owned by a small receiver object living in that thread,
+  started with a queued ``QMetaObject.invokeMethod``.
 
 This module also finds loops by looking at the stacks of the process's threads
 (:func:`find_loop`), so loops doing pure CPU work, which never call a patched
@@ -36,48 +41,54 @@ Clock = Callable[[], float]
 
 
 class Heartbeat:
-    """The watchdog's view of one guarded loop thread.
+    """A timer beating on one guarded loop, as seen by the watchdog.
+
+    The loop thread writes ``last_beat``, ``beats`` and ``worst_late``; the
+    watchdog thread reads them (single stores and loads: no lock needed).
 
     Attributes:
         thread_id: ``threading.get_ident()`` of the loop's thread.
         description: How findings name the loop.
-        outstanding: A heartbeat was posted and has not run yet.
-        ran_at: Clock time at which the outstanding heartbeat ran, or None.
-        timed_since: Clock time from which the outstanding heartbeat is being
-            timed; None while the loop is not running (a stopped loop is not
-            a stalled one).
-        beats: How many heartbeats came back (for statistics and tests).
+        interval: Seconds between beats.
+        last_beat: Clock time of the latest beat, or None before the first.
+        beats: How many beats ran (for statistics and tests).
+        worst_late: Largest delay of a beat past its due time since the
+            watchdog last took it (:meth:`take_worst_late`), in seconds.
     """
 
-    def __init__(self, thread_id: int, description: str, clock: Clock) -> None:
+    def __init__(self, thread_id: int, description: str, clock: Clock, interval: float) -> None:
         self.thread_id = thread_id
         self.description = description
         self.clock = clock
-        self.outstanding = False
-        self.ran_at: float | None = None
-        self.timed_since: float | None = None
+        self.interval = interval
+        self.last_beat: float | None = None
         self.beats = 0
-        self._cpu_clock: int | None = None
-        with contextlib.suppress(AttributeError, OSError):  # Windows; or the thread is gone
-            self._cpu_clock = time.pthread_getcpuclockid(thread_id)
+        self.worst_late = 0.0
+        self.stopped = False
 
-    def cpu_time(self) -> float | None:
-        """CPU seconds the loop thread has used, or None where unsupported."""
-        if self._cpu_clock is None:
-            return None
-        try:
-            return time.clock_gettime(self._cpu_clock)
-        except OSError:  # the thread ended
-            return None
-
-    def _ran(self) -> None:
-        # Runs on the loop thread: keep it to a clock read and two stores.
-        self.ran_at = self.clock()
+    def _beat(self) -> None:
+        # Runs on the loop thread: a clock read, a subtraction, a few stores.
+        now = self.clock()
+        last = self.last_beat
+        if last is not None:
+            late = now - last - self.interval
+            if late > self.worst_late:
+                self.worst_late = late
+        self.last_beat = now
         self.beats += 1
 
-    def post(self) -> bool:
-        """Post one heartbeat; False if the loop cannot take it any more."""
+    def take_worst_late(self) -> float:
+        """Return :attr:`worst_late` and start over."""
+        worst, self.worst_late = self.worst_late, 0.0
+        return worst
+
+    def start(self) -> bool:
+        """Ask the loop thread to start beating; False if it cannot."""
         raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop beating and release what the heartbeat holds."""
+        self.stopped = True
 
     def running(self) -> bool:
         """True while the loop runs on its thread."""
@@ -87,24 +98,38 @@ class Heartbeat:
         """True once the loop can never run again (closed, application gone)."""
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Release what the heartbeat holds (called when the watch ends)."""
-
 
 class AsyncioHeartbeat(Heartbeat):
-    """Heartbeat of an asyncio loop, posted with ``call_soon_threadsafe``."""
+    """Heartbeat of an asyncio or uvloop loop: a self re-arming ``call_later``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock) -> None:
-        super().__init__(thread_id, _describe(loop), clock)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock, interval: float
+    ) -> None:
+        super().__init__(thread_id, _describe(loop), clock, interval)
         self.loop = loop
+        self._handle: asyncio.TimerHandle | None = None
 
-    def post(self) -> bool:
-        """Post a heartbeat with ``call_soon_threadsafe``."""
+    def _beat(self) -> None:
+        if self.stopped:
+            return
+        super()._beat()
+        self._handle = self.loop.call_later(self.interval, self._beat)
+
+    def start(self) -> bool:
+        """Schedule the first beat with ``call_soon_threadsafe``."""
         try:
-            self.loop.call_soon_threadsafe(self._ran)
+            self.loop.call_soon_threadsafe(self._beat)
         except RuntimeError:  # closed meanwhile
             return False
         return True
+
+    def stop(self) -> None:
+        """Stop re-arming and cancel the pending beat (on the loop thread)."""
+        super().stop()
+        handle = self._handle
+        if handle is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: the handle went too
+                self.loop.call_soon_threadsafe(handle.cancel)
 
     def running(self) -> bool:
         """True while the loop runs, on this thread."""
@@ -122,26 +147,28 @@ class QtHeartbeat(Heartbeat):
 
     * the GUI thread's own event loop, without asyncio: the thread must have
       a probe in :data:`loopwarden.threads.thread_probes` (the Qt integration
-      registers one). When a heartbeat is delivered, the probe is asked *on
-      the GUI thread* whether a guarded loop runs there. While the thread has
-      no running event loop (``QThread.loopLevel() == 0``, read from the
-      watchdog thread the way PySide6.QtAsyncio's ``is_running`` does) the
-      heartbeat is not timed;
+      registers one). At each beat the probe is asked *on the GUI thread*
+      whether a guarded loop runs there; while it says no, or while the
+      thread runs no event loop at all (``QThread.loopLevel() == 0``, read
+      from the watchdog thread the way PySide6.QtAsyncio's ``is_running``
+      does), the loop is not timed;
     * asyncio loops that Qt runs (qasync, PySide6.QtAsyncio), given as
-      ``loop``: their ``call_soon_threadsafe`` goes through a PySide6 signal
-      emission or ``QTimer.singleShot``, which in PySide6 6.12 on Python
-      3.11 drops one reference to ``None`` per call; at the watchdog's rate
-      that would crash the process after a few minutes (``none_dealloc``).
-
-    The heartbeat is ``QMetaObject.invokeMethod(receiver, "beat",
-    Qt.QueuedConnection)`` on a receiver object living in the application's
-    thread: thread-safe, and free of that reference leak.
+      ``loop``: their ``call_soon_threadsafe``/``call_later`` go through
+      PySide6 signal emissions or ``QTimer.singleShot``, which in PySide6
+      6.12 on Python 3.11 drop one reference to ``None`` per call; at a
+      heartbeat's rate that crashes the process within minutes
+      (``none_dealloc``). A ``QTimer`` connected to a slot and a queued
+      ``QMetaObject.invokeMethod`` of a named slot do not leak.
     """
 
     def __init__(
-        self, thread_id: int, clock: Clock, loop: asyncio.AbstractEventLoop | None = None
+        self,
+        thread_id: int,
+        clock: Clock,
+        interval: float,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(thread_id, "Qt event loop", clock)
+        super().__init__(thread_id, "Qt event loop", clock, interval)
         from PySide6.QtCore import QCoreApplication, QMetaObject, Qt
 
         app = QCoreApplication.instance()
@@ -153,6 +180,7 @@ class QtHeartbeat(Heartbeat):
         if loop is not None:
             self.description = _describe(loop)
         self.mismatch = False  # the thread is not the application's thread
+        self.unguarded = False  # the thread's probe says no guarded loop runs
         # Created on the calling thread, then handed to the GUI thread:
         # moveToThread must be called from the object's current thread.
         self.receiver = _receiver_class()(self)
@@ -160,8 +188,10 @@ class QtHeartbeat(Heartbeat):
         self._invoke = QMetaObject.invokeMethod
         self._queued = Qt.ConnectionType.QueuedConnection
 
-    def _delivered(self) -> None:
+    def _beat(self) -> None:
         # On the GUI thread.
+        if self.stopped:
+            return
         ident = threading.get_ident()
         if ident != self.thread_id:
             self.mismatch = True
@@ -172,22 +202,29 @@ class QtHeartbeat(Heartbeat):
                 description = probe() if probe is not None else None
             except Exception:  # a broken probe must not break the host
                 description = None
-            if description is None:
-                self.timed_since = None  # no guarded loop: do not time this one
-            else:
+            self.unguarded = description is None
+            if description is not None:
                 self.description = description
-        self._ran()
+        super()._beat()
 
-    def post(self) -> bool:
-        """Queue a call of the receiver's ``beat`` slot on the GUI thread."""
+    def start(self) -> bool:
+        """Start the receiver's timer, from the GUI thread (queued call)."""
         if self.gone():
             return False
-        self._invoke(self.receiver, "beat", self._queued)
+        self._invoke(self.receiver, "start", self._queued)
         return True
 
+    def stop(self) -> None:
+        """Stop the timer and delete the receiver, on the GUI thread."""
+        super().stop()
+        from PySide6.QtCore import QCoreApplication
+
+        if QCoreApplication.instance() is self.app:
+            self._invoke(self.receiver, "finish", self._queued)
+
     def running(self) -> bool:
-        """True while the loop runs on the application's thread."""
-        if self.mismatch:
+        """True while the loop runs (and is guarded) on the application's thread."""
+        if self.mismatch or self.unguarded:
             return False
         if self.loop is not None:
             return _asyncio_loop_running(self.loop, self.thread_id)
@@ -203,13 +240,6 @@ class QtHeartbeat(Heartbeat):
             return self.loop.is_closed()
         return self.thread_id not in threads.thread_probes
 
-    def close(self) -> None:
-        """Delete the receiver (on its own thread)."""
-        from PySide6.QtCore import QCoreApplication
-
-        if QCoreApplication.instance() is self.app:
-            self.receiver.deleteLater()
-
 
 _receiver_cls: Any = None
 
@@ -218,16 +248,35 @@ def _receiver_class() -> Any:
     # Defined on first use: PySide6 is an optional dependency.
     global _receiver_cls
     if _receiver_cls is None:
-        from PySide6.QtCore import QObject, Slot
+        from PySide6.QtCore import QObject, Qt, QTimer, Slot
 
         class HeartbeatReceiver(QObject):
             def __init__(self, heartbeat: QtHeartbeat) -> None:
                 super().__init__()
                 self._heartbeat = heartbeat
+                self._timer: QTimer | None = None
+
+            @Slot()
+            def start(self) -> None:
+                heartbeat = self._heartbeat
+                if heartbeat.stopped:
+                    return
+                timer = self._timer = QTimer(self)
+                timer.setTimerType(Qt.TimerType.PreciseTimer)
+                timer.setInterval(max(1, round(heartbeat.interval * 1000)))
+                timer.timeout.connect(self.beat)
+                timer.start()
+                heartbeat._beat()
 
             @Slot()
             def beat(self) -> None:
-                self._heartbeat._delivered()
+                self._heartbeat._beat()
+
+            @Slot()
+            def finish(self) -> None:
+                if self._timer is not None:
+                    self._timer.stop()
+                self.deleteLater()
 
         _receiver_cls = HeartbeatReceiver
     return _receiver_cls
@@ -247,14 +296,16 @@ def _asyncio_loop_running(loop: asyncio.AbstractEventLoop, thread_id: int) -> bo
     return owner is None or owner == thread_id
 
 
-def make_heartbeat(loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock) -> Heartbeat:
+def make_heartbeat(
+    loop: asyncio.AbstractEventLoop, thread_id: int, clock: Clock, interval: float
+) -> Heartbeat:
     """The right heartbeat for an asyncio loop: Qt-run loops get a Qt one."""
     if type(loop).__module__.partition(".")[0] in ("qasync", "PySide6"):
         try:
-            return QtHeartbeat(thread_id, clock, loop)
+            return QtHeartbeat(thread_id, clock, interval, loop)
         except Exception:  # no application: fall back to asyncio's own way
             pass
-    return AsyncioHeartbeat(loop, thread_id, clock)
+    return AsyncioHeartbeat(loop, thread_id, clock, interval)
 
 
 # -- finding loops on other threads' stacks -----------------------------------

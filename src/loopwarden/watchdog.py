@@ -164,7 +164,7 @@ def parse_stall_ms(text: str | None) -> float | None:
 class _Stall:
     """A stall in progress on one thread."""
 
-    since: float  # when its heartbeat was posted (or timing began)
+    since: float  # when the overdue beat was due
     last_seen: float  # last check at which it was still stalled
     samples: list[Sample] = field(default_factory=list)
     debugger: bool = False
@@ -173,12 +173,16 @@ class _Stall:
 
 
 class _Watch:
-    """One watched loop thread: its heartbeat and its current stall, if any."""
+    """One watched loop thread: its heartbeat, when the next beat is due, its stall."""
 
     def __init__(self, heartbeat: Heartbeat) -> None:
         self.heartbeat = heartbeat
+        self.started = False
+        #: Clock time by which the next beat should have run; None while the
+        #: loop does not run (a stopped loop is not a stalled one).
+        self.due: float | None = None
+        self.seen_beat: float | None = None  # last_beat at the previous check
         self.stall: _Stall | None = None
-        self.cpu_seen = heartbeat.cpu_time()  # loop thread CPU time at the last check
 
 
 class Watchdog:
@@ -218,6 +222,11 @@ class Watchdog:
         """True while the watchdog thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def interval(self) -> float:
+        """Seconds between beats and between checks of healthy loops."""
+        return min(self.stall_ms / 2000.0, _MAX_CHECK_S)
+
     def start(self) -> None:
         """Start the watchdog thread (no-op if it runs)."""
         if self.running:
@@ -231,7 +240,7 @@ class Watchdog:
         thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread; stalls whose heartbeat came back are reported first."""
+        """Stop the thread; stalls that ended meanwhile are reported first."""
         thread = self._thread
         if thread is None:
             return
@@ -246,10 +255,11 @@ class Watchdog:
             watch = self._watches.get(thread_id)
             if watch is not None and getattr(watch.heartbeat, "loop", None) is loop:
                 return
-            self._replace(thread_id, _Watch(make_heartbeat(loop, thread_id, self._clock)))
+            heartbeat = make_heartbeat(loop, thread_id, self._clock, self.interval)
+            self._replace(thread_id, _Watch(heartbeat))
 
     def heartbeats(self) -> dict[int, int]:
-        """Thread id -> heartbeats that came back, for each watched loop thread."""
+        """Thread id -> beats so far, for each watched loop thread."""
         with self._lock:
             return {tid: watch.heartbeat.beats for tid, watch in self._watches.items()}
 
@@ -272,9 +282,6 @@ class Watchdog:
         except Exception:  # the watchdog must never take the host down
             logger.exception("loopwarden: the stall watchdog failed and stopped")
 
-    def _check_interval(self) -> float:
-        return min(self.stall_ms / 2000.0, _MAX_CHECK_S)
-
     def _check(self, now: float, late_ms: float) -> float:
         """One round over every watched loop; returns the time to sleep."""
         stack_tops = current_frames()
@@ -291,11 +298,11 @@ class Watchdog:
                 with self._lock:
                     if self._watches.get(thread_id) is watch:
                         del self._watches[thread_id]
-                watch.heartbeat.close()
+                watch.heartbeat.stop()
                 continue
             self._check_one(thread_id, watch, now, late_ms, stack_tops)
             stalled = stalled or watch.stall is not None
-        return self.sample_ms / 1000.0 if stalled else self._check_interval()
+        return self.sample_ms / 1000.0 if stalled else self.interval
 
     def _check_one(
         self,
@@ -306,52 +313,54 @@ class Watchdog:
         stack_tops: dict[int, Any],
     ) -> None:
         heartbeat = watch.heartbeat
-        threshold = self.stall_ms / 1000.0
-        cpu_ms = self._cpu_since_last_check(watch)
-        if (
-            late_ms >= self.stall_ms
-            and watch.stall is None
-            and cpu_ms is not None
-            and cpu_ms >= late_ms / 2
-            and heartbeat.running()
-        ):
-            # The watchdog itself was kept from running (GIL held) while the
-            # loop thread kept a CPU busy: the loop thread held the GIL. Its
-            # stack now, right after it let go, is the best culprit we get.
-            self._open_gil_stall(thread_id, watch, now, late_ms, stack_tops)
-        if heartbeat.ran_at is not None:
-            # The loop came back.
-            if heartbeat.timed_since is not None and watch.stall is None:
-                latency = heartbeat.ran_at - heartbeat.timed_since
-                if latency >= threshold:
-                    # A stall we could not sample: the watchdog was starved.
-                    watch.stall = _Stall(heartbeat.timed_since, now, gil_held_ms=late_ms)
-            if watch.stall is not None:
-                self._finish(thread_id, watch, heartbeat.ran_at)
-            heartbeat.ran_at = None
-            heartbeat.outstanding = False
-        if not heartbeat.outstanding:
-            heartbeat.timed_since = now if heartbeat.running() else None
-            heartbeat.outstanding = heartbeat.post()
-            return
-        # A heartbeat is in flight.
         if not heartbeat.running():
-            # Not a stall: the loop stopped (or has not started). Its heartbeat
-            # stays queued and is timed again once the loop runs.
-            heartbeat.timed_since = None
+            # Not a stall: the loop stopped or has not started yet.
+            watch.due = None
             if watch.stall is not None:
                 self._finish(thread_id, watch, watch.stall.last_seen)
             return
-        if heartbeat.timed_since is None:
-            heartbeat.timed_since = now
+        if not watch.started:
+            watch.started = heartbeat.start()
+            watch.due = now  # the first beat is asked for now
             return
-        if now - heartbeat.timed_since < threshold:
+        last = heartbeat.last_beat
+        if last is not None and last != watch.seen_beat:
+            # Beats ran since the last check.
+            watch.seen_beat = last
+            worst_late = heartbeat.take_worst_late()
+            if watch.stall is not None:
+                self._finish(thread_id, watch, last)
+            elif watch.due is not None and worst_late * 1000.0 >= self.stall_ms:
+                # A stall that ended before the watchdog could look: it was
+                # kept from running (the loop thread held the GIL).
+                late_stall = watch.stall = _Stall(last - worst_late, now, gil_held_ms=late_ms)
+                top = stack_tops.get(thread_id)
+                if late_ms >= self.stall_ms and top is not None:
+                    # The stacks were taken first thing after the watchdog got
+                    # the GIL back: usually the loop thread was still on the
+                    # line that held it. If it was already back in its loop,
+                    # that stack says nothing.
+                    sample = take_sample(top)
+                    if not _in_loop_machinery(sample):
+                        late_stall.samples.append(sample)
+                        late_stall.debugger = sample.debugger
+                self._finish(thread_id, watch, last)
+            # Fall through: the next beat may be overdue already.
+            watch.due = last + heartbeat.interval
+        elif watch.due is None:
+            # The loop runs (again): a beat is pending in it, due within an interval.
+            watch.due = now + heartbeat.interval
+            heartbeat.take_worst_late()
+            return
+        if (now - watch.due) * 1000.0 < self.stall_ms:
             return
         stall = watch.stall
         if stall is None:
-            stall = watch.stall = _Stall(heartbeat.timed_since, now)
+            stall = watch.stall = _Stall(watch.due, now)
         stall.last_seen = now
         if late_ms >= self.stall_ms:
+            # The watchdog was kept waiting too: the stack below is the one
+            # at resume, right after the loop thread let go of the GIL.
             stall.gil_held_ms = max(stall.gil_held_ms, late_ms)
         if thread_id in engine.calls_in_progress:
             stall.reported_call = True
@@ -360,37 +369,6 @@ class Watchdog:
             sample = take_sample(top)
             stall.debugger = stall.debugger or sample.debugger
             stall.samples.append(sample)
-
-    @staticmethod
-    def _cpu_since_last_check(watch: _Watch) -> float | None:
-        cpu = watch.heartbeat.cpu_time()
-        before, watch.cpu_seen = watch.cpu_seen, cpu
-        if cpu is None or before is None:
-            return None
-        return (cpu - before) * 1000.0
-
-    def _open_gil_stall(
-        self,
-        thread_id: int,
-        watch: _Watch,
-        now: float,
-        late_ms: float,
-        stack_tops: dict[int, Any],
-    ) -> None:
-        stall = watch.stall = _Stall(now - late_ms / 1000.0, now, gil_held_ms=late_ms)
-        top = stack_tops.get(thread_id)
-        if top is not None:
-            sample = take_sample(top)
-            stall.debugger = sample.debugger
-            stall.samples.append(sample)
-        if thread_id in engine.calls_in_progress:
-            stall.reported_call = True
-        heartbeat = watch.heartbeat
-        if heartbeat.ran_at is not None:
-            # That heartbeat came back before the hold: the stall ends when
-            # the next one, posted now, comes back.
-            heartbeat.ran_at = None
-            heartbeat.outstanding = False
 
     def _finish(self, thread_id: int, watch: _Watch, end: float) -> None:
         """End the stall of ``watch`` at ``end``; report it unless excused."""
@@ -419,23 +397,26 @@ class Watchdog:
         deliver(build_finding(thread_id, watch.heartbeat.description, sample, details), sample)
 
     def _final_check(self) -> None:
-        # Leaving: report stalls whose heartbeat already came back, or that are
-        # still going on, so a stall right before the warden exits is not lost.
+        # Leaving: report stalls that ended or are still going on, so a stall
+        # right before the warden exits is not lost.
         now = self._clock()
         with self._lock:
             watches = list(self._watches.items())
             self._watches.clear()
         for thread_id, watch in watches:
             heartbeat = watch.heartbeat
+            last = heartbeat.last_beat
             if watch.stall is not None:
-                end = heartbeat.ran_at if heartbeat.ran_at is not None else watch.stall.last_seen
+                end = watch.stall.last_seen
+                if last is not None and last != watch.seen_beat:
+                    end = last  # its beat came back
                 self._finish(thread_id, watch, end)
-            elif heartbeat.ran_at is not None and heartbeat.timed_since is not None:
-                latency = heartbeat.ran_at - heartbeat.timed_since
-                if latency * 1000.0 >= self.stall_ms:
-                    watch.stall = _Stall(heartbeat.timed_since, now)
-                    self._finish(thread_id, watch, heartbeat.ran_at)
-            heartbeat.close()
+            elif last is not None and last != watch.seen_beat and watch.due is not None:
+                worst_late = heartbeat.take_worst_late()
+                if worst_late * 1000.0 >= self.stall_ms:
+                    watch.stall = _Stall(last - worst_late, now)
+                    self._finish(thread_id, watch, last)
+            heartbeat.stop()
 
     # -- discovery ------------------------------------------------------------
 
@@ -444,7 +425,7 @@ class Watchdog:
         old = self._watches.get(thread_id)
         self._watches[thread_id] = watch
         if old is not None:
-            old.heartbeat.close()
+            old.heartbeat.stop()
 
     def _discover(self, stack_tops: dict[int, Any]) -> None:
         own = threading.get_ident()
@@ -470,7 +451,7 @@ class Watchdog:
 
     def _watch_qt(self, thread_id: int) -> None:
         try:
-            heartbeat = QtHeartbeat(thread_id, self._clock)
+            heartbeat = QtHeartbeat(thread_id, self._clock, self.interval)
         except Exception:  # no Qt, or no application yet
             logger.debug("loopwarden: cannot watch the Qt loop of %s", thread_id, exc_info=True)
             return
@@ -478,7 +459,16 @@ class Watchdog:
             if thread_id not in self._watches:
                 self._watches[thread_id] = _Watch(heartbeat)
                 return
-        heartbeat.close()
+        heartbeat.stop()
+
+
+_LOOP_MACHINERY = ("selectors", "asyncio.", "qasync", "PySide6.QtAsyncio", "uvloop")
+
+
+def _in_loop_machinery(sample: Sample) -> bool:
+    # The innermost frame belongs to the loop itself: it was waiting or
+    # dispatching, not running the code that stalled it.
+    return not sample.stack or sample.stack[-1].module.startswith(_LOOP_MACHINERY)
 
 
 # -- the process-wide watchdog, driven by wardens ----------------------------------
