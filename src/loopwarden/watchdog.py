@@ -22,19 +22,23 @@ How it works:
   found: a uvloop loop started with ``loop.run_until_complete()`` from a
   thread other than the activating one, outside ``asyncio.run``/
   ``uvloop.run``; a Qt event loop of a ``QThread`` other than the GUI thread.
-* **Heartbeats.** For each loop the watchdog posts a cheap callback
-  (``loop.call_soon_threadsafe`` for asyncio loops, a posted event for the
-  plain Qt loop) and notes when it ran. One heartbeat is in flight per loop;
-  the next is posted at the next check, every ``stall_ms / 2`` (at most
-  50 ms). A healthy loop pays one wake-up per check.
-* **Sampling.** Once a heartbeat has been waiting ``stall_ms``, the watchdog
-  samples the loop thread's stack every ``sample_ms`` (10 ms) until the
-  heartbeat comes back. The finding carries the stall's duration, the
-  number of samples and the stack seen most often (the culprit), with
-  loopwarden's own frames hidden. A stall is caught when it lasts at least
-  ``stall_ms`` plus the check interval; shorter ones above ``stall_ms`` may
-  be caught. ``duration_ms`` is measured from the heartbeat's posting, so it
-  can be short of the true stall by up to one check interval.
+* **Heartbeats.** Each watched loop runs a cheap timer that stores the
+  time it ran, every ``stall_ms / 2`` (at most 50 ms): ``loop.call_later``
+  for asyncio and uvloop, a ``QTimer`` in the GUI thread for loops Qt runs
+  (qasync, QtAsyncio, the plain Qt loop; see
+  :class:`~loopwarden.heartbeats.QtHeartbeat` for why). The watchdog wakes
+  at the same pace and only reads those times. A healthy loop pays one
+  timer callback per interval. Because the beats are recorded by the loop
+  itself, a busy loop that starves the watchdog of the GIL (a flood of Qt
+  events can do that for a second or more) but keeps running is not
+  reported.
+* **Sampling.** Once a beat is overdue by ``stall_ms``, the watchdog samples
+  the loop thread's stack every ``sample_ms`` (10 ms) until a beat runs
+  again. The finding carries ``duration_ms`` (how long the beat was
+  overdue: the time the loop could not respond), the number of samples and
+  the stack seen most often (the culprit), with loopwarden's own frames
+  hidden. Stalls of ``stall_ms`` plus one interval are always caught.
+  Stalls that start while a loop is being found are measured from then.
 * **Reporting.** The finding is recorded on every active warden. The
   watchdog runs on its own thread, so a stall cannot raise in the loop
   thread: in ``"raise"`` mode it is recorded and logged (the pytest plugin
@@ -57,17 +61,20 @@ What the GIL allows:
 * A C call that releases the GIL (``select``, most I/O, numpy's heavy
   kernels) is sampled normally; the culprit frame is the Python line that
   made the call.
-* A C call that *holds* the GIL freezes the watchdog too: no sampling is
-  possible while it runs. When it returns, the watchdog gets the GIL back
-  within a switch interval, usually before the loop thread has left the
-  calling line: it samples the stack *at resume* and reports the stall with
-  ``details["gil_held_ms"]`` (how long the watchdog itself was kept waiting).
-  If the loop has already moved on by then, the stall is reported with its
-  duration and no stack. ``faulthandler.dump_traceback_later`` could dump
-  stacks without the GIL, but there is a single such timer per process
-  (pytest's ``faulthandler_timeout`` uses it) and it writes text to a file
-  descriptor, so loopwarden does not use it; set ``PYTHONFAULTHANDLER`` or
-  ``faulthandler_timeout`` yourself for hard hangs.
+* A C call that *holds* the GIL freezes the watchdog too: nothing can be
+  sampled while it runs. When it returns, the watchdog gets the GIL back
+  within a switch interval and takes every thread's stack first thing,
+  usually before the loop thread has left the calling line: the stall is
+  reported with that stack *at resume* and ``details["gil_held_ms"]`` (how
+  long the watchdog itself was kept waiting). If the loop thread was
+  already back in its loop, the stall is reported with its duration and
+  no stack (``details["note"]`` says why). ``faulthandler.dump_traceback_later``
+  could dump stacks without the GIL, but there is a single such timer per
+  process (pytest's ``faulthandler_timeout`` uses it) and it writes text to a
+  file descriptor, so loopwarden does not use it; set ``faulthandler_timeout``
+  yourself for hard hangs.
+* A loop must be found before a GIL-holding stall starts: the watchdog
+  cannot look for loops while the GIL is held.
 """
 
 from __future__ import annotations
