@@ -22,6 +22,7 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import qasync
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 import loopwarden
@@ -40,13 +41,24 @@ async def idle(seconds: float) -> int:
 
 
 async def busy(seconds: float) -> int:
-    # A responsive but busy loop: short slices of work between yields.
+    # A responsive but busy GUI: a zero-interval QTimer runs short slices of
+    # work back to back, as a model update or a redraw loop would. (Not
+    # `await asyncio.sleep(0)` in a loop: qasync on PySide6 6.12 drops a
+    # reference to None per scheduled callback, which on Python 3.11 kills
+    # the interpreter within seconds at that rate.)
     iterations = 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+
+    def work() -> None:
+        nonlocal iterations
         spin(0.0005)
-        await asyncio.sleep(0)
         iterations += 1
+
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(work)
+    timer.start()
+    await asyncio.sleep(seconds)
+    timer.stop()
     return iterations
 
 
@@ -126,8 +138,8 @@ def main() -> None:
     if sys.version_info < (3, 12):
         # qasync on PySide6 6.12 drops a reference to None for every callback
         # it schedules (column "None refs lost"; the watchdog adds none). On
-        # Python < 3.12, where None is not immortal, the interpreter then dies
-        # at shutdown (none_dealloc): skip the shutdown once the figures are out.
+        # Python < 3.12, where None is not immortal, the interpreter can then
+        # die at shutdown (none_dealloc): skip the shutdown once the figures are out.
         sys.stdout.flush()
         os._exit(0)
 

@@ -255,6 +255,24 @@ def test_busy_worker_thread_without_a_loop_is_not_a_stall() -> None:
     assert stalls(warden) == []
 
 
+def test_probe_thread_busy_without_a_running_qt_loop_is_not_a_stall(qapp: Any) -> None:
+    from PySide6.QtCore import QThread
+
+    gui = threading.get_ident()
+    threads.add_thread_probe(
+        gui, lambda: "Qt event loop" if QThread.currentThread().loopLevel() > 0 else None
+    )
+    try:
+        with loopwarden.guard(mode="record", stall_ms=100) as warden:
+            qapp.processEvents()
+            spin_in_qt_slot(STALL_S)  # no event loop runs: nothing to stall
+            qapp.processEvents()
+    finally:
+        threads.remove_thread_probe(gui)
+
+    assert stalls(warden) == []
+
+
 def test_non_blocking_form_awaiting_sleep_is_not_a_stall() -> None:
     async def main() -> None:
         await asyncio.sleep(STALL_S)

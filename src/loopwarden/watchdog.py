@@ -395,6 +395,11 @@ class Watchdog:
         }
         if stall.gil_held_ms:
             details["gil_held_ms"] = round(stall.gil_held_ms, 1)
+        if sample is not None and _in_loop_machinery(sample):
+            details["note"] = (
+                "the loop thread was inside its event loop, not in your code: "
+                "another thread probably held the GIL"
+            )
         if sample is None:
             details["note"] = (
                 "the loop thread held the GIL for the whole stall, so no stack could be sampled"
