@@ -440,3 +440,22 @@ def test_parse_stall_ms(text: str | None, expected: float | None) -> None:
 def test_parse_stall_ms_rejects_garbage_with_advice() -> None:
     with pytest.raises(ConfigError, match="'off'"):
         watchdog.parse_stall_ms("fast")
+
+
+def test_culprit_is_the_function_stack_seen_most_often() -> None:
+    from loopwarden.findings import StackFrame
+    from loopwarden.stall_findings import Sample, culprit
+
+    def sample(function: str, line: int) -> Sample:
+        stack = (
+            StackFrame("app.py", 10, "main", "app"),
+            StackFrame("app.py", line, function, "app"),
+        )
+        return Sample(stack, f"app.py:{line} in {function}", ("app.py", line, "app"), False, False)
+
+    # The spin moves between lines; the one-off read does not win.
+    samples = [sample("spin", 20), sample("read", 30), sample("spin", 21), sample("spin", 21)]
+    chosen = culprit(samples)
+    assert chosen is not None
+    assert chosen.stack[-1] == StackFrame("app.py", 21, "spin", "app")
+    assert culprit([]) is None
