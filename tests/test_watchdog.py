@@ -116,7 +116,8 @@ def test_busy_qt_timer_slot_under_qasync_is_one_stall(
 
     [stall] = stalls(warden)
     assert stall.stack[-1].function == "spin_in_qt_slot"
-    assert any(name.endswith("main.<locals>.slot") for name in culprit_functions(stall))
+    # Python 3.10 frames have no qualified names: "slot" there.
+    assert any(name.rpartition(".")[2] == "slot" for name in culprit_functions(stall))
 
 
 def test_busy_coroutine_on_asyncio_loop_is_one_stall() -> None:
