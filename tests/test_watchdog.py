@@ -249,6 +249,39 @@ def test_healthy_loop_over_two_seconds_yields_no_stall(
     assert beats.get(threading.get_ident(), 0) >= 10
 
 
+def test_busy_but_responsive_qt_loop_is_not_a_stall(qasync_loop: asyncio.AbstractEventLoop) -> None:
+    from PySide6.QtCore import QTimer
+
+    # Back-to-back short slots keep the GUI thread busy and responsive. Such a
+    # loop can keep the watchdog thread waiting for the GIL for hundreds of
+    # milliseconds; the beats the loop records meanwhile show it was fine.
+    async def main() -> int:
+        done = asyncio.get_running_loop().create_future()
+        slices = 0
+        end = time.perf_counter() + 1.0
+
+        def work() -> None:
+            nonlocal slices
+            spin_in_qt_slot(0.0005)
+            slices += 1
+            if time.perf_counter() >= end and not done.done():
+                timer.stop()
+                done.set_result(None)
+
+        timer = QTimer()
+        timer.setInterval(0)
+        timer.timeout.connect(work)
+        timer.start()
+        await done
+        return slices
+
+    with loopwarden.guard(mode="record", stall_ms=100) as warden:
+        slices = qasync_loop.run_until_complete(main())
+
+    assert slices > 100
+    assert stalls(warden) == []
+
+
 def test_busy_worker_thread_without_a_loop_is_not_a_stall() -> None:
     async def main() -> None:
         await asyncio.to_thread(spin_in_coroutine, STALL_S)
