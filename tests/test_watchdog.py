@@ -497,3 +497,38 @@ def test_culprit_is_the_function_stack_seen_most_often() -> None:
     assert chosen is not None
     assert chosen.stack[-1] == StackFrame("app.py", 21, "spin", "app")
     assert culprit([]) is None
+
+
+def test_watchdog_left_running_at_exit_stops_cleanly(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "left_running.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, threading, time
+            import loopwarden
+            from PySide6.QtCore import QCoreApplication, QEventLoop, QThread, QTimer
+
+            app = QCoreApplication([])
+            gui = threading.get_ident()
+            loopwarden.threads.add_thread_probe(
+                gui, lambda: "Qt" if QThread.currentThread().loopLevel() > 0 else None)
+            warden = loopwarden.activate(mode="record", stall_ms=100)
+            asyncio.run(asyncio.sleep(0.1))
+            loop = QEventLoop()
+            QTimer.singleShot(150, loop.quit)
+            loop.exec()
+            print("beats", sum(loopwarden.watchdog.current_watchdog().heartbeats().values()))
+            # No deactivate(): the exit hook stops the watchdog.
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert int(result.stdout.split()[-1]) > 0

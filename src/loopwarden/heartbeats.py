@@ -29,6 +29,7 @@ import contextlib
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -174,7 +175,9 @@ class QtHeartbeat(Heartbeat):
         app = QCoreApplication.instance()
         if app is None:
             raise RuntimeError("no QCoreApplication")
-        self.app = app
+        # A weak reference: holding the application would keep it alive
+        # after the host dropped it.
+        self._app = weakref.ref(app)
         # Kept: an import statement costs ~100 us under PySide6's import hook.
         self._application = QCoreApplication
         self.qthread = app.thread()
@@ -219,7 +222,8 @@ class QtHeartbeat(Heartbeat):
     def stop(self) -> None:
         """Stop the timer and delete the receiver, on the GUI thread."""
         super().stop()
-        if self._application.instance() is self.app:
+        app = self._application.instance()
+        if app is not None and app is self._app():
             self._invoke(self.receiver, "finish", self._queued)
 
     def running(self) -> bool:
@@ -232,7 +236,8 @@ class QtHeartbeat(Heartbeat):
 
     def gone(self) -> bool:
         """True once the application, the loop or the thread's probe is gone."""
-        if self.mismatch or self._application.instance() is not self.app:
+        app = self._application.instance()
+        if self.mismatch or app is None or app is not self._app():
             return True
         if self.loop is not None:
             return self.loop.is_closed()

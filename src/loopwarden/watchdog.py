@@ -80,6 +80,7 @@ What the GIL allows:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import math
 import threading
@@ -490,6 +491,27 @@ _watchdog: Watchdog | None = None
 _attached: list[Warden] = []
 
 
+_exit_hook_registered = False
+
+
+def _stop_at_exit_once() -> None:
+    # A warden left active until exit (activate() without deactivate()):
+    # stop the thread before the interpreter (and Qt) are torn down.
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        atexit.register(_stop_at_exit)
+
+
+def _stop_at_exit() -> None:
+    global _watchdog
+    with _attach_lock:
+        watchdog, _watchdog = _watchdog, None
+        _attached.clear()
+    if watchdog is not None:
+        watchdog.stop(timeout=0.5)
+
+
 def current_watchdog() -> Watchdog | None:
     """The running watchdog, or None."""
     return _watchdog
@@ -510,6 +532,7 @@ def attach(warden: Warden) -> None:
         stall_ms = min(w.stall_ms for w in _attached if w.stall_ms is not None)
         if _watchdog is None:
             _watchdog = Watchdog(stall_ms)
+            _stop_at_exit_once()
         _watchdog.stall_ms = stall_ms
         loop = threads.running_loop()
         if loop is not None and threads._loop_runs_here(loop):
