@@ -341,8 +341,10 @@ class Watchdog:
             elif watch.due is not None and worst_late * 1000.0 >= self.stall_ms:
                 # A stall that ended before the watchdog could look: it was
                 # kept from running (the loop thread held the GIL).
-                late_stall = watch.stall = _Stall(last - worst_late, now, gil_held_ms=late_ms)
+                late_stall = watch.stall = _Stall(last - worst_late, now)
                 top = stack_tops.get(thread_id)
+                if late_ms >= self.stall_ms:
+                    late_stall.gil_held_ms = late_ms
                 if late_ms >= self.stall_ms and top is not None:
                     # The stacks were taken first thing after the watchdog got
                     # the GIL back: usually the loop thread was still on the
