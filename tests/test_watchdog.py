@@ -532,3 +532,15 @@ def test_watchdog_left_running_at_exit_stops_cleanly(tmp_path: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert int(result.stdout.split()[-1]) > 0
+
+
+@pytest.mark.asyncio
+async def test_stall_inside_a_guard_entered_on_the_running_loop() -> None:
+    # The guard is entered and left inside one step of the loop (as in a
+    # pytest-asyncio test): the stall is still going on when it exits.
+    with loopwarden.guard(mode="record", stall_ms=100) as warden:
+        spin_in_coroutine(STALL_S)
+
+    [stall] = stalls(warden)
+    assert stall.stack[-1].function == "spin_in_coroutine"
+    assert stall.thread_id == threading.get_ident()
