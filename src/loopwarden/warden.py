@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Literal, get_args
 
 from loopwarden import engine
+from loopwarden import watchdog as _watchdog
 from loopwarden.allowances import Allowance, parse_allowance
 from loopwarden.errors import ConfigError
 from loopwarden.findings import Finding
@@ -92,6 +93,7 @@ class Warden:
         mode: ``"raise"``, ``"warn"`` or ``"record"``.
         findings: Every finding seen while active, in order of occurrence.
         allowances: User allowances in force while this warden is active.
+        stall_ms: Threshold of the stall watchdog, or None when it is off.
     """
 
     def __init__(
@@ -101,8 +103,11 @@ class Warden:
         on_finding: OnFinding | None = None,
         allow: Iterable[AllowSpec] = (),
         rules: Sequence[Rule] = (),
+        stall_ms: float | None = None,
     ) -> None:
         self.mode: Mode = check_mode(mode)
+        #: Stall watchdog threshold in milliseconds; None: no watchdog.
+        self.stall_ms: float | None = _watchdog.check_stall_ms(stall_ms)
         self.findings: list[Finding] = []
         self.allowances: list[Allowance] = [_to_allowance(a) for a in allow]
         self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
@@ -158,13 +163,20 @@ class Warden:
                 raise
             engine.active_wardens.append(self)
             self._active = True
-            _run_state_hooks()
+            _run_state_hooks()  # first: the Qt GUI-thread probe the watchdog may use
+            try:
+                _watchdog.attach(self)
+            except Exception:  # noqa: BLE001 - detection of blocking calls still works without it
+                logger.exception("loopwarden: the stall watchdog could not start")
 
     def _deactivate(self) -> None:
         with _state_lock:
             if not self._active:
                 return
             self._active = False
+            # Before leaving the stack: the watchdog's last check still records
+            # a stall that ended just now on this warden.
+            _watchdog.detach(self)
             if self in engine.active_wardens:
                 engine.active_wardens.remove(self)
             for rule in self._rules:
@@ -215,6 +227,7 @@ def guard(
     on_finding: OnFinding | None = None,
     allow: Iterable[AllowSpec] = (),
     rules: Sequence[Rule] = (),
+    stall_ms: float | None = None,
 ) -> Warden:
     """Detect blocking calls on event-loop threads inside a ``with`` block.
 
@@ -229,6 +242,11 @@ def guard(
             ``("package.module:qualname", "reason")`` pairs.
         rules: Extra rules (see :func:`~loopwarden.mark_blocking`) in force
             inside the block.
+        stall_ms: Also run the stall watchdog (:mod:`loopwarden.watchdog`):
+            report a guarded loop that does not respond within this many
+            milliseconds (100 is a good start), with the stack that kept it
+            busy. None (the default) leaves it off: it starts a thread and
+            reports CPU-heavy code that no patch flags, which you opt into.
 
     Returns:
         The :class:`Warden`; use it as a context manager. Guards nest: the
@@ -246,7 +264,7 @@ def guard(
         >>> warden.findings[0].primitive
         'time.sleep'
     """
-    return Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+    return Warden(mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms)
 
 
 def activate(
@@ -255,6 +273,7 @@ def activate(
     on_finding: OnFinding | None = None,
     allow: Iterable[AllowSpec] = (),
     rules: Sequence[Rule] = (),
+    stall_ms: float | None = None,
 ) -> Warden:
     """Switch detection on until :func:`deactivate`; same options as :func:`guard`.
 
@@ -268,7 +287,7 @@ def activate(
     with _state_lock:
         if _global_warden is not None and _global_warden.active:
             old = _global_warden
-            new = Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+            new = Warden(mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms)
             new.findings = old.findings
             index = engine.active_wardens.index(old)
             new._activate()
@@ -278,7 +297,9 @@ def activate(
             old._deactivate()
             _global_warden = new
             return new
-        _global_warden = Warden(mode, on_finding=on_finding, allow=allow, rules=rules)
+        _global_warden = Warden(
+            mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms
+        )
         _global_warden._activate()
         return _global_warden
 
