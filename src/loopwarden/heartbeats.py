@@ -170,7 +170,10 @@ class QtHeartbeat(Heartbeat):
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(thread_id, "Qt event loop", clock, interval)
-        from PySide6.QtCore import QCoreApplication, QMetaObject, Qt
+        qt = prepare_qt()
+        if qt is None:
+            raise RuntimeError("PySide6 is not imported")
+        QCoreApplication, QMetaObject, queued = qt  # noqa: N806 - Qt class names
 
         app = QCoreApplication.instance()
         if app is None:
@@ -191,7 +194,7 @@ class QtHeartbeat(Heartbeat):
         self.receiver = _receiver_class()(self)
         self.receiver.moveToThread(self.qthread)
         self._invoke = QMetaObject.invokeMethod
-        self._queued = Qt.ConnectionType.QueuedConnection
+        self._queued = queued
 
     def _beat(self) -> None:
         # On the GUI thread.
@@ -205,7 +208,7 @@ class QtHeartbeat(Heartbeat):
             probe = threads.thread_probes.get(ident)
             try:
                 description = probe() if probe is not None else None
-            except Exception:  # a broken probe must not break the host
+            except Exception:  # noqa: BLE001 - a broken probe must not break the host
                 description = None
             self.unguarded = description is None
             if description is not None:
@@ -232,7 +235,7 @@ class QtHeartbeat(Heartbeat):
             return False
         if self.loop is not None:
             return _asyncio_loop_running(self.loop, self.thread_id)
-        return self.qthread.loopLevel() > 0
+        return bool(self.qthread.loopLevel() > 0)
 
     def gone(self) -> bool:
         """True once the application, the loop or the thread's probe is gone."""
@@ -245,6 +248,29 @@ class QtHeartbeat(Heartbeat):
 
 
 _receiver_cls: Any = None
+
+
+_qt_names: tuple[Any, Any, Any] | None = None
+
+
+def prepare_qt() -> tuple[Any, Any, Any] | None:
+    """Resolve the Qt names heartbeats need, once, on the calling thread.
+
+    Call it from the thread that activates a warden (the application's
+    thread), never first from the watchdog thread: PySide6 creates its enums
+    lazily, and creating one on a second thread while the GUI thread runs Qt
+    crashed the interpreter (segmentation fault in ``enum`` under PySide6 6.12).
+    Returns None while PySide6 is not imported.
+    """
+    global _qt_names
+    if _qt_names is None and "PySide6.QtCore" in sys.modules:
+        from PySide6.QtCore import QCoreApplication, QMetaObject, Qt
+
+        queued = Qt.ConnectionType.QueuedConnection
+        Qt.TimerType.PreciseTimer  # noqa: B018 - created here, used by the receiver
+        _receiver_class()
+        _qt_names = (QCoreApplication, QMetaObject, queued)
+    return _qt_names
 
 
 def _receiver_class() -> Any:
@@ -306,7 +332,7 @@ def make_heartbeat(
     if type(loop).__module__.partition(".")[0] in ("qasync", "PySide6"):
         try:
             return QtHeartbeat(thread_id, clock, interval, loop)
-        except Exception:  # no application: fall back to asyncio's own way
+        except Exception:  # noqa: BLE001 - no application: fall back to asyncio's own way
             pass
     return AsyncioHeartbeat(loop, thread_id, clock, interval)
 

@@ -166,7 +166,7 @@ class Warden:
             _run_state_hooks()  # first: the Qt GUI-thread probe the watchdog may use
             try:
                 _watchdog.attach(self)
-            except Exception:  # noqa: BLE001 - detection of blocking calls still works without it
+            except Exception:
                 logger.exception("loopwarden: the stall watchdog could not start")
 
     def _deactivate(self) -> None:

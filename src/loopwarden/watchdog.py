@@ -97,6 +97,7 @@ from loopwarden.heartbeats import (
     find_loop,
     make_heartbeat,
     monotonic,
+    prepare_qt,
 )
 from loopwarden.stall_findings import Sample, build_finding, culprit, deliver, excused, take_sample
 
@@ -528,6 +529,7 @@ def attach(warden: Warden) -> None:
     global _watchdog
     if warden.stall_ms is None:
         return
+    prepare_qt()  # on this (the application's) thread, not the watchdog's
     with _attach_lock:
         if warden not in _attached:
             _attached.append(warden)
