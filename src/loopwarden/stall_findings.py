@@ -152,7 +152,9 @@ def deliver(finding: Finding, sample: Sample | None) -> None:
     it); in ``"warn"`` mode a :class:`~loopwarden.BlockingCallWarning` is
     issued, attributed to the culprit's line.
     """
-    wardens = list(engine.active_wardens)
+    # Like engine.report: a warden may decline a finding (the pytest plugin's
+    # scope and per-test allowances); the innermost that wants it decides.
+    wardens = [warden for warden in list(engine.active_wardens) if warden.wants(finding)]
     if not wardens:
         return
     for warden in wardens:
