@@ -7,8 +7,6 @@ pytest.ini, ...) > ``[tool.loopwarden]`` in pyproject.toml > default (off).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import inspect
 from pathlib import Path
 
 import pytest
@@ -117,8 +115,9 @@ class Settings:
             line += f", JSON report {self.report}"
         lines = [line]
         if self.stall_ms is not None:
-            state = "on" if watchdog_available() else "not available in this loopwarden; ignored"
-            lines.append(f"loopwarden: stall watchdog {self.stall_ms} ms ({state})")
+            lines.append(
+                f"loopwarden: stall watchdog {self.stall_ms} ms (from {self.stall_source})"
+            )
         project = self.project
         if project.allow or project.rules:
             lines.append(
@@ -140,19 +139,6 @@ class Settings:
 def warden_mode(mode: str) -> str:
     """The core warden mode behind a plugin mode (``fail`` records, then fails the phase)."""
     return "record" if mode == "fail" else mode
-
-
-def watchdog_available() -> bool:
-    """True once ``loopwarden.watchdog`` exists and wardens accept ``stall_ms``.
-
-    The stall watchdog is developed separately; until it lands the option is
-    accepted, shown in the header as ignored, and wired through from here.
-    """
-    if importlib.util.find_spec("loopwarden.watchdog") is None:
-        return False
-    from loopwarden import Warden
-
-    return "stall_ms" in inspect.signature(Warden.__init__).parameters
 
 
 def resolve_settings(config: pytest.Config) -> Settings:

@@ -29,7 +29,7 @@ from loopwarden import Allowance, Rule, Warden, engine
 from loopwarden.registry import registry
 from pytest_loopwarden import reporting, xdist_support
 from pytest_loopwarden.markers import ItemOptions, item_options
-from pytest_loopwarden.options import Settings, warden_mode, watchdog_available
+from pytest_loopwarden.options import Settings, warden_mode
 from pytest_loopwarden.records import Record, origin_of
 from pytest_loopwarden.wardens import TestWarden
 
@@ -59,7 +59,7 @@ class BlockDetectPlugin:
         self._worker = xdist_support.worker_id(config)
         self._extra: dict[str, Any] = {}
         self._report_error = ""
-        if settings.stall_ms is not None and watchdog_available():
+        if settings.stall_ms is not None:
             self._extra["stall_ms"] = settings.stall_ms
 
     # -- session ------------------------------------------------------------
