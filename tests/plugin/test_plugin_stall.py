@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from plugin_helpers import make_project, read_report, run_pytest
 
@@ -36,13 +38,13 @@ def test_healthy_loop():
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> object:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("stall"), {"test_inner.py": INNER})
 
 
-def test_a_stall_fails_the_test_in_fail_mode(project: object) -> None:
+def test_a_stall_fails_the_test_in_fail_mode(project: Path) -> None:
     result = run_pytest(
-        project,  # type: ignore[arg-type]
+        project,
         "--block-detect",
         "--block-detect-stall-ms=100",
         "--block-detect-report=report.json",
@@ -57,12 +59,12 @@ def test_a_stall_fails_the_test_in_fail_mode(project: object) -> None:
     assert any(
         line.startswith("PASSED test_inner.py::test_healthy_loop") for line in result.outlines
     )
-    report = read_report(project / "report.json")  # type: ignore[operator]
+    report = read_report(project / "report.json")
     stalls = [f for f in report["findings"] if f["family"] == "stall"]
     assert [f["nodeid"] for f in stalls] == ["test_inner.py::test_cpu_stall_in_a_coroutine"]
     assert any(frame["function"] == "crunch" for frame in stalls[0]["stack"])
 
 
-def test_without_the_option_stalls_are_not_watched(project: object) -> None:
-    result = run_pytest(project, "--block-detect", "-rA")  # type: ignore[arg-type]
+def test_without_the_option_stalls_are_not_watched(project: Path) -> None:
+    result = run_pytest(project, "--block-detect", "-rA")
     assert result.ret == 0, "\n".join(result.outlines)
