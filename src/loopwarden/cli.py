@@ -364,7 +364,7 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
     if mode == "off":
         code = _run_target(target, stderr)
     else:
-        options = warden_options(settings, notes=stderr, target=guard)
+        options = warden_options(settings)
         options["on_finding"] = collector
         with guard(**options):
             code = _run_target(target, stderr)

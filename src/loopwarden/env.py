@@ -22,12 +22,11 @@ nearest pyproject.toml (see :mod:`loopwarden.config` for the precedence).
 from __future__ import annotations
 
 import atexit
-import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from loopwarden.errors import ConfigError
 from loopwarden.warden import Warden, activate
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 # is set, so `import loopwarden` stays light.
 ENV_MODE = "LOOPWARDEN"
 
-__all__ = ["activate_from_env", "stall_watchdog_available", "warden_options"]
+__all__ = ["activate_from_env", "warden_options"]
 
 _lock = threading.Lock()
 # The report LOOPWARDEN_REPORT asks for: (collector, path); written at exit.
@@ -48,40 +47,15 @@ _exit_report: list[tuple[FindingCollector, str]] = []
 _atexit_registered = False
 
 
-def stall_watchdog_available(entry: Callable[..., Any] = activate) -> bool:
-    """True if ``entry`` (``activate`` or ``guard``) accepts ``stall_ms`` (the watchdog)."""
-    try:
-        return "stall_ms" in inspect.signature(entry).parameters
-    except (TypeError, ValueError):  # pragma: no cover - signature always readable
-        return False
-
-
-def warden_options(
-    settings: Settings,
-    *,
-    notes: TextIO | None = None,
-    target: Callable[..., Any] = activate,
-) -> dict[str, Any]:
-    """Keyword arguments for ``target`` (``activate()`` or ``guard()``) from merged settings.
-
-    ``stall_ms`` is passed only when set and supported, so the same code
-    works with and without the stall watchdog; when it is set but the
-    watchdog is missing, one note goes to ``notes`` (default: stderr).
-    """
+def warden_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``activate()`` or ``guard()`` from merged settings."""
     options: dict[str, Any] = {
         "mode": settings.warden_mode,
         "allow": list(settings.allow),
         "rules": list(settings.rules),
     }
     if settings.watchdog_ms is not None:
-        if stall_watchdog_available(target):
-            options["stall_ms"] = settings.watchdog_ms
-        else:
-            print(
-                "loopwarden: stall_ms is set but this installation has no stall watchdog; "
-                "ignoring it",
-                file=notes if notes is not None else sys.stderr,
-            )
+        options["stall_ms"] = settings.watchdog_ms
     return options
 
 

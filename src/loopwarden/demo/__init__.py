@@ -23,7 +23,6 @@ from typing import Any, TextIO
 import PySide6.QtWidgets  # noqa: F401
 import qasync
 
-from loopwarden.env import stall_watchdog_available
 from loopwarden.report import FindingCollector, print_summary, write_report
 from loopwarden.warden import guard
 
@@ -68,7 +67,7 @@ def run_demo(
     quiet_offscreen_warnings()
     collector = FindingCollector()
     options: dict[str, Any] = {"mode": "record", "on_finding": collector}
-    if stall_ms and stall_watchdog_available(guard):
+    if stall_ms:
         options["stall_ms"] = stall_ms
     collector.meta.update(
         command="loopwarden demo", mode="record", stall_ms=options.get("stall_ms")
