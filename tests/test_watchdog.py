@@ -412,6 +412,15 @@ def test_watchdog_thread_stops_when_the_warden_exits() -> None:
     assert watchdog.current_watchdog() is None
 
 
+def test_loop_start_hook_is_removed_when_the_watchdog_stops() -> None:
+    import asyncio.events
+
+    original = asyncio.events._set_running_loop
+    with loopwarden.guard(mode="record", stall_ms=100):
+        assert asyncio.events._set_running_loop is not original
+    assert asyncio.events._set_running_loop is original
+
+
 def test_watchdog_is_off_unless_requested() -> None:
     with loopwarden.guard(mode="record") as warden:
         assert watchdog_threads() == []

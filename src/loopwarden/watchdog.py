@@ -8,20 +8,26 @@ come back within a threshold.
 
 How it works:
 
-* **Which loops.** Every check, the watchdog looks at the stacks of the
-  process's threads (``sys._current_frames()``) for a frame that drives a
-  loop: ``run_forever``/``run_until_complete`` of any loop class (asyncio,
-  qasync, PySide6.QtAsyncio) or the ``asyncio.run``/``asyncio.Runner.run``/
-  ``uvloop.run`` frame that started a uvloop loop (uvloop's own methods are
-  compiled and have no frame). A loop running on the thread that activates
-  the warden is registered at once. The Qt GUI thread's own event loop
-  (no asyncio) is watched when the Qt integration registered a probe for
-  that thread in :data:`loopwarden.threads.thread_probes`. Finding loops this
-  way needs no hook in the patched primitives, so their off-loop fast path is
-  untouched, and it finds loops that never call a patched primitive. Not
-  found: a uvloop loop started with ``loop.run_until_complete()`` from a
-  thread other than the activating one, outside ``asyncio.run``/
-  ``uvloop.run``; a Qt event loop of a ``QThread`` other than the GUI thread.
+* **Which loops.** Loops announce themselves: asyncio's, qasync's and
+  QtAsyncio's ``run_forever`` all call
+  ``asyncio.events._set_running_loop``, which is wrapped while the watchdog
+  runs (:mod:`loopwarden.loop_starts`), and a loop running on the thread
+  that activates the warden is watched at once. Loops already running on
+  other threads are found once, at start, by their driving frame on
+  ``sys._current_frames()`` (``run_forever``/``run_until_complete`` of any
+  loop class, or the ``asyncio.run``/``asyncio.Runner.run``/``uvloop.run``
+  frame); uvloop, which binds ``_set_running_loop`` when imported and has
+  no frames of its own, is looked for that way every 0.5 s once imported.
+  Other threads' stacks are read only then and while sampling a stall:
+  CPython 3.11 can crash when a sampler walks them (a frame object from
+  ``sys._current_frames()`` dangling in ``f_back``), so a healthy process is
+  never walked. None of this touches the patched primitives' fast path.
+  The Qt GUI thread's own event loop (no asyncio) is watched when the Qt
+  integration registered a probe for that thread in
+  :data:`loopwarden.threads.thread_probes`. Not found: a uvloop loop started
+  with ``loop.run_until_complete()`` outside ``asyncio.run``/``uvloop.run``
+  on a thread other than the activating one; plain Qt event loops of
+  threads other than the GUI thread.
 * **Heartbeats.** Each watched loop runs a cheap timer that stores the
   time it ran, every ``stall_ms / 2`` (at most 50 ms): ``loop.call_later``
   for asyncio and uvloop, a ``QTimer`` in the GUI thread for loops Qt runs
