@@ -7,8 +7,10 @@ C call holding the GIL) and at most ~300 ms long.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import select
+import sys
 import threading
 import time
 import warnings
@@ -44,8 +46,11 @@ def wait_in_select(seconds: float) -> None:
     select.select([], [], [], seconds)  # no rule covers it; releases the GIL
 
 
-def hold_the_gil(count: int) -> int:
-    return sum(range(count))  # one C call: never releases the GIL
+def hold_the_gil(seconds: float) -> None:
+    # A C call that keeps the GIL, like a badly behaved extension: functions
+    # called through ctypes.PyDLL run without releasing it.
+    libc = ctypes.PyDLL(None)
+    libc.usleep(int(seconds * 1_000_000))
 
 
 def stalls(warden: loopwarden.Warden) -> list[Finding]:
@@ -160,22 +165,12 @@ def test_select_with_the_gil_released_is_reported_with_its_stack() -> None:
     assert "gil_held_ms" not in stall.details  # the watchdog kept running
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="libc usleep through ctypes.PyDLL")
 def test_c_call_holding_the_gil_is_reported_with_the_stack_at_resume() -> None:
-    if not hasattr(time, "pthread_getcpuclockid"):
-        pytest.skip("needs per-thread CPU clocks")
-    # Size the C call to ~300 ms on this machine (best of three: a loaded
-    # machine makes it longer, never too short to be a stall).
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        hold_the_gil(1_000_000)
-        timings.append(time.perf_counter() - start)
-    count = int(1_000_000 * STALL_S / max(min(timings), 1e-4))
-
     with loopwarden.guard(mode="record", stall_ms=100) as warden:
         # The loop must be watched before the GIL is taken: the watchdog
         # cannot look for loops while it is held.
-        asyncio.run(stall_then_settle(lambda: hold_the_gil(count), settle_in=0.15))
+        asyncio.run(stall_then_settle(lambda: hold_the_gil(STALL_S), settle_in=0.15))
 
     [stall] = stalls(warden)
     assert stall.details["gil_held_ms"] >= 100
@@ -411,6 +406,15 @@ def test_watchdog_thread_stops_when_the_warden_exits() -> None:
     assert watchdog.current_watchdog() is None
 
 
+def test_loop_start_hook_is_removed_when_the_watchdog_stops() -> None:
+    import asyncio.events
+
+    original = asyncio.events._set_running_loop
+    with loopwarden.guard(mode="record", stall_ms=100):
+        assert asyncio.events._set_running_loop is not original
+    assert asyncio.events._set_running_loop is original
+
+
 def test_watchdog_is_off_unless_requested() -> None:
     with loopwarden.guard(mode="record") as warden:
         assert watchdog_threads() == []
@@ -495,7 +499,6 @@ def test_culprit_is_the_function_stack_seen_most_often() -> None:
 
 def test_watchdog_left_running_at_exit_stops_cleanly(tmp_path: Any) -> None:
     import subprocess
-    import sys
     import textwrap
 
     script = tmp_path / "left_running.py"

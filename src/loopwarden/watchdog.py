@@ -8,20 +8,26 @@ come back within a threshold.
 
 How it works:
 
-* **Which loops.** Every check, the watchdog looks at the stacks of the
-  process's threads (``sys._current_frames()``) for a frame that drives a
-  loop: ``run_forever``/``run_until_complete`` of any loop class (asyncio,
-  qasync, PySide6.QtAsyncio) or the ``asyncio.run``/``asyncio.Runner.run``/
-  ``uvloop.run`` frame that started a uvloop loop (uvloop's own methods are
-  compiled and have no frame). A loop running on the thread that activates
-  the warden is registered at once. The Qt GUI thread's own event loop
-  (no asyncio) is watched when the Qt integration registered a probe for
-  that thread in :data:`loopwarden.threads.thread_probes`. Finding loops this
-  way needs no hook in the patched primitives, so their off-loop fast path is
-  untouched, and it finds loops that never call a patched primitive. Not
-  found: a uvloop loop started with ``loop.run_until_complete()`` from a
-  thread other than the activating one, outside ``asyncio.run``/
-  ``uvloop.run``; a Qt event loop of a ``QThread`` other than the GUI thread.
+* **Which loops.** Loops announce themselves: asyncio's, qasync's and
+  QtAsyncio's ``run_forever`` all call
+  ``asyncio.events._set_running_loop``, which is wrapped while the watchdog
+  runs (:mod:`loopwarden.loop_starts`), and a loop running on the thread
+  that activates the warden is watched at once. Loops already running on
+  other threads are found once, at start, by their driving frame on
+  ``sys._current_frames()`` (``run_forever``/``run_until_complete`` of any
+  loop class, or the ``asyncio.run``/``asyncio.Runner.run``/``uvloop.run``
+  frame); uvloop, which binds ``_set_running_loop`` when imported and has
+  no frames of its own, is looked for that way every 0.5 s once imported.
+  Other threads' stacks are read only then and while sampling a stall:
+  CPython 3.11 can crash when a sampler walks them (a frame object from
+  ``sys._current_frames()`` dangling in ``f_back``), so a healthy process is
+  never walked. None of this touches the patched primitives' fast path.
+  The Qt GUI thread's own event loop (no asyncio) is watched when the Qt
+  integration registered a probe for that thread in
+  :data:`loopwarden.threads.thread_probes`. Not found: a uvloop loop started
+  with ``loop.run_until_complete()`` outside ``asyncio.run``/``uvloop.run``
+  on a thread other than the activating one; plain Qt event loops of
+  threads other than the GUI thread.
 * **Heartbeats.** Each watched loop runs a cheap timer that stores the
   time it ran, every ``stall_ms / 2`` (at most 50 ms): ``loop.call_later``
   for asyncio and uvloop, a ``QTimer`` in the GUI thread for loops Qt runs
@@ -83,11 +89,12 @@ import asyncio
 import atexit
 import logging
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loopwarden import engine, threads
+from loopwarden import engine, loop_starts, threads
 from loopwarden.errors import ConfigError
 from loopwarden.heartbeats import (
     Clock,
@@ -122,6 +129,8 @@ DEFAULT_STALL_MS = 100.0
 DEFAULT_SAMPLE_MS = 10.0
 #: Longest pause between two checks of a healthy loop.
 _MAX_CHECK_S = 0.05
+#: Pause between two looks for uvloop loops on other threads' stacks.
+_SCAN_S = 0.5
 THREAD_NAME = "loopwarden-watchdog"
 
 
@@ -167,6 +176,22 @@ def parse_stall_ms(text: str | None) -> float | None:
             f"(e.g. {DEFAULT_STALL_MS:g}) or 'off'"
         ) from None
     return check_stall_ms(value)
+
+
+class _Frames:
+    """``sys._current_frames()``, taken at most once per check and only if needed."""
+
+    def __init__(self) -> None:
+        self._tops: dict[int, Any] | None = None
+
+    def get(self) -> dict[int, Any]:
+        if self._tops is None:
+            self._tops = current_frames()
+        return self._tops
+
+    def taken(self) -> dict[int, Any]:
+        """The frames if already taken this check, else nothing."""
+        return self._tops or {}
 
 
 @dataclass
@@ -223,6 +248,7 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards _watches against watch_loop() callers
+        self._next_scan = 0.0  # clock time of the next look for loops on stacks
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -246,6 +272,7 @@ class Watchdog:
         thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
         thread.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
         self._thread = thread
+        loop_starts.install(self._loop_started)
         thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -253,10 +280,16 @@ class Watchdog:
         thread = self._thread
         if thread is None:
             return
+        loop_starts.uninstall()
         self._stop.set()
         if thread is not threading.current_thread():
             thread.join(timeout)
         self._thread = None
+
+    def _loop_started(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
+        # On the loop's thread, as it starts running (see loop_starts).
+        if threads._loop_runs_here(loop):
+            self.watch_loop(loop, thread_id)
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
         """Watch ``loop``, which runs on ``thread_id``, from now on."""
@@ -275,7 +308,9 @@ class Watchdog:
     # -- the thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        timeout = 0.0
+        # The first look waits one interval: the thread that started us is
+        # still unwinding its calls, and its frames are in flux.
+        timeout = self.interval
         previous = self._clock()
         try:
             while True:
@@ -293,8 +328,15 @@ class Watchdog:
 
     def _check(self, now: float, late_ms: float) -> float:
         """One round over every watched loop; returns the time to sleep."""
-        stack_tops = current_frames()
-        self._discover(stack_tops)
+        # Other threads' frames are read only when needed: to find loops
+        # (at start, and periodically once uvloop, which announces nothing,
+        # is imported), and to sample a stall.
+        frames = _Frames()
+        if late_ms >= self.stall_ms:
+            frames.get()  # first thing after a GIL hold: the stack at resume
+        if now >= self._next_scan:
+            self._discover(frames.get())
+            self._next_scan = now + _SCAN_S if "uvloop" in sys.modules else math.inf
         stalled = False
         with self._lock:
             watches = list(self._watches.items())
@@ -309,8 +351,9 @@ class Watchdog:
                         del self._watches[thread_id]
                 watch.heartbeat.stop()
                 continue
-            self._check_one(thread_id, watch, now, late_ms, stack_tops)
+            self._check_one(thread_id, watch, now, late_ms, frames)
             stalled = stalled or watch.stall is not None
+        self._watch_probe_threads()
         return self.sample_ms / 1000.0 if stalled else self.interval
 
     def _check_one(
@@ -319,7 +362,7 @@ class Watchdog:
         watch: _Watch,
         now: float,
         late_ms: float,
-        stack_tops: dict[int, Any],
+        frames: _Frames,
     ) -> None:
         heartbeat = watch.heartbeat
         if not heartbeat.running():
@@ -343,7 +386,7 @@ class Watchdog:
                 # A stall that ended before the watchdog could look: it was
                 # kept from running (the loop thread held the GIL).
                 late_stall = watch.stall = _Stall(last - worst_late, now)
-                top = stack_tops.get(thread_id)
+                top = frames.taken().get(thread_id)
                 if late_ms >= self.stall_ms:
                     late_stall.gil_held_ms = late_ms
                 if late_ms >= self.stall_ms and top is not None:
@@ -375,7 +418,7 @@ class Watchdog:
             stall.gil_held_ms = max(stall.gil_held_ms, late_ms)
         if thread_id in engine.calls_in_progress:
             stall.reported_call = True
-        top = stack_tops.get(thread_id)
+        top = frames.get().get(thread_id)
         if top is not None:
             sample = take_sample(top)
             stall.debugger = stall.debugger or sample.debugger
@@ -447,22 +490,24 @@ class Watchdog:
         own = threading.get_ident()
         with self._lock:
             known = {
-                tid: getattr(watch.heartbeat, "loop", None) is not None
-                and watch.heartbeat.running()
+                tid
                 for tid, watch in self._watches.items()
+                if getattr(watch.heartbeat, "loop", None) is not None and watch.heartbeat.running()
             }
         for thread_id, top in stack_tops.items():
-            if thread_id == own or known.get(thread_id):
+            if thread_id == own or thread_id in known:
                 continue  # a running asyncio loop: nothing new to find here
             loop = find_loop(top)
             if loop is not None:
                 # An asyncio loop wins over the plain Qt heartbeat: qasync and
                 # QtAsyncio run the Qt loop, and asyncio sees their stalls too.
                 self.watch_loop(loop, thread_id)
-                continue
-            if thread_id in known or thread_id in self._unwatchable:
-                continue
-            if thread_id in threads.thread_probes:
+
+    def _watch_probe_threads(self) -> None:
+        # Threads the Qt integration guards (the GUI thread) get a Qt heartbeat
+        # unless an asyncio loop is watched there already.
+        for thread_id in list(threads.thread_probes):
+            if thread_id not in self._watches and thread_id not in self._unwatchable:
                 self._watch_qt(thread_id)
 
     def _watch_qt(self, thread_id: int) -> None:
