@@ -186,3 +186,35 @@ def test_pyside_imported_after_activation_is_picked_up(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "PySide6.QtCore.QThread.msleep,time.sleep"
+
+
+_NO_PROBE_BEFORE_IMPORT = textwrap.dedent(
+    """
+    import sys
+    import loopwarden
+    from loopwarden.threads import thread_probes
+
+    assert "PySide6.QtCore" not in sys.modules
+    with loopwarden.guard(mode="record"):
+        # No probe until Qt is imported: main-thread calls keep the fast path.
+        before = dict(thread_probes)
+        import PySide6.QtCore
+        after = dict(thread_probes)
+    print(len(before), len(after), len(thread_probes))
+    """
+)
+
+
+def test_no_probe_until_pyside_is_imported(tmp_path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_PROBE_BEFORE_IMPORT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1", "0"]

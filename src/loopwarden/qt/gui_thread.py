@@ -17,12 +17,14 @@ Wiring, without any call beyond ``guard()``:
   QThreads, QThreadPool threads and executors keep the core's fast path.
 * The GUI thread is the thread of the ``QCoreApplication`` when one exists and
   we run on it, else the main thread (Qt requires a GUI application there).
-* PySide6 imported, or the ``QCoreApplication`` created, *after* activation:
-  the probe itself notices new modules (one ``len(sys.modules)`` comparison
-  per call) and patches the Qt rules of newly imported PySide6 modules through
-  :meth:`loopwarden.registry.Registry.refresh`. Until PySide6 is imported the
-  probe costs one dict lookup per patched call on the main thread, and only
-  while a warden is active and no asyncio loop runs there.
+* PySide6 imported *after* activation: a post-import hook
+  (:class:`loopwarden.qt.imports.PostImportHook`) notices each PySide6
+  module as it is imported, patches its Qt rules through
+  :meth:`loopwarden.registry.Registry.refresh` and, once ``PySide6.QtCore``
+  is there, registers the probe. Until then no probe is registered, so
+  patched calls on the main thread keep the core's fast path.
+* The probe only asks Qt for the loop level: a QApplication created after
+  activation is picked up by that same question.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
+from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, remove_thread_probe, thread_probes
 
 __all__ = ["describe_qt_loop", "gui_thread_id", "sync"]
@@ -45,24 +48,26 @@ _QTCORE = "PySide6.QtCore"
 
 
 class _State:
-    """What the probe remembers between calls (one instance, module-wide)."""
+    """What the integration remembers (one instance, module-wide)."""
 
     def __init__(self) -> None:
         self.thread_id: int | None = None  # where our probe is registered
-        self.modules_seen = -1  # len(sys.modules) at the last look
         self.current_thread: Callable[[], Any] | None = None  # QThread.currentThread
-        self.pending_modules: frozenset[str] = frozenset()  # Qt rule modules not seen yet
-        self.refreshing = False
         self.pyside_installed: bool | None = None
+        self.rule_modules: frozenset[str] | None = None
 
 
 _state = _State()
 
 
 def _qt_rule_modules() -> frozenset[str]:
-    from loopwarden.families import default_rules
+    if _state.rule_modules is None:
+        from loopwarden.families import default_rules
 
-    return frozenset(r.module_name for r in default_rules() if r.module_name.startswith("PySide6"))
+        _state.rule_modules = frozenset(
+            r.module_name for r in default_rules() if r.module_name.startswith("PySide6")
+        )
+    return _state.rule_modules
 
 
 def _pyside_installed() -> bool:
@@ -91,43 +96,26 @@ def gui_thread_id() -> int:
 
 def describe_qt_loop() -> str | None:
     """The thread probe: describe the Qt event loop running here, or None."""
-    state = _state
-    if len(sys.modules) != state.modules_seen:
-        _notice_imports()
-    current_thread = state.current_thread
+    current_thread = _state.current_thread
     if current_thread is None:
-        return None  # PySide6 not imported: no Qt loop can run
+        return None
     level = current_thread().loopLevel()
     if level > 0:
         return f"Qt event loop (QThread.loopLevel() == {level}) on the GUI thread"
     return None
 
 
-def _notice_imports() -> None:
-    """Look at newly imported modules: PySide6 itself, and Qt modules to patch."""
-    state = _state
-    if state.refreshing:
-        return  # a refresh imports modules, which calls the probe again
-    state.modules_seen = len(sys.modules)
-    qtcore = sys.modules.get(_QTCORE)
-    if qtcore is None:
-        return
-    if state.current_thread is None:
-        state.current_thread = qtcore.QThread.currentThread
-    arrived = {name for name in state.pending_modules if name in sys.modules}
-    if not arrived:
-        return
-    state.pending_modules = state.pending_modules - arrived
-    state.refreshing = True
-    try:
+def _on_pyside_import(name: str) -> None:
+    """A PySide6 module was imported while a warden is active."""
+    if name in _qt_rule_modules():
         from loopwarden.registry import registry
 
         registry.refresh()
-    except Exception:
-        logger.exception("loopwarden: could not patch newly imported Qt modules")
-    finally:
-        state.refreshing = False
-        state.modules_seen = len(sys.modules)
+    if name == _QTCORE:
+        sync()
+
+
+_import_hook = PostImportHook("PySide6.", _on_pyside_import)
 
 
 def _remove_probe(keep: int | None) -> None:
@@ -146,19 +134,21 @@ def sync() -> None:
     """
     state = _state
     if not engine.active_wardens or not _pyside_installed():
+        _import_hook.uninstall()
         _remove_probe(keep=None)
         return
-    # Rules were (re)installed by this activation: only modules imported from
-    # now on need a refresh.
-    state.pending_modules = frozenset(
-        name for name in _qt_rule_modules() if name not in sys.modules
-    )
-    state.modules_seen = -1  # look again at the next probe call
+    qtcore = sys.modules.get(_QTCORE)
+    if qtcore is None:
+        # No probe yet: it would send every main-thread call down the slow path.
+        _import_hook.install()
+        return
+    if not _qt_rule_modules() <= sys.modules.keys():
+        _import_hook.install()  # Qt modules with rules may still be imported
+    else:
+        _import_hook.uninstall()
+    state.current_thread = qtcore.QThread.currentThread
     ident = gui_thread_id()
-    if (
-        state.thread_id not in (None, ident)
-        and thread_probes.get(state.thread_id) is describe_qt_loop
-    ):
-        remove_thread_probe(state.thread_id)
+    if state.thread_id not in (None, ident):
+        _remove_probe(keep=ident)
     add_thread_probe(ident, describe_qt_loop)
     state.thread_id = ident
