@@ -54,6 +54,7 @@ class Registry:
         # not imported yet); None when unknown. refresh() runs at every warden
         # activation, so it retries only these instead of filtering every rule.
         self._unresolved: list[Rule] | None = None
+        self._modules_seen = -1  # len(sys.modules) when _unresolved was computed
 
     # -- rules -----------------------------------------------------------
 
@@ -101,12 +102,16 @@ class Registry:
             rules = self.rules()
             self._install_rules(rules)
             self._unresolved = [r for r in rules if r.target not in self._patched_rules]
+            self._modules_seen = len(sys.modules)
 
     def refresh(self) -> None:
         """Patch rules whose modules were imported since :meth:`install`."""
         with self._lock:
             if not self._patches:
                 return
+            if self._unresolved is not None and len(sys.modules) == self._modules_seen:
+                return  # no module imported since: nothing new can resolve
+            self._modules_seen = len(sys.modules)
             candidates = self.rules() if self._unresolved is None else self._unresolved
             pending = [r for r in candidates if r.target not in self._patched_rules]
             self._install_rules(pending)
