@@ -429,3 +429,24 @@ def test_stacks_stop_at_the_loop_dispatcher_once_user_code_is_seen() -> None:
     # Nothing of ours between the loop and the call: keep the stack down to the test.
     assert any(f.filename == __file__ for f in called_by_loop.stack)
     assert any(f.module == "asyncio.base_events" for f in called_by_loop.stack)
+
+
+async def _loop_handler() -> None:
+    time.sleep(0.001)
+
+
+def _runs_a_loop() -> None:
+    asyncio.run(_loop_handler())
+
+
+def test_an_allowance_covers_its_callback_chain_not_the_whole_loop() -> None:
+    # The function that starts the loop is on the stack of every callback, but
+    # allowing it must not silence the code the loop runs.
+    spec = (f"{__name__}:_runs_a_loop", "starts the loop")
+    with loopwarden.guard(mode="record", allow=[spec]) as warden:
+        _runs_a_loop()
+    assert [f.primitive for f in warden.findings] == ["time.sleep"]
+    inner = (f"{__name__}:_loop_handler", "the handler may block")
+    with loopwarden.guard(mode="record", allow=[inner]) as warden:
+        _runs_a_loop()
+    assert warden.findings == []

@@ -172,9 +172,17 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
     user_allowances = _user_allowances()
     if not user_allowances:
         return False
+    # Like the stacks in findings, the walk ends at the loop's callback
+    # dispatcher once code outside the standard library was seen: an allowance
+    # covers the callback chain it runs in, not everything the loop runs
+    # (the function that called asyncio.run() would otherwise allow it all).
     f = frame
+    seen_own_code = False
     while f is not None:
         info = classify(f.f_code, f.f_globals)
+        if info.boundary and seen_own_code:
+            break
+        seen_own_code = seen_own_code or info.category not in (stdlib, hidden)
         for allowance in user_allowances:
             if allowance.matches_frame(info.module, info.qualname) and allowance.covers(
                 rule.name, rule.family
