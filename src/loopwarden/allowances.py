@@ -10,7 +10,8 @@ Three kinds, checked in this order on a guarded thread:
    frames (pytest, pluggy, coverage, debuggers) when they *are* that frame;
 3. user allowances (:class:`Allowance`, ``"package.module:qualname"``), which
    excuse a call made anywhere inside the named function, like BlockHound's
-   ``allowBlockingCallsInside``.
+   ``allowBlockingCallsInside`` (within the callback chain the loop is
+   running: the function that started the loop does not allow everything).
 """
 
 from __future__ import annotations
