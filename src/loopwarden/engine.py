@@ -30,7 +30,7 @@ from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
 from loopwarden.findings import Finding
 from loopwarden.rules import NOT_BLOCKED, Rule
-from loopwarden.threads import guarded_loop_description, running_loop, thread_probes
+from loopwarden.threads import describe_loop, guarded_loop, running_loop, thread_probes
 
 if TYPE_CHECKING:
     from loopwarden.warden import Warden
@@ -96,7 +96,7 @@ def _checked_call(
     tls = _tls
     if not active_wardens or getattr(tls, "busy", False):
         return original(*args, **kwargs)
-    loop = guarded_loop_description()
+    loop = guarded_loop()
     if loop is None:
         return original(*args, **kwargs)
     allowed = allowed_here.get()
@@ -197,6 +197,8 @@ def _default_allowance_covers(info: _frames.FrameInfo) -> bool:
 
 
 def _user_allowances() -> list[Allowance]:
+    if not global_allowances and len(active_wardens) == 1:
+        return active_wardens[0].allowances  # the common case: no copy
     found = list(global_allowances)
     for warden in active_wardens:
         found.extend(warden.allowances)
@@ -220,7 +222,7 @@ def _diagnose(
 
 def _make_finding(
     rule: Rule,
-    loop: str,
+    loop: object,
     caller: FrameType,
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
@@ -242,7 +244,7 @@ def _make_finding(
         family=rule.family,
         thread_name=thread.name,
         thread_id=thread.ident or _get_ident(),
-        loop=loop,
+        loop=describe_loop(loop),
         caller=caller_label,
         user_caller=_frames.frame_label(user_frame),
         stack=stack,

@@ -8,11 +8,14 @@ only once that cheap test has passed.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 
 __all__ = [
     "add_thread_probe",
+    "describe_loop",
+    "guarded_loop",
     "guarded_loop_description",
     "remove_thread_probe",
     "running_loop",
@@ -53,26 +56,43 @@ def _loop_runs_here(loop: object) -> bool:
     if owner is not None:
         return bool(owner == threading.get_ident())
     qt_thread = getattr(loop, "thread", None)  # QtAsyncio's loop is a QObject
-    if callable(qt_thread):
+    qtcore = sys.modules.get("PySide6.QtCore")
+    if callable(qt_thread) and qtcore is not None:
         try:
-            from PySide6.QtCore import QThread
-
-            return bool(qt_thread() is QThread.currentThread())
+            return bool(qt_thread() is qtcore.QThread.currentThread())
         except Exception:  # noqa: BLE001 - a broken Qt probe must not break the host
             return True
     # uvloop and qasync keep no thread id; neither leaks its loop to workers.
     return True
 
 
-def guarded_loop_description() -> str | None:
-    """Describe the event loop running on the current thread, or return None.
+class _LastLoop(threading.local):
+    """The last running loop seen on this thread and whether it runs here."""
 
-    Returns None when the current thread is not guarded: no loop runs here,
-    or the running loop only leaked here from another thread.
+    loop: object = None
+    runs_here: bool = False
+
+
+_last = _LastLoop()
+
+
+def guarded_loop() -> object | None:
+    """What guards the current thread, or None when it is not guarded.
+
+    Returns the asyncio loop running in this thread, or the description a
+    thread probe gives (the Qt GUI thread), or None: no loop runs here, or the
+    running loop only leaked here from another thread. The verdict for a loop
+    is kept per thread, so a checked call pays it once per loop.
+    Use :func:`describe_loop` to turn the result into text.
     """
     loop = running_loop()
-    if loop is not None and _loop_runs_here(loop):
-        return f"asyncio loop {_describe(loop)}"
+    if loop is not None:
+        last = _last
+        if loop is not last.loop:
+            last.runs_here = _loop_runs_here(loop)
+            last.loop = loop
+        if last.runs_here:
+            return loop
     probe = thread_probes.get(threading.get_ident())
     if probe is None:
         return None
@@ -80,3 +100,16 @@ def guarded_loop_description() -> str | None:
         return probe()
     except Exception:  # noqa: BLE001 - a broken probe must not break the host
         return None
+
+
+def describe_loop(guard: object) -> str:
+    """Text for what :func:`guarded_loop` returned."""
+    if isinstance(guard, str):
+        return guard
+    return f"asyncio loop {_describe(guard)}"
+
+
+def guarded_loop_description() -> str | None:
+    """Describe the event loop running on the current thread, or return None."""
+    guard = guarded_loop()
+    return None if guard is None else describe_loop(guard)
