@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -26,6 +23,7 @@ from qt_support import in_qt_slot, primitives
 import loopwarden
 from loopwarden.qt import describe_qt_loop, gui_thread_id
 from loopwarden.threads import thread_probes
+from rules_support import run_script
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -174,18 +172,8 @@ _LATE_IMPORT = textwrap.dedent(
 
 
 def test_pyside_imported_after_activation_is_picked_up(tmp_path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [sys.executable, "-c", _LATE_IMPORT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "PySide6.QtCore.QThread.msleep,time.sleep"
+    output = run_script(_LATE_IMPORT)
+    assert output.strip() == "PySide6.QtCore.QThread.msleep,time.sleep"
 
 
 _NO_PROBE_BEFORE_IMPORT = textwrap.dedent(
@@ -206,15 +194,5 @@ _NO_PROBE_BEFORE_IMPORT = textwrap.dedent(
 
 
 def test_no_probe_until_pyside_is_imported(tmp_path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [sys.executable, "-c", _NO_PROBE_BEFORE_IMPORT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0", "1", "0"]
+    output = run_script(_NO_PROBE_BEFORE_IMPORT)
+    assert output.split() == ["0", "1", "0"]

@@ -4,8 +4,6 @@ are never findings, and Qt modules imported late are patched."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +13,7 @@ import qasync
 from qt_support import in_qt_slot, run_coro
 
 import loopwarden
+from rules_support import run_script
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,15 +105,5 @@ _FRESH_PROCESS = textwrap.dedent(
 
 
 def test_fresh_pyside_imports_are_silent_and_patched(tmp_path: Path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True ['time.sleep']"
+    output = run_script(_FRESH_PROCESS)
+    assert output.strip() == "True ['time.sleep']"
