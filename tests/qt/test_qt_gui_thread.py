@@ -171,7 +171,7 @@ _LATE_IMPORT = textwrap.dedent(
 )
 
 
-def test_pyside_imported_after_activation_is_picked_up(tmp_path) -> None:
+def test_pyside_imported_after_activation_is_picked_up() -> None:
     output = run_script(_LATE_IMPORT)
     assert output.strip() == "PySide6.QtCore.QThread.msleep,time.sleep"
 
@@ -193,6 +193,6 @@ _NO_PROBE_BEFORE_IMPORT = textwrap.dedent(
 )
 
 
-def test_no_probe_until_pyside_is_imported(tmp_path) -> None:
+def test_no_probe_until_pyside_is_imported() -> None:
     output = run_script(_NO_PROBE_BEFORE_IMPORT)
     assert output.split() == ["0", "1", "0"]

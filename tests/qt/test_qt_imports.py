@@ -104,6 +104,6 @@ _FRESH_PROCESS = textwrap.dedent(
 )
 
 
-def test_fresh_pyside_imports_are_silent_and_patched(tmp_path: Path) -> None:
+def test_fresh_pyside_imports_are_silent_and_patched() -> None:
     output = run_script(_FRESH_PROCESS)
     assert output.strip() == "True ['time.sleep']"
