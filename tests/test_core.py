@@ -450,3 +450,19 @@ def test_an_allowance_covers_its_callback_chain_not_the_whole_loop() -> None:
     with loopwarden.guard(mode="record", allow=[inner]) as warden:
         _runs_a_loop()
     assert warden.findings == []
+
+
+def test_builtins_captured_in_a_class_body_while_active_do_not_bind(tmp_path: Any) -> None:
+    # Python 3.10's pathlib does `class _NormalAccessor: stat = os.stat`; a module
+    # imported while the patches are in must get a replacement that, like the
+    # builtin, does not bind `self`.
+    with loopwarden.guard(mode="record") as warden:
+
+        class Accessor:
+            stat = os.stat
+            sleep = time.sleep
+
+        assert Accessor().stat(tmp_path).st_mode > 0
+        Accessor().sleep(0)
+        run_on_loop(lambda: Accessor().stat(tmp_path))
+    assert [f.primitive for f in warden.findings] == ["os.stat"]

@@ -175,7 +175,7 @@ class Registry:
             if id(current) in self._wrapped:
                 replacement = self._wrapped[id(current)]
             else:
-                replacement = make_wrapper(rule, current)
+                replacement = _function_replacement(rule, current)
                 self._wrapped[id(current)] = replacement
                 new_wrappers[id(current)] = (current, replacement, rule)
         return apply_patch(owner, name, replacement)
@@ -286,6 +286,25 @@ def _instance_hook(original: Any, table: dict[str, Rule]) -> Callable[[Any, str]
         return make_wrapper(rule, value)
 
     return __getattribute__
+
+
+def _function_replacement(rule: Rule, original: Any) -> Any:
+    """A module-level replacement that binds the way the original did.
+
+    Builtin functions (``os.stat``, ``time.sleep``) do not bind when stored on
+    a class, and classes rely on it: Python 3.10's pathlib has
+    ``class _NormalAccessor: stat = os.stat``. A module imported while the
+    patches are in takes our replacement into such a class body, so for a
+    builtin the replacement is a (callable) staticmethod, which does not bind
+    either. It costs ~30 ns per call more than a plain function, only for
+    builtins.
+    """
+    wrapper = make_wrapper(rule, original)
+    if hasattr(type(original), "__get__"):
+        return wrapper
+    replacement = staticmethod(wrapper)
+    replacement.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
+    return replacement
 
 
 def _method_replacement(rule: Rule, owner: type, name: str, raw: Any, current: Any) -> Any:
