@@ -155,3 +155,14 @@ def test_broken_predicate_log_is_a_heading(
     assert warden.findings == []  # the call went ahead, treated as not blocking
     assert expected in [record.getMessage() for record in caplog.records]
     assert expected in HEADINGS
+
+
+def test_plugin_usage_error_is_a_heading(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--block-detect=fial")
+    line = next(line for line in result.errlines if "invalid --block-detect mode" in line)
+    assert line.strip() in HEADINGS
+
+
+def test_activate_from_env_bad_value_is_a_heading(capsys: pytest.CaptureFixture[str]) -> None:
+    assert loopwarden.activate_from_env({"LOOPWARDEN": "loud"}) is None
+    assert capsys.readouterr().err.strip() in HEADINGS

@@ -11,8 +11,6 @@ from loopwarden.registry import registry
 from pytest_loopwarden import RUNTIME_KEY
 from pytest_loopwarden.options import split_bare_flag
 
-pytest_plugins = ["pytester"]
-
 
 def write_ini(pytester: pytest.Pytester, extra: str) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n" + extra)
