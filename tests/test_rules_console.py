@@ -6,8 +6,6 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import pytest
@@ -21,7 +19,6 @@ from rules_support import (
     expect_silent_on_loop,
     family_tests,
     ignoring,
-    open_peers,
     run_script,
 )
 
@@ -29,12 +26,6 @@ CASES = CaseTable("console")
 # getpass opens /dev/tty when there is one: off the loop it is tested in a
 # fresh session without a terminal, so it can never wait on a developer's tty.
 CASES.covered_elsewhere("getpass.getpass")
-
-
-@pytest.fixture
-def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
-    with open_peers(request, tmp_path) as p:
-        yield p
 
 
 def _pipe(peers: Peers, data: bytes, *, blocking: bool = True) -> IO[str]:

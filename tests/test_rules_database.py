@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,16 +16,9 @@ from rules_support import (
     expect_finding,
     expect_silent_on_loop,
     family_tests,
-    open_peers,
 )
 
 CASES = CaseTable("database")
-
-
-@pytest.fixture
-def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
-    with open_peers(request, tmp_path) as p:
-        yield p
 
 
 def _database(peers: Peers) -> sqlite3.Connection:

@@ -13,7 +13,6 @@ import ssl
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,16 +30,9 @@ from rules_support import (
     expect_silent_on_loop,
     family_tests,
     ignoring,
-    open_peers,
 )
 
 CASES = CaseTable("network")
-
-
-@pytest.fixture
-def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
-    with open_peers(request, tmp_path) as p:
-        yield p
 
 
 # -- TLS peers ------------------------------------------------------------------

@@ -6,8 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +17,6 @@ from rules_support import (
     expect_silent_on_loop,
     family_tests,
     ignoring,
-    open_peers,
     run_script,
 )
 
@@ -33,12 +31,6 @@ CASES.covered_elsewhere("os.wait", "os.wait3")  # they wait for *any* child: fre
 
 PY = sys.executable
 QUICK = [PY, "-I", "-S", "-c", "pass"]
-
-
-@pytest.fixture
-def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
-    with open_peers(request, tmp_path) as p:
-        yield p
 
 
 def _exited_unreaped(peers: Peers) -> subprocess.Popen[bytes]:

@@ -8,8 +8,6 @@ import concurrent.futures.process  # its rule patches only modules the app impor
 import os
 import queue
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,16 +22,9 @@ from rules_support import (
     expect_silent_on_loop,
     family_tests,
     ignoring,
-    open_peers,
 )
 
 CASES = CaseTable("sync")
-
-
-@pytest.fixture
-def peers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peers]:
-    with open_peers(request, tmp_path) as p:
-        yield p
 
 
 _LOCK_TYPES = {"threading.Lock": threading.Lock, "threading.RLock": threading.RLock}
