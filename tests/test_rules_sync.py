@@ -8,6 +8,7 @@ import concurrent.futures.process  # its rule patches only modules the app impor
 import os
 import queue
 import threading
+import warnings
 
 import pytest
 
@@ -387,7 +388,7 @@ def test_run_coroutine_threadsafe_result_on_its_own_loop_is_a_deadlock(
         error = asyncio.run(main())
     finding = error.finding
     assert finding.primitive == f"concurrent.futures.Future.{method}"
-    assert finding.details == {"deadlock": True}
+    assert finding.details == {"deadlock": True, "hangs_forever": True}
     assert "This will deadlock" in finding.message
     assert "run_coroutine_threadsafe" in finding.suggestion
     assert warden.findings == [finding]
@@ -443,6 +444,23 @@ def test_record_mode_still_waits_and_times_out() -> None:
     with loopwarden.guard(mode="record") as warden:
         asyncio.run(main())
     assert [f.details.get("deadlock") for f in warden.findings] == [True]
+
+
+@pytest.mark.parametrize("mode", ["record", "warn"])
+def test_a_deadlock_without_timeout_raises_in_every_mode(mode: str) -> None:
+    # Letting it proceed would hang for good (the pytest plugin's default mode
+    # records and lets calls proceed): the error is the only useful outcome.
+    async def main() -> None:
+        future = asyncio.run_coroutine_threadsafe(_answer(), asyncio.get_running_loop())
+        with pytest.raises(BlockingCallError):
+            future.result()
+        assert await asyncio.wrap_future(future) == 42
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", loopwarden.BlockingCallWarning)
+        with loopwarden.guard(mode=mode) as warden:  # type: ignore[arg-type]
+            asyncio.run(main())
+    assert [f.details.get("hangs_forever") for f in warden.findings] == [True]
 
 
 def test_leaving_a_pool_whose_tasks_were_awaited_is_silent() -> None:

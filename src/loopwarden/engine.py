@@ -262,7 +262,9 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
     cannot hide the finding.
 
     Raises:
-        BlockingCallError: in ``"raise"`` mode.
+        BlockingCallError: in ``"raise"`` mode, and in every mode for a call
+            that can never return (a certain deadlock without a timeout:
+            proceeding would hang the program for good).
     """
     __tracebackhide__ = True
     # A warden may decline a finding (the pytest plugin's scope and per-test
@@ -273,7 +275,7 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
     for warden in wardens:
         warden._record(finding)
     mode = wardens[-1].mode
-    if mode == "raise":
+    if mode == "raise" or finding.details.get("hangs_forever"):
         raise BlockingCallError(finding)
     if mode == "warn":
         _warn(finding, user_frame)

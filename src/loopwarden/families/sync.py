@@ -222,9 +222,17 @@ def completes_on_running_loop(future: object) -> bool:
     return False
 
 
-def _diagnose_result(future: object, *_: object, **__: object) -> dict[str, Any]:
+def _deadlock(timeout: object) -> dict[str, Any]:
+    # Without a timeout the wait can never end: the engine then raises in every
+    # mode, since letting the call proceed would hang the program for good.
+    return {"deadlock": True, "hangs_forever": timeout is None, "suggestion": _DEADLOCK}
+
+
+def _diagnose_result(
+    future: object, timeout: float | None = None, *_: object, **__: object
+) -> dict[str, Any]:
     if completes_on_running_loop(future):
-        return {"deadlock": True, "suggestion": _DEADLOCK}
+        return _deadlock(timeout)
     return {}
 
 
@@ -260,10 +268,12 @@ def _as_completed_blocks(fs: object, timeout: float | None = None) -> bool:
     return not all(f.done() for f in futures)
 
 
-def _diagnose_wait(fs: object, *_: object, **__: object) -> dict[str, Any]:
+def _diagnose_wait(
+    fs: object, timeout: float | None = None, *_: object, **__: object
+) -> dict[str, Any]:
     futures = _futures(fs) or []
     if any(completes_on_running_loop(f) for f in futures):
-        return {"deadlock": True, "suggestion": _DEADLOCK}
+        return _deadlock(timeout)
     return {}
 
 
