@@ -35,7 +35,7 @@ from loopwarden.threads import describe_loop, guarded_loop, running_loop, thread
 if TYPE_CHECKING:
     from loopwarden.warden import Warden
 
-__all__ = ["active_wardens", "calls_in_progress", "make_wrapper", "report"]
+__all__ = ["active_wardens", "calls_in_progress", "make_wrapper", "record", "report"]
 
 logger = logging.getLogger("loopwarden")
 
@@ -115,8 +115,10 @@ def _checked_call(
                     result = rule.attempt(original, args, kwargs)
                     if result is not NOT_BLOCKED:
                         return result
-                if not _excused(rule, caller):
-                    finding, user_frame = _make_finding(rule, loop, caller, args, kwargs)
+                excused, nearest_own = _excused(rule, caller)
+                if not excused:
+                    user_frame = nearest_own or caller
+                    finding = _make_finding(rule, loop, caller, user_frame, args, kwargs)
         except Exception:  # noqa: BLE001 - never let a broken rule crash the host
             _rule_failed(rule, "check")
         if finding is not None:
@@ -148,8 +150,13 @@ def _quiet_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
         yield item
 
 
-def _excused(rule: Rule, frame: FrameType | None) -> bool:
-    """True if the call is allowed by a default, rule, tool or user allowance."""
+def _excused(rule: Rule, frame: FrameType | None) -> tuple[bool, FrameType | None]:
+    """Is the call allowed by a default, rule, tool or user allowance?
+
+    Also returns the nearest frame outside the standard library (None if
+    there is none), which the walk finds anyway and a finding names as the
+    user's caller.
+    """
     classify = _frames.classify
     stdlib, hidden = _frames.STDLIB, _frames.HIDDEN
     f = frame
@@ -161,17 +168,18 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
             if excused is None:
                 excused = info.excused = _default_allowance_covers(info)
             if excused or info.key in rule.allowed_in or info.module in rule.allowed_in:
-                return True
+                return True, None
         elif info.category != hidden:
             # The rule may also name the nearest frame outside the stdlib
             # (a library's own shutdown code joining a thread it owns).
             if info.category == _frames.TOOL or info.key in rule.allowed_in:
-                return True
+                return True, None
             break
         f = f.f_back
+    nearest_own = f
     user_allowances = _user_allowances()
     if not user_allowances:
-        return False
+        return False, nearest_own
     # Like the stacks in findings, the walk ends at the loop's callback
     # dispatcher once code outside the standard library was seen: an allowance
     # covers the callback chain it runs in, not everything the loop runs
@@ -187,9 +195,9 @@ def _excused(rule: Rule, frame: FrameType | None) -> bool:
             if allowance.matches_frame(info.module, info.qualname) and allowance.covers(
                 rule.name, rule.family
             ):
-                return True
+                return True, None
         f = f.f_back
-    return False
+    return False, nearest_own
 
 
 def _default_allowance_covers(info: _frames.FrameInfo) -> bool:
@@ -224,20 +232,13 @@ def _make_finding(
     rule: Rule,
     loop: object,
     caller: FrameType,
+    user_frame: FrameType,
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
-) -> tuple[Finding, FrameType]:
+) -> Finding:
     suggestion, details = _diagnose(rule, args, kwargs or {})
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
-    user_frame: FrameType = caller
-    f: FrameType | None = caller
-    while f is not None:
-        info = _frames.classify(f.f_code, f.f_globals)
-        if info.category not in (_frames.STDLIB, _frames.HIDDEN):
-            user_frame = f
-            break
-        f = f.f_back
     thread = threading.current_thread()
     finding = Finding(
         primitive=rule.name,
@@ -252,7 +253,20 @@ def _make_finding(
         timestamp=time.time(),
         details=details,
     )
-    return finding, user_frame
+    return finding
+
+
+def record(finding: Finding) -> str | None:
+    """Record ``finding`` on every active warden that wants it.
+
+    A warden may decline a finding (the pytest plugin's scope and per-test
+    allowances). Returns the mode of the innermost warden that took it, which
+    decides what happens next, or None if none did.
+    """
+    wardens = [warden for warden in list(active_wardens) if warden.wants(finding)]
+    for warden in wardens:
+        warden._record(finding)
+    return wardens[-1].mode if wardens else None
 
 
 def report(finding: Finding, user_frame: FrameType | None = None) -> None:
@@ -267,14 +281,9 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
             proceeding would hang the program for good).
     """
     __tracebackhide__ = True
-    # A warden may decline a finding (the pytest plugin's scope and per-test
-    # allowances); the innermost warden that wants it decides the mode.
-    wardens = [warden for warden in active_wardens if warden.wants(finding)]
-    if not wardens:
+    mode = record(finding)
+    if mode is None:
         return
-    for warden in wardens:
-        warden._record(finding)
-    mode = wardens[-1].mode
     if mode == "raise" or finding.details.get("hangs_forever"):
         raise BlockingCallError(finding)
     if mode == "warn":

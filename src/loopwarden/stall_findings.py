@@ -152,14 +152,9 @@ def deliver(finding: Finding, sample: Sample | None) -> None:
     it); in ``"warn"`` mode a :class:`~loopwarden.BlockingCallWarning` is
     issued, attributed to the culprit's line.
     """
-    # Like engine.report: a warden may decline a finding (the pytest plugin's
-    # scope and per-test allowances); the innermost that wants it decides.
-    wardens = [warden for warden in list(engine.active_wardens) if warden.wants(finding)]
-    if not wardens:
+    mode = engine.record(finding)
+    if mode is None:
         return
-    for warden in wardens:
-        warden._record(finding)
-    mode = wardens[-1].mode
     try:
         if mode == "raise":
             logger.error("loopwarden: %s", finding.format())
