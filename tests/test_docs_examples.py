@@ -8,11 +8,8 @@ comment marker sits on the line just before it (blank lines allowed):
   ``python -m pytest -q test_example.py`` on it; pytest must exit with 0.
 * ``<!-- test: file conftest.py -->``: not run; saved as ``conftest.py`` next
   to the next runnable block of the same page (multi-file examples).
-* ``<!-- test: needs plugin -->`` (combinable with ``;``, e.g.
-  ``<!-- test: pytest --block-detect; needs plugin -->``): the example
-  depends on a feature named in :data:`CAPABILITIES`; it is skipped, saying
-  which, until that feature is installed, and then runs by itself.
-* ``exit N`` expects exit status N instead of 0 (examples that show a failure).
+* ``exit N`` (combinable with ``;``, e.g. ``<!-- test: pytest --block-detect; exit 1 -->``)
+  expects exit status N instead of 0 (examples that show a failure).
 
 Every example runs in a fresh interpreter in its own temporary directory,
 with ``QT_QPA_PLATFORM=offscreen``, because loopwarden patches process-wide
@@ -22,16 +19,14 @@ and Qt examples create a QApplication.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
-import inspect
 import os
 import re
 import shlex
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,39 +41,6 @@ FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
 TIMEOUT_S = 90
 
 
-@functools.cache
-def _pytest_plugin_active() -> bool:
-    # The plugin's option is the contract; ask pytest itself rather than guess a module layout.
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        cwd=ROOT,
-    )
-    return "--block-detect" in result.stdout
-
-
-def _has_family(family: str) -> Callable[[], bool]:
-    return lambda: any(rule.family == family for rule in default_rules())
-
-
-#: Feature name -> "is it installed?". Examples marked ``needs NAME`` run once it is.
-CAPABILITIES: dict[str, Callable[[], bool]] = {
-    "plugin": _pytest_plugin_active,
-    "env": lambda: hasattr(loopwarden, "activate_from_env"),
-    "watchdog": lambda: "stall_ms" in inspect.signature(loopwarden.guard).parameters,
-    "cli": lambda: importlib.util.find_spec("loopwarden.__main__") is not None,
-    "qt": _has_family("qt"),
-    "reentrancy": _has_family("reentrancy"),
-    "network": _has_family("network"),
-    "database": _has_family("database"),
-    "sync": _has_family("sync"),
-    "process": _has_family("process"),
-    "console": _has_family("console"),
-}
-
-
 @dataclasses.dataclass
 class Example:
     """One runnable code block of the docs."""
@@ -87,7 +49,6 @@ class Example:
     line: int
     code: str
     pytest_args: list[str] | None = None
-    needs: list[str] = dataclasses.field(default_factory=list)
     exit_code: int = 0
     files: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -134,17 +95,12 @@ def parse_page(path: Path) -> Iterator[Example]:
             word, _, rest = clause.partition(" ")
             if word == "pytest":
                 example.pytest_args = shlex.split(rest)
-            elif word == "needs":
-                example.needs.extend(n.strip() for n in rest.split(",") if n.strip())
             elif word == "exit":
                 example.exit_code = int(rest)
             elif word == "file":
                 file_name = rest.strip()
             else:
                 raise ValueError(f"{where}: unknown test marker option {clause!r}")
-        unknown = [name for name in example.needs if name not in CAPABILITIES]
-        if unknown:
-            raise ValueError(f"{where}: unknown capability {unknown}; known: {list(CAPABILITIES)}")
         if file_name:
             pending_files[file_name] = code
             continue
@@ -195,9 +151,6 @@ def test_docs_have_runnable_examples() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
 def test_doc_example(example: Example, tmp_path: Path) -> None:
-    missing = [name for name in example.needs if not CAPABILITIES[name]()]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (not installed on this branch)")
     result = _run(example, tmp_path)
     assert result.returncode == example.exit_code, (
         f"{example.id} exited with {result.returncode}, expected {example.exit_code}\n"
@@ -217,7 +170,7 @@ def test_parser_reads_markers_options_and_files(tmp_path: Path) -> None:
             X = 1
             ```
 
-            <!-- test: pytest -q --co; needs plugin; exit 1 -->
+            <!-- test: pytest -q --co; exit 1 -->
 
             ```python
             def test_x(): pass
@@ -238,7 +191,6 @@ def test_parser_reads_markers_options_and_files(tmp_path: Path) -> None:
     )
     first, second = parse_page(page)
     assert first.pytest_args == ["-q", "--co"]
-    assert first.needs == ["plugin"]
     assert first.exit_code == 1
     assert first.files == {"conftest.py": "X = 1\n"}
     assert first.code == "def test_x(): pass\n"
@@ -248,8 +200,8 @@ def test_parser_reads_markers_options_and_files(tmp_path: Path) -> None:
 
 def test_parser_rejects_unknown_options(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("<!-- test: needs telepathy -->\n```python\npass\n```\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="unknown capability"):
+    page.write_text("<!-- test: telepathy -->\n```python\npass\n```\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown test marker option"):
         list(parse_page(page))
 
 
