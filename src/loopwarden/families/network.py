@@ -7,14 +7,22 @@ is covered too). Other sync clients (requests, ``httpx.Client``) are caught
 through the socket layers: they resolve names, connect and send on blocking
 sockets. asyncio's own socket work is silent because it only ever uses
 non-blocking sockets.
+
+A blocking socket that is *ready* does not wait: ``recv``/``accept`` with data
+or a connection queued, ``send``/``sendall`` of data that fits the free send
+buffer (an ``add_reader``/``add_writer`` callback, code after ``select``).
+Those are judged with a zero-timeout poll of that one socket; see
+:mod:`loopwarden.families.socket_readiness`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
+from loopwarden.families.socket_readiness import byte_count, readable_now, writable_now
 from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
@@ -76,6 +84,41 @@ def _socket_blocks(sock: Any, *_: object, **__: object) -> bool:
         return True  # platforms where sockets are not file descriptors
 
 
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_MSG_WAITALL = getattr(socket, "MSG_WAITALL", 0)
+
+
+def _flags(args: tuple[Any, ...], kwargs: dict[str, Any], position: int) -> int:
+    flags = args[position] if len(args) > position else kwargs.get("flags", 0)
+    return flags if isinstance(flags, int) else 0
+
+
+def _receive_blocks(flags_at: int) -> Callable[..., bool]:
+    """``blocks_when`` of a receive whose ``flags`` is argument ``flags_at`` (after self)."""
+
+    def blocks(sock: Any, *args: Any, **kwargs: Any) -> bool:
+        if not _socket_blocks(sock):
+            return False
+        flags = _flags(args, kwargs, flags_at)
+        if flags & _MSG_DONTWAIT:
+            return False
+        if flags & _MSG_WAITALL:
+            return True  # waits for the whole buffer, not just for readiness
+        return not readable_now(sock)
+
+    return blocks
+
+
+def _accept_blocks(sock: Any, *_: object) -> bool:
+    return _socket_blocks(sock) and not readable_now(sock)
+
+
+def _send_blocks(sock: Any, data: object = b"", *args: Any, **kwargs: Any) -> bool:
+    if not _socket_blocks(sock) or _flags(args, kwargs, 0) & _MSG_DONTWAIT:
+        return False
+    return not writable_now(sock, byte_count(data))
+
+
 def _is_ip_literal(host: object) -> bool:
     """True for None and numeric IPv4/IPv6 addresses: resolving them does no lookup."""
     if host is None:
@@ -135,22 +178,31 @@ def _rule(target: str, suggestion: str, **options: Any) -> Rule:
     return Rule(target=target, family="network", suggestion=suggestion, **options)
 
 
-#: socket.socket methods that wait on the peer.
-_SOCKET_METHODS = (
-    "connect",
-    "connect_ex",
-    "accept",
-    "send",
-    "sendall",
-    "sendto",
-    "sendmsg",
-    "sendfile",
-    "recv",
-    "recv_into",
-    "recvfrom",
-    "recvfrom_into",
-    "recvmsg",
-    "recvmsg_into",
+#: socket.socket methods that wait on the peer whatever is queued.
+_SOCKET_METHODS = ("connect", "connect_ex", "sendto", "sendmsg", "sendfile")
+
+#: Receives, by the position of their ``flags`` argument (after self): a ready
+#: socket (data, end of stream or an error queued) returns at once.
+_RECEIVE_METHODS = {
+    "recv": 1,
+    "recv_into": 2,
+    "recvfrom": 1,
+    "recvfrom_into": 2,
+    "recvmsg": 2,
+    "recvmsg_into": 2,
+}
+
+_NOT_READY = (
+    "the socket waits (gettimeout() is None or > 0) and is not ready: a zero-timeout poll "
+    "of it finds {what} (MSG_DONTWAIT and non-blocking sockets are silent)"
+)
+_RECEIVE_CONDITION = _NOT_READY.format(what="no data, end of stream or error queued") + (
+    "; MSG_WAITALL always waits"
+)
+_ACCEPT_CONDITION = _NOT_READY.format(what="no pending connection")
+_SEND_CONDITION = _NOT_READY.format(
+    what="no room: not POLLOUT, or the data exceeds half the free send buffer "
+    "(SO_SNDBUF - SIOCOUTQ; 2 KiB where that is unknown)"
 )
 
 #: ssl.SSLSocket overrides these; each may wait for TLS records from the peer.
@@ -181,6 +233,30 @@ RULES: tuple[Rule, ...] = (
             condition=_BLOCKING_SOCKET,
         )
         for method in _SOCKET_METHODS
+    ),
+    *(
+        _rule(
+            f"socket:socket.{method}",
+            _SOCKET,
+            blocks_when=_receive_blocks(flags_at),
+            condition=_RECEIVE_CONDITION,
+        )
+        for method, flags_at in _RECEIVE_METHODS.items()
+    ),
+    _rule(
+        "socket:socket.accept",
+        _SOCKET,
+        blocks_when=_accept_blocks,
+        condition=_ACCEPT_CONDITION,
+    ),
+    *(
+        _rule(
+            f"socket:socket.{method}",
+            _SOCKET,
+            blocks_when=_send_blocks,
+            condition=_SEND_CONDITION,
+        )
+        for method in ("send", "sendall")
     ),
     _rule(
         "socket:create_connection",
