@@ -35,7 +35,7 @@ def test_run_a_script_with_arguments(script: Path, tmp_path: Path) -> None:
     # Options after the script belong to the script; it runs as __main__.
     assert "argv: ['--mode', 'x', '-v']" in result.stdout
     assert "name: __main__" in result.stdout
-    assert "loopwarden: 5 findings at 3 call sites" in result.stderr
+    assert "loopwarden: 5 findings at 3 places to fix" in result.stderr
     assert "time.sleep() blocked 3 times" in result.stderr
     assert "app.py:5 in tick" in result.stderr
     data = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
@@ -151,7 +151,7 @@ def test_report_converts_json_to_html(script: Path, tmp_path: Path) -> None:
     assert page.count('<section class="group"') == 3
     assert "time.sleep" in page and "builtins.open" in page
     code, out, _ = call("report", str(tmp_path / "r.json"))
-    assert code == 0 and "5 findings at 3 call sites" in out
+    assert code == 0 and "5 findings at 3 places to fix" in out
 
 
 def test_report_rejects_a_file_that_is_not_a_report(tmp_path: Path) -> None:

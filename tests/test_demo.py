@@ -57,7 +57,7 @@ def test_demo_finds_the_mistakes_of_every_available_family(
     _, stdout, data = demo_run
     families = set(data["summary"]["by_family"])
     assert families >= EXPECTED_FAMILIES
-    assert "loopwarden: " in stdout and "call sites on the event-loop thread" in stdout
+    assert "loopwarden: " in stdout and "places to fix on the event-loop thread" in stdout
     primitives = {f["primitive"] for f in data["findings"]}
     assert {"time.sleep", "pathlib.Path.read_text"} <= primitives
 

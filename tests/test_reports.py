@@ -128,7 +128,7 @@ def test_terminal_summary_colours_only_when_asked(
     collector, _ = recorded_run(tmp_path)
     plain = format_summary(collector)
     assert "\033[" not in plain
-    assert plain.startswith("loopwarden: 5 findings at 2 call sites")
+    assert plain.startswith("loopwarden: 5 findings at 2 places to fix")
     assert "fix: " in plain and "time.sleep(0.001)" in plain  # the source line is shown
     assert "\033[" in format_summary(collector, color=True)
 

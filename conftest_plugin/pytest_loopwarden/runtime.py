@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import loopwarden
-from loopwarden import Allowance, Rule, Warden, engine
+from loopwarden import Allowance, Rule, Warden, engine, frames
 from loopwarden.registry import registry
 from pytest_loopwarden import reporting, xdist_support
 from pytest_loopwarden.markers import ItemOptions, item_options
@@ -59,6 +59,7 @@ class BlockDetectPlugin:
         self._worker = xdist_support.worker_id(config)
         self._extra: dict[str, Any] = {}
         self._report_error = ""
+        self._own_code: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         if settings.stall_ms is not None:
             self._extra["stall_ms"] = settings.stall_ms
 
@@ -72,6 +73,10 @@ class BlockDetectPlugin:
         hold = loopwarden.keep_installed()
         hold.__enter__()
         self._hold = hold
+        # A finding names the nearest frame of the project (or of the scope)
+        # as the place to fix, with the library frame beside it.
+        self._own_code = frames.own_code()
+        frames.set_own_code(self.settings.scope, (str(self.config.rootpath),))
         for rule in self.settings.project.rules:
             registry.add_rule(rule)
             self._rules.append(rule)
@@ -130,6 +135,7 @@ class BlockDetectPlugin:
         if self._hold is not None:
             self._hold.__exit__(None, None, None)
             self._hold = None
+            frames.set_own_code(*self._own_code)
 
     # -- tests ----------------------------------------------------------------
 

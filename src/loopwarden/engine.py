@@ -117,8 +117,13 @@ def _checked_call(
                         return result
                 excused, nearest_own = _excused(rule, caller)
                 if not excused:
-                    user_frame = nearest_own or caller
-                    finding = _make_finding(rule, loop, caller, user_frame, args, kwargs)
+                    library_frame = nearest_own or caller
+                    # The place to fix is the user's own code; the library
+                    # frame that blocked is named beside it.
+                    user_frame = _frames.nearest_own_frame(library_frame) or library_frame
+                    finding = _make_finding(
+                        rule, loop, caller, user_frame, args, kwargs, library_frame
+                    )
         except Exception:  # noqa: BLE001 - never let a broken rule crash the host
             _rule_failed(rule, "check")
         if finding is not None:
@@ -235,10 +240,14 @@ def _make_finding(
     user_frame: FrameType,
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
+    library_frame: FrameType | None = None,
 ) -> Finding:
     suggestion, details = _diagnose(rule, args, kwargs or {})
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
+    library_label = ""
+    if library_frame is not None and library_frame is not user_frame:
+        library_label = _frames.frame_label(library_frame)
     thread = threading.current_thread()
     finding = Finding(
         primitive=rule.name,
@@ -252,6 +261,7 @@ def _make_finding(
         suggestion=suggestion,
         timestamp=time.time(),
         details=details,
+        library_caller=library_label,
     )
     return finding
 

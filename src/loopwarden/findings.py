@@ -55,14 +55,20 @@ class Finding:
         thread_id: ``threading.get_ident()`` of that thread.
         loop: Description of the loop that was running on it.
         caller: ``"path:line in func"`` of the first frame outside loopwarden.
-        user_caller: Like ``caller`` but also skipping the standard library:
-            the line in *your* code that led to the call. Findings are grouped
-            by this line.
+        user_caller: The place to fix: the nearest frame of *your* code that
+            led to the call (outside the standard library, site-packages and
+            tools; with the pytest plugin, inside ``--block-detect-scope`` if
+            set, else under the rootdir). When no such frame is on the stack,
+            the nearest frame outside the standard library. Findings are
+            grouped by this line.
         stack: The call stack, outermost frame first, loopwarden's own frames
             hidden.
         suggestion: The non-blocking alternative.
         timestamp: ``time.time()`` when the call was seen.
         details: Extra facts, e.g. ``{"duration_ms": 312.5}`` for a stall.
+        library_caller: When the call was made inside a library (the nearest
+            frame outside the standard library is not your code): that
+            library frame; empty otherwise.
     """
 
     primitive: str
@@ -76,13 +82,39 @@ class Finding:
     suggestion: str
     timestamp: float
     details: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    library_caller: str = ""
+
+    @property
+    def library_module(self) -> str:
+        """The module of :attr:`library_caller`'s frame (empty when there is none)."""
+        if not self.library_caller:
+            return ""
+        for frame in reversed(self.stack):
+            if str(frame) == self.library_caller:
+                return frame.module
+        return ""
+
+    @property
+    def allow_hint(self) -> str:
+        """How to accept blocking inside the library, if the user decides to ("" if none)."""
+        module = self.library_module
+        if not module or module == "?":
+            return ""
+        package = module.partition(".")[0]
+        return (
+            f"If blocking inside {package} is acceptable, allow it: "
+            f'loopwarden.allow("{package}", reason="..."), or in pyproject.toml '
+            f'[tool.loopwarden] allow = ["{package} = <reason>"].'
+        )
 
     @property
     def message(self) -> str:
         """The advice shown to users: what blocked, where, and what to use instead."""
         where = self.caller
+        if self.library_caller and self.library_caller != self.caller:
+            where = f"{self.caller} in {self.library_caller}"
         if self.user_caller and self.user_caller != self.caller:
-            where = f"{self.caller} (reached from {self.user_caller})"
+            where = f"{where} (reached from {self.user_caller})"
         if self.family == "stall":
             duration = self.details.get("duration_ms")
             head = (
@@ -94,9 +126,11 @@ class Finding:
                 f"{head} on thread {self.thread_name!r} ({self.loop}); "
                 f"the loop thread was busy in {where}. {self.suggestion}"
             )
+        hint = self.allow_hint
         return (
             f"Blocking call {self.primitive}() on thread {self.thread_name!r} "
             f"while {self.loop} was running, at {where}. {self.suggestion}"
+            + (f" {hint}" if hint else "")
         )
 
     def format(self, *, with_stack: bool = True) -> str:

@@ -18,7 +18,11 @@ __all__ = [
     "FrameInfo",
     "capture_stack",
     "classify",
+    "is_own_code",
     "is_stdlib_file",
+    "nearest_own_frame",
+    "own_code",
+    "set_own_code",
 ]
 
 # Categories of a frame.
@@ -203,6 +207,66 @@ def capture_stack(frame: FrameType | None, limit: int = 200) -> tuple[StackFrame
         frame = frame.f_back
     frames.reverse()
     return tuple(frames)
+
+
+# -- the user's own code: where a finding names the place to fix ------------------
+
+#: Packages that are the user's code (``--block-detect-scope``); empty: any
+#: code outside the standard library, site-packages and the tools.
+_own_packages: tuple[str, ...] = ()
+#: Directories the user's code lives in (pytest's rootdir); empty: anywhere.
+_own_roots: tuple[str, ...] = ()
+
+
+def set_own_code(packages: tuple[str, ...] = (), roots: tuple[str, ...] = ()) -> None:
+    """Say what the user's own code is (the pytest plugin: scope and rootdir).
+
+    A finding names the nearest frame of the user's own code as the place to
+    fix (``Finding.user_caller``) and the library frame that blocked beside it
+    (``Finding.library_caller``). With ``packages``, own code is those
+    packages; otherwise it is code outside the standard library, outside
+    site-packages and, with ``roots``, under one of those directories.
+    Call it without arguments to go back to the default.
+    """
+    global _own_packages, _own_roots
+    _own_packages = tuple(packages)
+    _own_roots = tuple(os.path.normcase(os.path.abspath(r)).rstrip(os.sep) + os.sep for r in roots)
+
+
+def own_code() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The current ``(packages, roots)`` given to :func:`set_own_code`."""
+    return _own_packages, _own_roots
+
+
+def is_own_code(filename: str, module: str) -> bool:
+    """True if a frame of ``module`` in ``filename`` is the user's own code."""
+    if _own_packages:
+        return any(module == pkg or module.startswith(pkg + ".") for pkg in _own_packages)
+    if is_stdlib_file(filename) or not os.path.isabs(filename):
+        return False
+    path = os.path.normcase(filename)
+    if any(marker in path for marker in _SITE_MARKERS):
+        return False
+    return not _own_roots or path.startswith(_own_roots)
+
+
+def nearest_own_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame from ``frame`` outwards that is the user's own code.
+
+    Like stacks in findings, the walk ends at the event loop's callback
+    dispatcher: beyond it lies the code that started the loop, which is not
+    where the blocking callback came from. Tool frames are never own code.
+    Off the hot path: runs once per finding.
+    """
+    f = frame
+    while f is not None:
+        info = classify(f.f_code, f.f_globals)
+        if info.boundary:
+            return None
+        if info.category == USER and is_own_code(f.f_code.co_filename, info.module):
+            return f
+        f = f.f_back
+    return None
 
 
 def frame_label(frame: FrameType) -> str:

@@ -51,6 +51,9 @@ class Sample(NamedTuple):
         user_frame: ``(filename, lineno, module)`` of that frame, for warnings.
         tool: That frame belongs to a development tool (pytest, coverage...).
         debugger: A debugger holds the thread paused.
+        library_caller: When that frame is library code and a frame of the
+            user's own code is further out: the library frame (``user_caller``
+            and ``user_frame`` then name the user's frame).
     """
 
     stack: tuple[StackFrame, ...]
@@ -58,6 +61,7 @@ class Sample(NamedTuple):
     user_frame: tuple[str, int, str] | None
     tool: bool
     debugger: bool
+    library_caller: str = ""
 
 
 def take_sample(frame: FrameType) -> Sample:
@@ -67,6 +71,9 @@ def take_sample(frame: FrameType) -> Sample:
     user_frame: tuple[str, int, str] | None = None
     tool = False
     debugger = False
+    library_caller = ""
+    # None: still looking for the user's own frame beyond a library frame.
+    own_found: bool | None = False
     f: FrameType | None = frame
     while f is not None:
         info = _frames.classify(f.f_code, f.f_globals)
@@ -79,8 +86,25 @@ def take_sample(frame: FrameType) -> Sample:
             user_caller = _frames.frame_label(f)
             user_frame = (f.f_code.co_filename, f.f_lineno, info.module)
             tool = info.category == _frames.TOOL
+            mine = info.category == _frames.USER and _frames.is_own_code(
+                f.f_code.co_filename, info.module
+            )
+            if not tool and not mine:
+                library_caller, own_found = user_caller, None
+        elif own_found is None:
+            if info.boundary:
+                own_found = False
+            elif info.category == _frames.USER and _frames.is_own_code(
+                f.f_code.co_filename, info.module
+            ):
+                # The place to fix is the user's code that called the library.
+                user_caller = _frames.frame_label(f)
+                user_frame = (f.f_code.co_filename, f.f_lineno, info.module)
+                own_found = True
         f = f.f_back
-    return Sample(stack, user_caller, user_frame, tool, debugger)
+    if not own_found:
+        library_caller = ""
+    return Sample(stack, user_caller, user_frame, tool, debugger, library_caller)
 
 
 def culprit(samples: Sequence[Sample]) -> Sample | None:
@@ -140,6 +164,7 @@ def build_finding(
         suggestion=STALL_SUGGESTION,
         timestamp=time.time(),
         details=details,
+        library_caller=sample.library_caller if sample is not None else "",
     )
 
 

@@ -1,8 +1,12 @@
-"""Grouping findings by call site, with bounded memory.
+"""Grouping findings by place to fix, with bounded memory.
 
-A call site is the pair (``user_caller``, ``primitive``): the line of *your*
-code that led to the call, and what blocked. A loop that calls
-``time.sleep`` ten thousand times is one group with a count of 10 000.
+A group is one line of *your* code (``Finding.user_caller``): everything the
+statement on that line made block is one entry, so counts mean "places to
+fix". ``open(path).read()`` is one group with ``builtins.open`` and
+``io.TextIOWrapper.read`` as its primitives; a line that connects to sqlite,
+executes and commits is one group with three. Stalls are grouped apart from
+blocking calls on the same line. A loop that calls ``time.sleep`` ten
+thousand times is one group with a count of 10 000.
 
 :class:`FindingCollector` is what wardens and the CLI feed (it is a valid
 ``on_finding`` callback). Memory stays bounded however long the run:
@@ -29,16 +33,28 @@ __all__ = [
     "FindingCollector",
     "FindingGroup",
     "TimelinePoint",
+    "duration_ms",
+    "group_findings",
+    "primitive_label",
     "site_key",
     "stall_duration_ms",
 ]
 
+#: (place to fix, kind): kind is ``"stall"`` for stalls, ``"call"`` otherwise.
 SiteKey = tuple[str, str]
 
 
 def site_key(finding: Finding) -> SiteKey:
-    """The call site a finding is grouped under: (user_caller, primitive)."""
-    return (finding.user_caller or finding.caller, finding.primitive)
+    """The place to fix a finding is grouped under: (user_caller, kind).
+
+    ``kind`` is ``"stall"`` for stalls and ``"call"`` for blocking calls, so a
+    statement's blocking calls share one group whatever their primitives.
+    """
+    return (finding.user_caller or finding.caller, _kind(finding.family))
+
+
+def _kind(family: str) -> str:
+    return "stall" if family == "stall" else "call"
 
 
 def stall_duration_ms(finding: Finding) -> float | None:
@@ -47,6 +63,25 @@ def stall_duration_ms(finding: Finding) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def duration_ms(finding: Finding) -> float | None:
+    """How long the finding blocked, in milliseconds, when that was measured.
+
+    Stalls carry it in ``details["duration_ms"]``; blocking calls carry it
+    once their duration is measured (a ``duration_ms`` attribute or detail).
+    """
+    value = getattr(finding, "duration_ms", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return stall_duration_ms(finding)
+
+
+def primitive_label(primitive: str, details: dict[str, Any] | None = None) -> str:
+    """``"time.sleep()"``; a call made by another one reads ``"X.flush() (via seek)"``."""
+    via = (details or {}).get("via")
+    label = f"{primitive}()"
+    return f"{label} (via {via})" if isinstance(via, str) and via else label
 
 
 def _start_time(finding: Finding, duration_ms: float | None) -> float:
@@ -65,19 +100,30 @@ def _stack_key(finding: Finding) -> tuple[tuple[str, int], ...]:
 
 @dataclasses.dataclass
 class FindingGroup:
-    """All findings of one call site.
+    """All findings of one place to fix (one line of your code).
 
     Attributes:
         user_caller: The line in your code (``"path:line in func"``).
-        primitive: What blocked (``"time.sleep"``; ``"stall"`` for stalls).
-        family: The family of the findings.
-        suggestion: What to use instead.
-        count: How many findings the site produced.
+        primitive: The first primitive seen there (``"stall"`` for stalls);
+            :attr:`primitives` has them all.
+        family: The family of the first finding; :attr:`families` has them all.
+        suggestion: What to use instead (the first finding's); the distinct
+            ones are in :attr:`suggestions`.
+        count: How many findings the line produced.
         first_timestamp: ``time.time()`` of the first finding.
         last_timestamp: ``time.time()`` of the last finding.
         samples: Findings with distinct stacks, the first one first.
         stall_ms_total: For stalls: total stalled time, in milliseconds.
         stall_ms_max: For stalls: the longest stall, in milliseconds.
+        primitives: Primitive label (``"builtins.open()"``, ``"X.flush() (via
+            seek)"``) -> count, in order of first appearance.
+        families: Family -> count, in order of first appearance.
+        suggestions: The distinct suggestions, in order of first appearance.
+        library_callers: Library frames the calls were made in
+            (``Finding.library_caller``) -> count; empty for your own code.
+        blocked_ms_total: Total measured time blocked (stalls and calls
+            that carry a duration), in milliseconds; 0 when none was measured.
+        timed: How many findings carried a duration.
     """
 
     user_caller: str
@@ -90,6 +136,12 @@ class FindingGroup:
     samples: list[Finding]
     stall_ms_total: float = 0.0
     stall_ms_max: float = 0.0
+    primitives: dict[str, int] = dataclasses.field(default_factory=dict)
+    families: dict[str, int] = dataclasses.field(default_factory=dict)
+    suggestions: list[str] = dataclasses.field(default_factory=list)
+    library_callers: dict[str, int] = dataclasses.field(default_factory=dict)
+    blocked_ms_total: float = 0.0
+    timed: int = 0
     _stack_keys: set[tuple[tuple[str, int], ...]] = dataclasses.field(
         default_factory=set, repr=False
     )
@@ -100,9 +152,48 @@ class FindingGroup:
         return self.samples[0]
 
     @property
+    def kind(self) -> str:
+        """``"stall"`` or ``"call"``."""
+        return _kind(self.family)
+
+    @property
     def key(self) -> SiteKey:
-        """(user_caller, primitive)."""
-        return (self.user_caller, self.primitive)
+        """(user_caller, kind): see :func:`site_key`."""
+        return (self.user_caller, self.kind)
+
+    @property
+    def what(self) -> str:
+        """What blocked on this line, e.g. ``"builtins.open() + io.TextIOWrapper.read()"``.
+
+        With counts when the line made several kinds of call and one of them
+        more than once (``"sqlite3.connect() + sqlite3.Connection.execute() x3"``).
+        """
+        if len(self.primitives) <= 1:
+            return next(iter(self.primitives), primitive_label(self.primitive))
+        return " + ".join(
+            label if count == 1 else f"{label} x{count}" for label, count in self.primitives.items()
+        )
+
+    def add(self, finding: Finding) -> None:
+        """Count ``finding`` in this group's details (not its samples)."""
+        self.count += 1
+        self.first_timestamp = min(self.first_timestamp, finding.timestamp)
+        self.last_timestamp = max(self.last_timestamp, finding.timestamp)
+        label = primitive_label(finding.primitive, finding.details)
+        self.primitives[label] = self.primitives.get(label, 0) + 1
+        self.families[finding.family] = self.families.get(finding.family, 0) + 1
+        if finding.suggestion not in self.suggestions:
+            self.suggestions.append(finding.suggestion)
+        if finding.library_caller:
+            where = finding.library_caller
+            self.library_callers[where] = self.library_callers.get(where, 0) + 1
+        duration = duration_ms(finding)
+        if duration is not None:
+            self.blocked_ms_total += duration
+            self.timed += 1
+            if finding.family == "stall":
+                self.stall_ms_total += duration
+                self.stall_ms_max = max(self.stall_ms_max, duration)
 
     def to_dict(self) -> dict[str, Any]:
         """Summary of the group for the JSON report (findings are listed separately)."""
@@ -115,11 +206,55 @@ class FindingGroup:
             "first_timestamp": self.first_timestamp,
             "last_timestamp": self.last_timestamp,
             "sample_stacks": len(self.samples),
+            "primitives": dict(self.primitives),
+            "families": dict(self.families),
+            "library_callers": dict(self.library_callers),
         }
+        if self.timed:
+            data["blocked_ms_total"] = self.blocked_ms_total
         if self.family == "stall":
             data["stall_ms_total"] = self.stall_ms_total
             data["stall_ms_max"] = self.stall_ms_max
         return data
+
+
+def _new_group(finding: Finding, user_caller: str) -> FindingGroup:
+    return FindingGroup(
+        user_caller=user_caller,
+        primitive=finding.primitive,
+        family=finding.family,
+        suggestion=finding.suggestion,
+        count=0,
+        first_timestamp=finding.timestamp,
+        last_timestamp=finding.timestamp,
+        samples=[],
+    )
+
+
+def _sort_key(group: FindingGroup) -> tuple[float, int, float]:
+    # Largest first: by time blocked when durations were measured, else by count.
+    return (-group.blocked_ms_total, -group.count, group.first_timestamp)
+
+
+def group_findings(findings: Iterable[Finding], *, stacks_per_group: int = 5) -> list[FindingGroup]:
+    """Group ``findings`` by place to fix, largest first (no memory bound).
+
+    For callers that hold the findings anyway (the pytest plugin, one test's
+    failure); :class:`FindingCollector` does the same with bounded memory.
+    """
+    groups: dict[SiteKey, FindingGroup] = {}
+    for finding in findings:
+        key = site_key(finding)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _new_group(finding, key[0])
+        group.add(finding)
+        if len(group.samples) < stacks_per_group:
+            stack = _stack_key(finding)
+            if stack not in group._stack_keys:
+                group._stack_keys.add(stack)
+                group.samples.append(finding)
+    return sorted(groups.values(), key=_sort_key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,24 +343,10 @@ class FindingCollector:
             self._families[finding.family] += 1
             group = self._groups.get(key)
             if group is None:
-                group = FindingGroup(
-                    user_caller=key[0],
-                    primitive=finding.primitive,
-                    family=finding.family,
-                    suggestion=finding.suggestion,
-                    count=0,
-                    first_timestamp=finding.timestamp,
-                    last_timestamp=finding.timestamp,
-                    samples=[],
-                )
+                group = _new_group(finding, key[0])
                 self._groups[key] = group
                 self._group_index[key] = len(self._group_index)
-            group.count += 1
-            group.first_timestamp = min(group.first_timestamp, finding.timestamp)
-            group.last_timestamp = max(group.last_timestamp, finding.timestamp)
-            if duration is not None:
-                group.stall_ms_total += duration
-                group.stall_ms_max = max(group.stall_ms_max, duration)
+            group.add(finding)
             new_stack = False
             if len(group.samples) < self.stacks_per_group:
                 stack = _stack_key(finding)
@@ -268,10 +389,13 @@ class FindingCollector:
             return list(self._findings)
 
     def groups(self) -> list[FindingGroup]:
-        """Call-site groups, most frequent first (ties: first seen first)."""
+        """Places to fix, largest first: by time blocked when measured, else by count.
+
+        Ties: first seen first.
+        """
         with self._lock:
             groups = list(self._groups.values())
-        return sorted(groups, key=lambda g: (-g.count, g.first_timestamp))
+        return sorted(groups, key=_sort_key)
 
     def groups_in_order(self) -> list[FindingGroup]:
         """Call-site groups in order of first appearance (timeline indices)."""
@@ -308,22 +432,50 @@ class FindingCollector:
         Findings must have been :meth:`add`-ed first; groups in ``groups``
         that have no kept finding are ignored.
         """
+        # Reports written before groups were per line had one group per
+        # (line, primitive): add those counts up per line.
+        counts: Counter[SiteKey] = Counter()
+        seen: dict[SiteKey, list[Mapping[str, Any]]] = {}
+        for data in groups:
+            family = str(data.get("family", ""))
+            if not family:
+                family = "stall" if data.get("primitive") == "stall" else "custom"
+            key = (str(data.get("user_caller", "")), _kind(family))
+            count = data.get("count")
+            if isinstance(count, int) and not isinstance(count, bool):
+                counts[key] += count
+            seen.setdefault(key, []).append(data)
         with self._lock:
-            for data in groups:
-                key = (str(data.get("user_caller", "")), str(data.get("primitive", "")))
+            for key, parts in seen.items():
                 group = self._groups.get(key)
                 if group is None:
                     continue
-                count = data.get("count")
-                if isinstance(count, int) and count > group.count:
+                count = counts[key]
+                if count > group.count:
                     extra = count - group.count
                     self._total += extra
                     self._families[group.family] += extra
                     group.count = count
-                for name in ("first_timestamp", "last_timestamp", "stall_ms_total", "stall_ms_max"):
-                    value = data.get(name)
-                    if isinstance(value, (int, float)):
-                        setattr(group, name, float(value))
+                for data in parts:
+                    first, last = data.get("first_timestamp"), data.get("last_timestamp")
+                    if isinstance(first, (int, float)):
+                        group.first_timestamp = min(group.first_timestamp, float(first))
+                    if isinstance(last, (int, float)):
+                        group.last_timestamp = max(group.last_timestamp, float(last))
+                if len(parts) == 1:
+                    data = parts[0]
+                    for name in ("stall_ms_total", "stall_ms_max", "blocked_ms_total"):
+                        value = data.get(name)
+                        if isinstance(value, (int, float)):
+                            setattr(group, name, float(value))
+                    for name in ("primitives", "families", "library_callers"):
+                        value = data.get(name)
+                        if isinstance(value, dict) and value:
+                            setattr(
+                                group,
+                                name,
+                                {str(k): v for k, v in value.items() if isinstance(v, int)},
+                            )
 
     def restore_timeline(
         self, calls: Iterable[Mapping[str, Any]], stalls: Iterable[Mapping[str, Any]]

@@ -1,4 +1,4 @@
-"""The terminal summary: one block per call site, colours only on a TTY."""
+"""The terminal summary: one block per place to fix, colours only on a TTY."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from loopwarden.findings import StackFrame
 from loopwarden.frames import is_stdlib_file
 from loopwarden.report.grouping import FindingCollector, FindingGroup
 
-__all__ = ["format_summary", "print_summary", "relevant_frames", "short_path", "use_color"]
+__all__ = [
+    "format_summary",
+    "group_head",
+    "library_lines",
+    "print_summary",
+    "relevant_frames",
+    "short_path",
+    "use_color",
+]
 
 _RESET = "\033[0m"
 _STYLES = {
@@ -85,16 +93,42 @@ def _is_tool_frame(frame: StackFrame) -> bool:
     return not filename.startswith(_DEMO_DIR) or filename == _DEMO_DIR + "__init__.py"
 
 
+def group_head(group: FindingGroup) -> str:
+    """``"builtins.open() + io.TextIOWrapper.read() blocked 2 times, 12 ms in all"``."""
+    times = "once" if group.count == 1 else f"{group.count} times"
+    if group.kind == "stall":
+        return f"event loop stalled {times}, longest {group.stall_ms_max:.0f} ms"
+    head = f"{group.what} blocked {times}"
+    if group.timed:
+        head += f", {group.blocked_ms_total:.0f} ms in all"
+    return head
+
+
+def library_lines(group: FindingGroup) -> list[str]:
+    """Where in a library the calls were made, and how to allow it."""
+    if not group.library_callers:
+        return []
+    places = list(group.library_callers)
+    lines = [f"    inside library code: {short_path(places[0])}"]
+    if len(places) > 1:
+        lines[0] += f" (and {len(places) - 1} more library lines)"
+    sample = next((f for f in group.samples if f.library_caller), None)
+    hint = sample.allow_hint if sample is not None else ""
+    if hint:
+        lines.append(f"    {hint}")
+    return lines
+
+
 def _group_block(index: int, group: FindingGroup, paint: _Painter, max_frames: int) -> list[str]:
     first = group.first
-    times = "once" if group.count == 1 else f"{group.count} times"
-    if group.family == "stall":
-        head = f"event loop stalled {times}, longest {group.stall_ms_max:.0f} ms"
-    else:
-        head = f"{group.primitive}() blocked {times}"
+    families = "/".join(group.families) or group.family
     lines = [
-        f"{index:>2}. " + paint(f"[{group.family}]", "yellow", "bold") + " " + paint(head, "bold"),
+        f"{index:>2}. "
+        + paint(f"[{families}]", "yellow", "bold")
+        + " "
+        + paint(group_head(group), "bold"),
         f"    at {paint(short_path(group.user_caller), 'cyan')}",
+        *library_lines(group),
         f"    on thread {first.thread_name!r} while {first.loop} was running",
     ]
     if first.stack:
@@ -105,7 +139,8 @@ def _group_block(index: int, group: FindingGroup, paint: _Painter, max_frames: i
         lines.append(f"    first stack (most recent call last{note}):")
         for frame in shown:
             lines.extend(_frame_lines(frame, paint))
-    lines.append("    " + paint("fix: ", "green", "bold") + group.suggestion)
+    for suggestion in group.suggestions or [group.suggestion]:
+        lines.append("    " + paint("fix: ", "green", "bold") + suggestion)
     return lines
 
 
@@ -130,7 +165,7 @@ def format_summary(
         return paint("loopwarden: no blocking calls or stalls on the event-loop thread.", "green")
     families = ", ".join(f"{family} {count}" for family, count in collector.by_family().items())
     noun = "finding" if collector.total == 1 else "findings"
-    sites = "call site" if len(groups) == 1 else "call sites"
+    sites = "place to fix" if len(groups) == 1 else "places to fix"
     lines = [
         paint(
             f"loopwarden: {collector.total} {noun} at {len(groups)} {sites} "
@@ -147,7 +182,7 @@ def format_summary(
     rest = groups[max_groups:]
     if rest:
         lines.append(
-            f"... and {len(rest)} more call sites with {sum(g.count for g in rest)} findings "
+            f"... and {len(rest)} more places to fix with {sum(g.count for g in rest)} findings "
             "(see the HTML or JSON report)"
         )
     if collector.dropped:

@@ -1,0 +1,68 @@
+"""Grouping by place to fix: what one statement does is one entry, with its details."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import loopwarden
+from loopwarden.report import FindingCollector, format_summary, load_report, write_json
+from loopwarden.report.grouping import group_findings
+
+
+async def _read_one_line(path: Path) -> str:
+    return open(path, encoding="utf-8").read()  # one statement, two primitives
+
+
+async def _sqlite_one_line(path: Path) -> None:
+    # One statement: connect, execute and commit.
+    (con := sqlite3.connect(path)).execute("create table t(x)").connection.commit()
+    con.close()
+
+
+async def _both(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("hello", encoding="utf-8")
+    await _read_one_line(tmp_path / "data.txt")
+    await _read_one_line(tmp_path / "data.txt")
+    await _sqlite_one_line(tmp_path / "db.sqlite")
+
+
+def _run(tmp_path: Path) -> tuple[FindingCollector, list[loopwarden.Finding]]:
+    collector = FindingCollector()
+    with loopwarden.guard(mode="record", on_finding=collector) as warden:
+        asyncio.run(_both(tmp_path))
+    return collector, list(warden.findings)
+
+
+def test_one_statement_is_one_group_with_its_primitives(tmp_path: Path) -> None:
+    collector, findings = _run(tmp_path)
+    primitives = {f.primitive for f in findings}
+    assert {"builtins.open", "io.TextIOWrapper.read", "sqlite3.connect"} <= primitives
+    groups = collector.groups()
+    by_function = {g.user_caller.rsplit(" in ", 1)[1]: g for g in groups}
+    read = by_function["_read_one_line"]
+    assert read.count == 4
+    assert read.primitives == {"builtins.open()": 2, "io.TextIOWrapper.read()": 2}
+    assert read.what == "builtins.open() x2 + io.TextIOWrapper.read() x2"
+    db = by_function["_sqlite_one_line"]
+    assert list(db.primitives) == [
+        "sqlite3.connect()",
+        "sqlite3.Connection.execute()",
+        "sqlite3.Connection.commit()",
+    ]
+    assert db.families == {"database": 3}
+    # The places to fix: the write_text line in _both, the read line, the sqlite line.
+    assert len(groups) == 3
+    summary = format_summary(collector)
+    assert f"{collector.total} findings at 3 places to fix" in summary
+    assert "builtins.open() x2 + io.TextIOWrapper.read() x2 blocked 4 times" in summary
+    assert group_findings(findings)[0].key == groups[0].key
+
+
+def test_json_round_trip_keeps_the_group_details(tmp_path: Path) -> None:
+    collector, _ = _run(tmp_path)
+    loaded = load_report(write_json(collector, tmp_path / "r.json"))
+    assert [(g.key, g.count, g.primitives) for g in loaded.groups()] == [
+        (g.key, g.count, g.primitives) for g in collector.groups()
+    ]
