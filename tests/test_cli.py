@@ -104,7 +104,7 @@ def test_an_exception_in_the_target_exits_1_with_its_traceback(tmp_path: Path) -
     ("argv", "message"),
     [
         (["run", "--mode", "loud", "app.py"], "valid values: raise, warn, record, off"),
-        (["run", "--stall-ms", "-3", "app.py"], "milliseconds >= 0"),
+        (["run", "--stall-ms", "-3", "app.py"], "milliseconds >= 10"),
         (["run", "--report", "out.txt", "app.py"], ".json or .html"),
         (["run", "missing.py"], "cannot open script 'missing.py'"),
         (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),

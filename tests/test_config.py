@@ -101,8 +101,8 @@ def test_no_table_or_no_file_gives_empty_settings(tmp_path: Path) -> None:
     ("table", "expected"),
     [
         ({"mode": "loud"}, "valid values: raise, warn, record, off"),
-        ({"stall_ms": -5}, "number of milliseconds >= 0"),
-        ({"stall_ms": "soon"}, "number of milliseconds >= 0"),
+        ({"stall_ms": -5}, "number of milliseconds >= 10"),
+        ({"stall_ms": "soon"}, "number of milliseconds >= 10"),
         ({"report": "out.txt"}, ".json or .html"),
         ({"colour": True}, "valid keys: mode, stall_ms, allow, rules, report"),
         ({"allow": ["someapp:f"]}, "needs a reason"),

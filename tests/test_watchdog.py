@@ -506,7 +506,7 @@ def test_watchdog_left_running_at_exit_stops_cleanly(tmp_path: Any) -> None:
         textwrap.dedent(
             """
             import asyncio, threading, time
-            import loopwarden
+            import loopwarden, loopwarden.threads, loopwarden.watchdog
             from PySide6.QtCore import QCoreApplication, QEventLoop, QThread, QTimer
 
             app = QCoreApplication([])

@@ -5,8 +5,8 @@ Loaded through the ``pytest11`` entry point and inert unless switched on
 registers its options, markers and the ``loopwarden`` fixture and nothing
 else; no patches, no per-test hooks.
 
-Modules: :mod:`~pytest_loopwarden.options` (options and settings),
-:mod:`~pytest_loopwarden.project_config` (``[tool.loopwarden]``),
+Modules: :mod:`~pytest_loopwarden.options` (options and settings; ``[tool.loopwarden]``
+and ``LOOPWARDEN_ALLOW`` through :mod:`loopwarden.config`, the shared reader),
 :mod:`~pytest_loopwarden.markers`, :mod:`~pytest_loopwarden.runtime`
 (per-test hooks), :mod:`~pytest_loopwarden.wardens` (the per-test warden),
 :mod:`~pytest_loopwarden.records` and :mod:`~pytest_loopwarden.reporting`

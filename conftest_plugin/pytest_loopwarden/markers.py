@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
+from loopwarden.suggest import did_you_mean
 from pytest_loopwarden.options import PLUGIN_MODES
 
-__all__ = ["MARKERS", "ItemOptions", "register_markers", "item_options"]
+__all__ = ["MARKERS", "ItemOptions", "check_marker_names", "item_options", "register_markers"]
 
 #: Marker name -> the line ``pytest --markers`` shows.
 MARKERS: dict[str, str] = {
@@ -26,6 +27,28 @@ def register_markers(config: pytest.Config) -> None:
     for text in MARKERS.values():
         # "name(args): help" is how pytest's own markers read in `pytest --markers`.
         config.addinivalue_line("markers", text)
+
+
+def check_marker_names(items: list[pytest.Item]) -> None:
+    """Reject unknown primitive or family names in ``allow_blocking`` markers, before any test runs.
+
+    A typo (``"filesytem"``) would otherwise allow nothing and pass silently.
+
+    Raises:
+        pytest.UsageError: naming the test, the bad name and the closest valid names.
+    """
+    from loopwarden.allowances import check_primitive_names
+    from loopwarden.errors import ConfigError
+
+    for item in items:
+        for marker in item.iter_markers("allow_blocking"):
+            names = [p for p in marker.args if isinstance(p, str) and p]
+            if not names:
+                continue
+            try:
+                check_primitive_names(names, where=f"{item.nodeid}: @pytest.mark.allow_blocking")
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +70,8 @@ def item_options(item: pytest.Item, default_mode: str) -> ItemOptions:
         if value not in PLUGIN_MODES:
             return ItemOptions(
                 mode,
-                error=f"@pytest.mark.block_detect({value!r}): invalid mode; "
+                error=f"@pytest.mark.block_detect({value!r}): invalid mode"
+                f"{did_you_mean(str(value), PLUGIN_MODES)}; "
                 f"valid modes: {', '.join(PLUGIN_MODES)}",
             )
         mode = str(value)

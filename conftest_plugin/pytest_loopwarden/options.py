@@ -2,16 +2,28 @@
 
 Precedence for each setting: command line > ini option (``[tool.pytest.ini_options]``,
 pytest.ini, ...) > ``[tool.loopwarden]`` in pyproject.toml > default (off).
+Allowances add up: ``[tool.loopwarden] allow`` and ``LOOPWARDEN_ALLOW`` both apply.
+
+``[tool.loopwarden]`` and ``LOOPWARDEN_ALLOW`` are read by loopwarden's one
+configuration reader, :mod:`loopwarden.config`, which imports none of the
+patching core: with the plugin off, nothing is patched or loaded beyond it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_loopwarden.project_config import ProjectConfig, read_project_config
+from loopwarden import config as _config
+from loopwarden.errors import ConfigError
+from loopwarden.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from loopwarden.allowances import Allowance
 
 __all__ = [
     "PLUGIN_MODES",
@@ -61,7 +73,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="block_detect_stall_ms",
         default=None,
         metavar="N",
-        help="Also report event-loop stalls longer than N ms (stall watchdog).",
+        help="Also report event-loop stalls longer than N ms (stall watchdog; at least "
+        f"{_config.MIN_STALL_MS:g}, 0: off).",
     )
     parser.addini("block_detect", "loopwarden mode: " + ", ".join(PLUGIN_MODES), default="")
     parser.addini(
@@ -97,9 +110,19 @@ class Settings:
     scope: tuple[str, ...] = ()
     scope_source: str = "default"
     report: Path | None = None
-    stall_ms: int | None = None
+    stall_ms: float | None = None
     stall_source: str = "default"
-    project: ProjectConfig = dataclasses.field(default_factory=ProjectConfig)
+    #: ``[tool.loopwarden]``, validated by the shared reader (empty without one).
+    project: _config.Settings = dataclasses.field(default_factory=_config.Settings)
+    #: The pyproject.toml the table came from, if any.
+    pyproject: Path | None = None
+    #: Allowances from ``LOOPWARDEN_ALLOW`` (they add up with the project's).
+    env_allow: tuple[Allowance, ...] = ()
+
+    @property
+    def allowances(self) -> tuple[Allowance, ...]:
+        """Every allowance from configuration: ``[tool.loopwarden]``, then ``LOOPWARDEN_ALLOW``."""
+        return (*self.project.allow, *self.env_allow)
 
     @property
     def enabled(self) -> bool:
@@ -116,14 +139,16 @@ class Settings:
         lines = [line]
         if self.stall_ms is not None:
             lines.append(
-                f"loopwarden: stall watchdog {self.stall_ms} ms (from {self.stall_source})"
+                f"loopwarden: stall watchdog {self.stall_ms:g} ms (from {self.stall_source})"
             )
         project = self.project
         if project.allow or project.rules:
             lines.append(
                 f"loopwarden: {len(project.allow)} allowance(s), {len(project.rules)} rule(s) "
-                f"from {project.path}"
+                f"from {self.pyproject}"
             )
+        if self.env_allow:
+            lines.append(f"loopwarden: {len(self.env_allow)} allowance(s) from {_config.ENV_ALLOW}")
         return lines
 
     def to_dict(self) -> dict[str, object]:
@@ -132,7 +157,7 @@ class Settings:
             "mode": self.mode,
             "scope": list(self.scope),
             "stall_ms": self.stall_ms,
-            "pyproject": str(self.project.path) if self.project.path else None,
+            "pyproject": str(self.pyproject) if self.pyproject else None,
         }
 
 
@@ -144,9 +169,17 @@ def warden_mode(mode: str) -> str:
 def resolve_settings(config: pytest.Config) -> Settings:
     """Resolve the settings; a bad value raises :class:`pytest.UsageError`.
 
-    Imports nothing of loopwarden unless pyproject.toml has ``[tool.loopwarden]``
-    allowances or rules: with the plugin off, it costs nothing.
+    With the plugin off on the command line nothing else is read. Otherwise
+    pyproject.toml is read through :mod:`loopwarden.config`, which loads no
+    patching code, so a project that leaves the plugin off pays next to nothing.
     """
+    try:
+        return _resolve(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _resolve(config: pytest.Config) -> Settings:
     cli_mode = config.getoption("block_detect")
     ini_mode = str(config.getini("block_detect")).strip()
     if cli_mode is not None:
@@ -155,26 +188,32 @@ def resolve_settings(config: pytest.Config) -> Settings:
         mode, mode_source = ini_mode, "ini option block_detect"
     else:
         mode, mode_source = "", "default"
-    project = ProjectConfig()
+    project = _config.Settings()
+    pyproject: Path | None = None
     if not mode or mode != "off":
         # Read pyproject only when it can matter: off on the command line costs nothing.
-        project = read_project_config(_pyproject(config))
+        pyproject = _pyproject(config)
+        if pyproject is not None:
+            project = _config.load_pyproject_file(pyproject)
         if not mode and project.mode:
-            mode, mode_source = project.mode, f"{project.path} [tool.loopwarden] mode"
+            mode, mode_source = project.mode, f"{pyproject} [tool.loopwarden] mode"
     mode = (mode or "off").strip().lower()
     if mode not in PLUGIN_MODES:
         raise pytest.UsageError(
-            f"invalid --block-detect mode {mode!r} (from {mode_source}); "
-            f"valid modes: {', '.join(PLUGIN_MODES)}"
+            f"invalid --block-detect mode {mode!r} (from {mode_source})"
+            f"{did_you_mean(mode, PLUGIN_MODES)}; valid modes: {', '.join(PLUGIN_MODES)}"
         )
     if mode == "off":
         return Settings(mode_source=mode_source)
     scope, scope_source = _pick(config, "block_detect_scope", "command line")
     report, _ = _pick(config, "block_detect_report", "")
     stall, stall_source = _pick(config, "block_detect_stall_ms", "command line")
-    stall_ms = _stall_ms(stall) if stall else project.stall_ms
-    if not stall and project.stall_ms is not None:
-        stall_source = f"{project.path} [tool.loopwarden] stall_ms"
+    if stall:
+        stall_ms = _stall_ms(stall, stall_source)
+    else:
+        stall_ms = project.watchdog_ms
+        if stall_ms is not None:
+            stall_source = f"{pyproject} [tool.loopwarden] stall_ms"
     return Settings(
         mode=mode,
         mode_source=mode_source,
@@ -184,6 +223,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         stall_ms=stall_ms,
         stall_source=stall_source,
         project=project,
+        pyproject=pyproject,
+        env_allow=_config.parse_env_allow(os.environ.get(_config.ENV_ALLOW, "")),
     )
 
 
@@ -206,17 +247,10 @@ def _scope(text: str) -> tuple[str, ...]:
     return names
 
 
-def _stall_ms(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise pytest.UsageError(
-            f"invalid --block-detect-stall-ms value {text!r}: expected a positive whole "
-            "number of milliseconds, e.g. 200"
-        )
-    return value
+def _stall_ms(text: str, source: str) -> float | None:
+    where = "--block-detect-stall-ms" if source == "command line" else source
+    value = _config.parse_stall_ms(text, where=where)
+    return value or None  # 0 switches the watchdog off
 
 
 def _pyproject(config: pytest.Config) -> Path | None:

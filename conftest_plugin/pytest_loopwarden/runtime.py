@@ -26,9 +26,11 @@ import pytest
 
 import loopwarden
 from loopwarden import Allowance, Rule, Warden, engine, frames
+from loopwarden.allowances import check_allowance
+from loopwarden.errors import ConfigError
 from loopwarden.registry import registry
 from pytest_loopwarden import reporting, xdist_support
-from pytest_loopwarden.markers import ItemOptions, item_options
+from pytest_loopwarden.markers import ItemOptions, check_marker_names, item_options
 from pytest_loopwarden.options import Settings, warden_mode
 from pytest_loopwarden.records import Record, origin_of
 from pytest_loopwarden.wardens import TestWarden
@@ -62,6 +64,12 @@ class BlockDetectPlugin:
         self._own_code: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         if settings.stall_ms is not None:
             self._extra["stall_ms"] = settings.stall_ms
+        rule_names = [rule.name for rule in settings.project.rules]
+        for allowance in settings.allowances:
+            try:
+                check_allowance(allowance, where="allowance", extra_names=rule_names)
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     # -- session ------------------------------------------------------------
 
@@ -80,12 +88,13 @@ class BlockDetectPlugin:
         for rule in self.settings.project.rules:
             registry.add_rule(rule)
             self._rules.append(rule)
-        for allowance in self.settings.project.allow:
+        for allowance in self.settings.allowances:
             engine.global_allowances.append(allowance)
             self._allowances.append(allowance)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Remember the test files: findings there are labelled "test code"."""
+        check_marker_names(items)
         self._test_files.update(str(item.path) for item in items)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

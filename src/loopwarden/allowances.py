@@ -16,19 +16,32 @@ Three kinds, checked in this order on a guarded thread:
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from loopwarden.errors import ConfigError
+from loopwarden.suggest import did_you_mean
 
-__all__ = ["DEFAULT_ALLOWANCES", "Allowance", "allow_blocking", "parse_allowance"]
+__all__ = [
+    "DEFAULT_ALLOWANCES",
+    "Allowance",
+    "allow_blocking",
+    "check_allowance",
+    "check_allowance_target",
+    "check_primitive_names",
+    "known_primitive_names",
+    "parse_allowance",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# Parts of a __qualname__ that are not identifiers ("outer.<locals>.inner").
+_QUALNAME_MARKERS = frozenset({"<locals>", "<lambda>"})
 
 #: Everything blocking is allowed in this scope.
 ALL: frozenset[str] = frozenset({"*"})
@@ -92,7 +105,120 @@ def parse_allowance(spec: str, reason: str, primitives: Iterable[str] = ()) -> A
             f"allowance {spec!r}: {module!r} is not a module name "
             "(expected 'package.module' or 'package.module:qualname')"
         )
+    if qualname and not all(
+        part.isidentifier() or part in _QUALNAME_MARKERS for part in qualname.split(".")
+    ):
+        raise ConfigError(
+            f"allowance {spec!r}: {qualname!r} is not a qualified name; expected "
+            "'package.module:function' or 'package.module:Class.method' (a reason goes in "
+            "its own field, or after '=' where a text form is accepted)"
+        )
     return Allowance(module, qualname, reason.strip(), frozenset(primitives))
+
+
+def check_allowance_target(allowance: Allowance, *, where: str = "allowance") -> Allowance:
+    """Check that an allowance's qualname exists, when its module is already imported.
+
+    A module that is not imported yet is not imported here (that would run the
+    application's code at an unexpected time): its allowance is accepted as
+    written, and a typo in it simply never matches. Imported modules, which is
+    the usual case for ``allow()`` called from the application itself, are
+    checked attribute by attribute.
+
+    Raises:
+        ConfigError: naming the missing attribute and the closest existing names.
+    """
+    module = sys.modules.get(allowance.module)
+    if module is None or not allowance.qualname:
+        return allowance
+    owner: Any = module
+    for part in allowance.qualname.split("."):
+        if part in _QUALNAME_MARKERS:
+            break  # a function's locals cannot be looked up
+        if not hasattr(owner, part):
+            name = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", "?")
+            raise ConfigError(
+                f"{where} {allowance.spec!r}: {name!r} has no attribute {part!r}"
+                f"{did_you_mean(part, dir(owner))}"
+            )
+        owner = getattr(owner, part)
+    return allowance
+
+
+def check_allowance(
+    allowance: Allowance, *, where: str = "allowance", extra_names: Iterable[str] = ()
+) -> Allowance:
+    """Both checks for an allowance about to take effect: its target and its primitives.
+
+    Raises:
+        ConfigError: for a missing qualname (imported modules only) or an unknown
+            primitive or family, naming the closest valid names.
+    """
+    check_allowance_target(allowance, where=where)
+    if allowance.primitives:
+        check_primitive_names(
+            sorted(allowance.primitives - set(extra_names)), where=f"{where} {allowance.spec!r}"
+        )
+    return allowance
+
+
+#: Primitive names a finding can carry that are not rule names. Detectors that
+#: make findings without a rule register their names here (the watchdog: "stall").
+EXTRA_PRIMITIVES: set[str] = {"stall"}
+
+# The names known at the last check; refreshed when a name is missing from it,
+# so the common case (a valid name) costs one set lookup.
+_known_names: frozenset[str] = frozenset()
+
+
+def known_primitive_names() -> frozenset[str]:
+    """Every name ``allow_blocking()`` and ``primitives=`` accept right now.
+
+    Families, the names of every rule (built in, :func:`loopwarden.mark_blocking`,
+    and those passed to an active warden), and :data:`EXTRA_PRIMITIVES`.
+    """
+    from loopwarden import engine
+    from loopwarden.findings import FAMILIES
+    from loopwarden.registry import registry
+
+    names = set(FAMILIES) | EXTRA_PRIMITIVES | {rule.name for rule in registry.rules()}
+    for warden in list(engine.active_wardens):
+        names.update(rule.name for rule in getattr(warden, "_rules", ()))
+    return frozenset(names)
+
+
+def check_primitive_names(names: Iterable[object], *, where: str) -> tuple[str, ...]:
+    """Validate primitive or family names; a typo is an error naming the closest valid names.
+
+    Raises:
+        ConfigError: for a name that is not a primitive, a family or a rule name.
+    """
+    global _known_names
+    checked = tuple(names)
+    for name in checked:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"{where}: primitives must be names such as 'time.sleep' or families such "
+                f"as 'filesystem', got {name!r}"
+            )
+    unknown = [n for n in checked if n not in _known_names]
+    if unknown:
+        _known_names = known_primitive_names()
+        for name in unknown:
+            if name not in _known_names:
+                raise ConfigError(
+                    f"{where}: unknown primitive or family {name!r}"
+                    f"{did_you_mean(str(name), _known_names)} (families: "
+                    + ", ".join(_families())
+                    + "; `python -m loopwarden rules` lists every primitive)"
+                )
+    return cast("tuple[str, ...]", checked)
+
+
+def _families() -> tuple[str, ...]:
+    from loopwarden.findings import FAMILIES
+
+    return FAMILIES
 
 
 #: Standard-library code that excuses a blocking call when it stands between
@@ -146,6 +272,8 @@ class allow_blocking:  # noqa: N801 - reads like a function at the call site
     def __init__(self, *primitives: str, reason: str) -> None:
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError("allow_blocking() needs a reason: say why blocking is acceptable")
+        if primitives:
+            check_primitive_names(primitives, where="allow_blocking()")
         self.primitives = frozenset(primitives) if primitives else ALL
         self.reason = reason
         self._tokens: list[contextvars.Token[frozenset[str]]] = []
@@ -165,6 +293,9 @@ class allow_blocking:  # noqa: N801 - reads like a function at the call site
 
     def __call__(self, func: _F) -> _F:
         """Use as a decorator: every call of ``func`` runs inside the allowance."""
+        # Imported here: the config reader imports this module, and must stay light.
+        import asyncio
+
         primitives, reason = tuple(self.primitives - ALL), self.reason
 
         if asyncio.iscoroutinefunction(func):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from loopwarden import engine
-from loopwarden.allowances import Allowance, parse_allowance
+from loopwarden.allowances import Allowance, check_allowance, parse_allowance
 from loopwarden.findings import Family
 from loopwarden.registry import registry
 from loopwarden.rules import BlocksWhen, Rule
@@ -34,12 +34,20 @@ def mark_blocking(
         The new :class:`~loopwarden.Rule`; pass it to :func:`unmark_blocking`
         to remove it. If detection is active, the target is patched at once.
 
+    Raises:
+        ConfigError: if ``target`` is malformed, or (for an imported module)
+            does not exist or names a class rather than a function or method.
+
     Example:
         >>> import loopwarden
         >>> rule = loopwarden.mark_blocking(
         ...     "json:load", suggestion="Parse in a worker thread.", family="filesystem")
         >>> loopwarden.unmark_blocking(rule)
     """
+    # Imported here: loopwarden.config is the light configuration reader.
+    from loopwarden.config import check_rule_target
+
+    check_rule_target(target, where="mark_blocking()")
     rule = Rule(
         target=target,
         family=family,
@@ -67,8 +75,14 @@ def allow(spec: str, *, reason: str, primitives: Iterable[str] = ()) -> Allowanc
 
     Returns:
         The :class:`~loopwarden.Allowance`; pass it to :func:`disallow` to remove it.
+
+    Raises:
+        ConfigError: for a malformed spec, a missing reason, an unknown primitive
+            or family, or a qualname that does not exist in an already imported
+            module (naming the closest names). A module that is not imported yet
+            is not checked.
     """
-    allowance = parse_allowance(spec, reason, primitives)
+    allowance = check_allowance(parse_allowance(spec, reason, primitives), where="allow()")
     engine.global_allowances.append(allowance)
     return allowance
 

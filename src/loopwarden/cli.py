@@ -388,10 +388,34 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
 # -- report, rules, demo ----------------------------------------------------------------------
 
 
+def _read_report(path: str) -> FindingCollector:
+    """``load_report`` with every failure turned into one usage-error line (exit 2)."""
+    try:
+        return load_report(path)
+    except ConfigError as exc:
+        message = str(exc)
+        if path in message:
+            raise
+        raise _UsageError(f"cannot read report {path!r}: {message}") from None
+    except RecursionError:
+        raise _UsageError(f"cannot read report {path!r}: it is nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt file must not give a traceback
+        # The reader checks the layout; a value of the wrong type deep inside a
+        # finding can still fail while it is rebuilt. Name the file, not our code.
+        raise _UsageError(
+            f"cannot read report {path!r}: not a valid loopwarden report "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
 def _cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    collector = load_report(args.input)
+    collector = _read_report(args.input)
     if args.output:
-        written = write_report(collector, args.output)
+        try:
+            written = write_report(collector, args.output)
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise _UsageError(f"cannot write report {args.output!r}: {reason}") from None
         print(f"loopwarden: {collector.total} findings; report written to {written}", file=stdout)
     else:
         print_summary(collector, stdout)

@@ -30,17 +30,20 @@ its parents; a file without a ``[tool.loopwarden]`` table gives no settings.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import math
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwarden.allowances import Allowance, parse_allowance
+from loopwarden.allowances import Allowance, check_allowance_target, parse_allowance
 from loopwarden.errors import ConfigError
 from loopwarden.findings import FAMILIES
+from loopwarden.modes import MODES
 from loopwarden.rules import Rule
-from loopwarden.warden import MODES
+from loopwarden.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,15 +56,20 @@ __all__ = [
     "ENV_MODE",
     "ENV_REPORT",
     "ENV_STALL_MS",
+    "MIN_STALL_MS",
     "MODE_VALUES",
     "PYPROJECT_MODE_VALUES",
     "REPORT_SUFFIXES",
     "Settings",
     "find_pyproject",
+    "check_rule_target",
     "load_pyproject_config",
+    "load_pyproject_file",
     "parse_mode",
+    "parse_env_allow",
     "parse_report_path",
     "parse_stall_ms",
+    "read_pyproject_table",
     "settings_from_env",
     "settings_from_table",
 ]
@@ -74,6 +82,10 @@ MODE_VALUES: tuple[str, ...] = (*MODES, "off")
 PYPROJECT_MODE_VALUES: tuple[str, ...] = (*MODE_VALUES, "fail")
 #: The mode used when no layer sets one.
 DEFAULT_MODE = "warn"
+#: The shortest stall threshold accepted anywhere (``stall_ms``, ``LOOPWARDEN_STALL_MS``,
+#: ``--stall-ms``, ``--block-detect-stall-ms``, ``guard(stall_ms=...)``), in milliseconds.
+#: Below it the watchdog would wake up constantly and report scheduling noise as stalls.
+MIN_STALL_MS = 10.0
 #: File suffixes a report path may have.
 REPORT_SUFFIXES: tuple[str, ...] = (".json", ".html")
 
@@ -155,12 +167,15 @@ def parse_mode(value: object, *, where: str = "mode", valid: tuple[str, ...] = M
     """
     text = value.strip().lower() if isinstance(value, str) else value
     if text not in valid:
-        raise ConfigError(f"invalid {where} {value!r}; valid values: {', '.join(valid)}")
+        hint = did_you_mean(text, valid) if isinstance(text, str) else ""
+        raise ConfigError(f"invalid {where} {value!r}{hint}; valid values: {', '.join(valid)}")
     return str(text)
 
 
 def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
-    """Validate a stall threshold: a number of milliseconds >= 0 (0: off).
+    """Validate a stall threshold: ``0`` (off) or a number of milliseconds >= :data:`MIN_STALL_MS`.
+
+    Fractions are kept (``12.5`` stays 12.5 ms, nothing is rounded).
 
     Raises:
         ConfigError: naming the valid values.
@@ -173,10 +188,16 @@ def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if number is None or number != number or number < 0 or number == float("inf"):
+    if number is None or not math.isfinite(number) or number < 0:
         raise ConfigError(
-            f"invalid {where} {value!r}; valid values: a number of milliseconds >= 0 "
-            "(e.g. 100; 0 switches the stall watchdog off)"
+            f"invalid {where} {value!r}; valid values: a number of milliseconds >= "
+            f"{MIN_STALL_MS:g} (e.g. 100), or 0 to switch the stall watchdog off"
+        )
+    if 0 < number < MIN_STALL_MS:
+        raise ConfigError(
+            f"invalid {where} {value!r}: the stall threshold must be at least "
+            f"{MIN_STALL_MS:g} ms (shorter pauses are normal scheduling noise and would "
+            "make the watchdog spin); use 0 to switch it off"
         )
     return number
 
@@ -209,7 +230,7 @@ def _parse_allow_item(item: object, where: str) -> Allowance:
                 "'package.module:qualname = why blocking is fine there' or "
                 '{ target = "package.module:qualname", reason = "..." }'
             )
-        return parse_allowance(spec.strip(), reason.strip())
+        return check_allowance_target(parse_allowance(spec.strip(), reason.strip()), where=where)
     if isinstance(item, Mapping):
         unknown = sorted(set(item) - set(_ALLOW_KEYS))
         if unknown:
@@ -224,7 +245,10 @@ def _parse_allow_item(item: object, where: str) -> Allowance:
             isinstance(p, str) for p in primitives
         ):
             raise ConfigError(f"{where}: 'primitives' must be a list of primitive or family names")
-        return parse_allowance(item.get("target", ""), item.get("reason", ""), primitives)
+        return check_allowance_target(
+            parse_allowance(item.get("target", ""), item.get("reason", ""), primitives),
+            where=where,
+        )
     raise ConfigError(
         f"{where}: allowance {item!r} must be a table "
         '{ target = "package.module:qualname", reason = "..." } or a string '
@@ -247,6 +271,68 @@ def parse_allow(value: object, *, where: str = "allow") -> tuple[Allowance, ...]
     return tuple(_parse_allow_item(item, where) for item in value)
 
 
+def _is_dotted_name(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def _imported_or_stdlib(module_name: str) -> Any:
+    """The module if it is already imported or part of the standard library, else None.
+
+    The user's own modules are never imported just to validate the configuration:
+    importing runs their code, possibly before the patches are in place.
+    """
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return module
+    if module_name.partition(".")[0] not in getattr(sys, "stdlib_module_names", ()):
+        return None
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        return None
+
+
+def check_rule_target(target: object, *, where: str = "rule") -> str:
+    """Validate a rule target: ``"package.module:function"`` or ``"package.module:Class.method"``.
+
+    When the module is already imported (or is in the standard library), the
+    target is looked up too: it must exist, and it must not be a class (patching
+    a class with a function breaks every ``class X(Base)`` and ``isinstance``).
+
+    Raises:
+        ConfigError: naming what is wrong and what to write instead.
+    """
+    shape = (
+        f"{where}: rule target {target!r} must look like 'package.module:function' "
+        "or 'package.module:Class.method'"
+    )
+    if not isinstance(target, str):
+        raise ConfigError(shape)
+    module_name, sep, path = target.partition(":")
+    if not sep or not _is_dotted_name(module_name) or not _is_dotted_name(path):
+        raise ConfigError(shape)
+    module = _imported_or_stdlib(module_name)
+    if module is None:
+        return target
+    owner: Any = module
+    for part in path.split("."):
+        if not hasattr(owner, part):
+            raise ConfigError(
+                f"{where}: rule target {target!r}: {owner.__name__!r} has no attribute "
+                f"{part!r}{did_you_mean(part, dir(owner))}"
+            )
+        owner = getattr(owner, part)
+    if isinstance(owner, type):
+        methods = [n for n, v in vars(owner).items() if callable(v) and not n.startswith("_")]
+        example = f"{target}.{methods[0]}" if methods else f"{target}.method"
+        raise ConfigError(
+            f"{where}: rule target {target!r} is a class; name one of its methods instead "
+            f"(e.g. {example!r}): replacing the class itself would break subclasses and "
+            "isinstance() checks"
+        )
+    return target
+
+
 def parse_rules(value: object, *, where: str = "rules") -> tuple[Rule, ...]:
     """Parse ``rules``: a list of tables with target, suggestion and family.
 
@@ -265,18 +351,15 @@ def parse_rules(value: object, *, where: str = "rules") -> tuple[Rule, ...]:
                 f"{where}: unknown rule key(s) {', '.join(unknown)}; "
                 f"valid keys: {', '.join(_RULE_KEYS)}"
             )
-        target, suggestion = item.get("target"), item.get("suggestion")
-        if not isinstance(target, str) or ":" not in target:
-            raise ConfigError(
-                f"{where}: rule target {target!r} must look like 'package.module:function' "
-                "or 'package.module:Class.method'"
-            )
+        target = check_rule_target(item.get("target"), where=where)
+        suggestion = item.get("suggestion")
         if not isinstance(suggestion, str) or not suggestion.strip():
             raise ConfigError(f"{where}: rule {target!r} needs a suggestion (what to use instead)")
         family = item.get("family", "custom")
         if family not in FAMILIES:
             raise ConfigError(
-                f"{where}: rule {target!r} has invalid family {family!r}; "
+                f"{where}: rule {target!r} has invalid family {family!r}"
+                f"{did_you_mean(str(family), FAMILIES)}; "
                 f"valid families: {', '.join(FAMILIES)}"
             )
         condition = item.get("condition", "always")
@@ -339,11 +422,65 @@ def find_pyproject(start_dir: str | os.PathLike[str] | None = None) -> Path | No
     return None
 
 
+def read_pyproject_table(path: str | os.PathLike[str]) -> Mapping[str, Any] | None:
+    """The raw ``[tool.loopwarden]`` table of one pyproject.toml, or None if it has none.
+
+    Only the standard library is used, so the pytest plugin can call it while
+    it is off without loading loopwarden's core.
+
+    Raises:
+        ConfigError: one line naming the file and the problem (unreadable, not
+            UTF-8, not TOML, or ``tool``/``tool.loopwarden`` not a table).
+    """
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read {os.fspath(path)}: it is not valid UTF-8 (byte {exc.start}); "
+            "TOML files must be UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read {os.fspath(path)}: invalid TOML: {exc}") from exc
+    tool = document.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise ConfigError(
+            f"{os.fspath(path)}: 'tool' must be a table ([tool.loopwarden]), got {tool!r}"
+        )
+    table = tool.get("loopwarden")
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            f"{os.fspath(path)}: 'tool.loopwarden' must be a table ([tool.loopwarden]), "
+            f"got {table!r}"
+        )
+    return table
+
+
+def load_pyproject_file(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate ``[tool.loopwarden]`` from one pyproject.toml file.
+
+    Returns:
+        The settings found; empty :class:`Settings` when the file has no
+        ``[tool.loopwarden]`` table.
+
+    Raises:
+        ConfigError: if the file cannot be read or the table has bad values.
+    """
+    table = read_pyproject_table(path)
+    if table is None:
+        return Settings()
+    return settings_from_table(table, source=f"{os.fspath(path)} [tool.loopwarden]")
+
+
 def load_pyproject_config(start_dir: str | os.PathLike[str] | None = None) -> Settings:
     """Read ``[tool.loopwarden]`` from the nearest pyproject.toml.
 
-    Used by the CLI, :func:`loopwarden.activate_from_env` and the pytest
-    plugin, so all three read the same table the same way.
+    The one reader used by the CLI, :func:`loopwarden.activate_from_env` and the
+    pytest plugin, so all three read the same table the same way.
 
     Args:
         start_dir: Where to start looking (default: the current directory).
@@ -356,26 +493,41 @@ def load_pyproject_config(start_dir: str | os.PathLike[str] | None = None) -> Se
         ConfigError: if the file is not valid TOML or the table has bad values.
     """
     path = find_pyproject(start_dir)
-    if path is None:
-        return Settings()
-    try:
-        with path.open("rb") as file:
-            document = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    table = document.get("tool", {}).get("loopwarden")
-    if table is None:
-        return Settings()
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{path}: [tool.loopwarden] must be a table")
-    return settings_from_table(table, source=f"{path} [tool.loopwarden]")
+    return Settings() if path is None else load_pyproject_file(path)
+
+
+def parse_env_allow(text: str) -> tuple[Allowance, ...]:
+    """Parse ``LOOPWARDEN_ALLOW``: comma-separated ``package.module[:qualname][=reason]``.
+
+    Without ``=reason`` the reason recorded is "listed in LOOPWARDEN_ALLOW".
+
+    Raises:
+        ConfigError: for an entry that is not a module or qualified name.
+    """
+    allowances = []
+    for item in text.split(","):
+        spec, sep, reason = item.partition("=")
+        if not spec.strip():
+            if item.strip():
+                raise ConfigError(f"{ENV_ALLOW}: entry {item.strip()!r} has no target")
+            continue
+        if sep and not reason.strip():
+            raise ConfigError(f"{ENV_ALLOW}: entry {item.strip()!r} has an empty reason after '='")
+        try:
+            allowances.append(
+                parse_allowance(spec.strip(), reason.strip() or f"listed in {ENV_ALLOW}")
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{ENV_ALLOW}: {exc}") from None
+    return tuple(allowances)
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``LOOPWARDEN``, ``LOOPWARDEN_STALL_MS``, ``LOOPWARDEN_REPORT``, ``LOOPWARDEN_ALLOW``.
 
     Empty variables count as unset. ``LOOPWARDEN_ALLOW`` is a comma-separated
-    list of ``package.module:qualname``; the reason recorded is the variable's name.
+    list of ``package.module:qualname``, each optionally followed by ``=reason``
+    (see :func:`parse_env_allow`).
 
     Raises:
         ConfigError: for an invalid value, naming the valid values.
@@ -385,11 +537,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     stall = env.get(ENV_STALL_MS, "").strip()
     report = env.get(ENV_REPORT, "").strip()
     allow_text = env.get(ENV_ALLOW, "").strip()
-    allow = tuple(
-        parse_allowance(spec.strip(), f"listed in {ENV_ALLOW}")
-        for spec in allow_text.split(",")
-        if spec.strip()
-    )
+    allow = parse_env_allow(allow_text)
     return Settings(
         mode=parse_mode(mode, where=ENV_MODE) if mode else None,
         stall_ms=parse_stall_ms(stall, where=ENV_STALL_MS) if stall else None,

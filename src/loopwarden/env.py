@@ -29,14 +29,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from loopwarden.errors import ConfigError
-from loopwarden.warden import Warden, activate
 
 if TYPE_CHECKING:
     from loopwarden.config import Settings
     from loopwarden.report import FindingCollector
+    from loopwarden.warden import Warden
 
-# The switch's name. The config and report modules are imported only once it
-# is set, so `import loopwarden` stays light.
+# The switch's name. The core, config and report modules are imported only once
+# it is set, so `import loopwarden` + `activate_from_env()` stays light when off.
 ENV_MODE = "LOOPWARDEN"
 
 __all__ = ["activate_from_env", "warden_options"]
@@ -85,6 +85,7 @@ def activate_from_env(
     try:
         from loopwarden.config import Settings, load_pyproject_config, settings_from_env
         from loopwarden.report import FindingCollector
+        from loopwarden.warden import activate
 
         settings = Settings.merge(settings_from_env(env), load_pyproject_config(start_dir))
         if settings.warden_mode == "off":

@@ -9,6 +9,7 @@ such as ``from time import sleep`` taken before activation.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import threading
 import types
@@ -22,6 +23,10 @@ from loopwarden.rules import Rule
 __all__ = ["Registry", "registry"]
 
 _OWN_PACKAGES = ("loopwarden", "pytest_loopwarden")
+
+logger = logging.getLogger("loopwarden")
+# Class targets already warned about (refresh() retries unresolved rules often).
+_class_targets_warned: set[str] = set()
 
 
 class PatchError(RuntimeError):
@@ -270,6 +275,17 @@ def _resolve(rule: Rule) -> tuple[Any, str] | None:
             return None
     if not hasattr(owner, name):
         return None  # not on this Python version or platform
+    if isinstance(getattr(owner, name), type):
+        # A class replaced by a function breaks subclassing and isinstance() in the
+        # host; the config reader and mark_blocking() refuse these with an error.
+        if rule.target not in _class_targets_warned:
+            _class_targets_warned.add(rule.target)
+            logger.warning(
+                "loopwarden: rule target %r is a class, not a function or method; "
+                "it is not patched",
+                rule.target,
+            )
+        return None
     return owner, name
 
 

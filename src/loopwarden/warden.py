@@ -12,13 +12,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Literal, get_args
 
 from loopwarden import engine
 from loopwarden import watchdog as _watchdog
-from loopwarden.allowances import Allowance, parse_allowance
+from loopwarden.allowances import Allowance, check_allowance, parse_allowance
 from loopwarden.errors import ConfigError
 from loopwarden.findings import Finding
+from loopwarden.modes import MODES, Mode
 from loopwarden.registry import registry
 from loopwarden.rules import Rule
 
@@ -36,9 +36,6 @@ __all__ = [
 
 logger = logging.getLogger("loopwarden")
 
-Mode = Literal["raise", "warn", "record"]
-#: The modes a warden can run in.
-MODES: tuple[str, ...] = get_args(Mode)
 
 OnFinding = Callable[[Finding], object]
 AllowSpec = Allowance | tuple[str, str]
@@ -66,11 +63,12 @@ def check_mode(mode: object) -> Mode:
     return mode  # type: ignore[return-value]
 
 
-def _to_allowance(spec: AllowSpec) -> Allowance:
+def _to_allowance(spec: AllowSpec, own_rules: Sequence[Rule] = ()) -> Allowance:
+    names = [rule.name for rule in own_rules]
     if isinstance(spec, Allowance):
-        return spec
+        return check_allowance(spec, extra_names=names)
     if isinstance(spec, tuple) and len(spec) == 2:
-        return parse_allowance(spec[0], spec[1])
+        return check_allowance(parse_allowance(spec[0], spec[1]), extra_names=names)
     raise ConfigError(
         f"allowance {spec!r} must be an Allowance or a ('package.module:qualname', reason) pair"
     )
@@ -109,9 +107,9 @@ class Warden:
         #: Stall watchdog threshold in milliseconds; None: no watchdog.
         self.stall_ms: float | None = _watchdog.check_stall_ms(stall_ms)
         self.findings: list[Finding] = []
-        self.allowances: list[Allowance] = [_to_allowance(a) for a in allow]
-        self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
         self._rules: list[Rule] = list(rules)
+        self.allowances: list[Allowance] = [_to_allowance(a, self._rules) for a in allow]
+        self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
         self._active = False
 
     def __repr__(self) -> str:
@@ -127,7 +125,11 @@ class Warden:
 
     def allow(self, spec: str, *, reason: str, primitives: Iterable[str] = ()) -> Allowance:
         """Accept blocking inside ``"package.module:qualname"`` while this warden is active."""
-        allowance = parse_allowance(spec, reason, primitives)
+        allowance = check_allowance(
+            parse_allowance(spec, reason, primitives),
+            where="allow()",
+            extra_names=[rule.name for rule in self._rules],
+        )
         self.allowances.append(allowance)
         return allowance
 

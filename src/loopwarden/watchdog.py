@@ -95,6 +95,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopwarden import engine, loop_starts, threads
+from loopwarden.config import MIN_STALL_MS
 from loopwarden.errors import ConfigError
 from loopwarden.heartbeats import (
     Clock,
@@ -123,7 +124,8 @@ __all__ = [
 
 logger = logging.getLogger("loopwarden")
 
-#: The threshold to use when stall detection is requested without a value.
+#: The threshold to use when stall detection is requested without a value. The
+#: lowest accepted, MIN_STALL_MS, lives with the configuration reader.
 DEFAULT_STALL_MS = 100.0
 #: How often a stalled thread's stack is sampled.
 DEFAULT_SAMPLE_MS = 10.0
@@ -134,14 +136,19 @@ _SCAN_S = 0.5
 THREAD_NAME = "loopwarden-watchdog"
 
 
-def check_stall_ms(value: object) -> float | None:
+def check_stall_ms(value: object, *, minimum: float | None = None) -> float | None:
     """Return ``value`` as a threshold in milliseconds, or None (watchdog off).
 
+    Args:
+        value: The threshold, or None.
+        minimum: The smallest accepted value; default :data:`MIN_STALL_MS`.
+
     Raises:
-        ConfigError: unless ``value`` is None or a positive finite number.
+        ConfigError: unless ``value`` is None or a finite number >= ``minimum``.
     """
     if value is None:
         return None
+    lowest = MIN_STALL_MS if minimum is None else minimum
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -151,6 +158,12 @@ def check_stall_ms(value: object) -> float | None:
         raise ConfigError(
             f"invalid stall_ms {value!r}: give the stall threshold as a positive number of "
             f"milliseconds (e.g. {DEFAULT_STALL_MS:g}), or None to switch the watchdog off"
+        )
+    if value < lowest:
+        raise ConfigError(
+            f"invalid stall_ms {value!r}: the stall threshold must be at least {lowest:g} ms "
+            "(shorter pauses are scheduling noise, and the watchdog would spin); "
+            "None switches the watchdog off"
         )
     return float(value)
 
@@ -241,7 +254,7 @@ class Watchdog:
         clock: Clock = monotonic,
     ) -> None:
         self.stall_ms = check_stall_ms(stall_ms) or DEFAULT_STALL_MS
-        self.sample_ms = check_stall_ms(sample_ms) or DEFAULT_SAMPLE_MS
+        self.sample_ms = check_stall_ms(sample_ms, minimum=1.0) or DEFAULT_SAMPLE_MS
         self._clock = clock
         self._watches: dict[int, _Watch] = {}
         self._unwatchable: set[int] = set()  # probe threads the Qt heartbeat cannot serve

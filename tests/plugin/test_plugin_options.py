@@ -68,7 +68,17 @@ def test_precedence_cli_ini_pyproject_default(
         ((), "sometimes", "", "valid modes: fail, raise, warn, record, off"),
         ((), "", 'mode = "loud"', "valid values: raise, warn, record, off, fail"),
         (("--block-detect", "--block-detect-scope=my-pkg"), "", "", "expected package names"),
-        (("--block-detect", "--block-detect-stall-ms=soon"), "", "", "positive whole number"),
+        (("--block-detect", "--block-detect-stall-ms=soon"), "", "", "milliseconds >= 10"),
+        (("--block-detect", "--block-detect-stall-ms=0.4"), "", "", "at least 10 ms"),
+        (("--block-detect",), "", "stall_ms = 0.4", "stall_ms 0.4: the stall threshold must"),
+        (("--block-detect",), "", 'allow = ["mylib:f x = why"]', "is not a qualified name"),
+        (
+            ("--block-detect",),
+            "",
+            'rules = [{ target = "json:JSONDecoder", suggestion = "x" }]',
+            "is a class",
+        ),
+        (("--block-detect",), "", 'mode = "recrod"', "did you mean 'record'"),
         (("--block-detect",), "", "stall_ms = -5", "stall_ms -5; valid values: a number"),
         (("--block-detect",), "", 'allow = [{ target = "mylib:f" }]', "needs a reason"),
         (("--block-detect",), "", 'allow = [{ target = "mylib:f", why = "x" }]', "valid keys"),
@@ -168,17 +178,34 @@ def test_off_registers_no_per_test_hooks(pytester: pytest.Pytester) -> None:
     assert config.pluginmanager.get_plugin("loopwarden-runtime") is not None
 
 
-def test_flag_off_does_not_even_import_loopwarden(tmp_path: Path) -> None:
-    inner = """
+_CORE_NOT_LOADED = """
 import asyncio, sys, time
+
+CORE = ("engine", "registry", "patching", "warden", "watchdog", "families", "report", "api")
 
 
 def test_nothing_loaded_nothing_patched():
     async def main():
         time.sleep(0.001)
     asyncio.run(main())
-    assert "loopwarden" not in sys.modules
+    loaded = [m for m in CORE if f"loopwarden.{m}" in sys.modules]
+    assert loaded == []
     assert not hasattr(time.sleep, "__loopwarden_rule__")
 """
-    result = run_pytest(make_project(tmp_path, {"test_inner.py": inner}), "--strict-markers")
+
+
+@pytest.mark.parametrize(
+    "pyproject",
+    [
+        "",
+        # The one configuration reader reads the table without loading the core.
+        '[tool.loopwarden]\nstall_ms = 150\nallow = ["json:loads = parsing is fast"]\n',
+    ],
+    ids=["no-table", "with-table"],
+)
+def test_flag_off_loads_no_patching_core(tmp_path: Path, pyproject: str) -> None:
+    files = {"test_inner.py": _CORE_NOT_LOADED}
+    if pyproject:
+        files["pyproject.toml"] = pyproject
+    result = run_pytest(make_project(tmp_path, files), "--strict-markers")
     result.assert_outcomes(passed=1)
