@@ -103,9 +103,12 @@ def _checked_call(
     if allowed and ("*" in allowed or rule.name in allowed or rule.family in allowed):
         return original(*args, **kwargs)
 
-    tls.busy = True
     ident = _get_ident()
     try:
+        # Set inside the try: an exception from a signal handler (Ctrl-C) can
+        # arrive at any call, and a flag left set would silence this thread
+        # for good.
+        tls.busy = True
         caller = sys._getframe(2)  # 0: here, 1: the wrapper, 2: who called the primitive
         finding = None
         user_frame = None
@@ -145,8 +148,8 @@ def _quiet_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
     tls = _tls
     while True:
         outer_busy = getattr(tls, "busy", False)
-        tls.busy = True
         try:
+            tls.busy = True
             item = next(iterator)
         except StopIteration:
             return
