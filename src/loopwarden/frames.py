@@ -64,7 +64,11 @@ TOOL_PACKAGES = frozenset(
 _UNEXCUSED_OWN_MODULES = ("loopwarden.demo",)
 
 #: loopwarden modules whose frames sit between the blocking call and its caller.
-_HIDDEN_MODULES = frozenset({"loopwarden.engine"})
+_HIDDEN_MODULES = frozenset({"loopwarden.engine", "loopwarden.qt.dispatch"})
+
+#: Modules whose frames dispatch events like a loop's callback dispatcher:
+#: Qt runs a test-driven slot inside loopwarden.qt.dispatch's wrappers.
+_DISPATCH_MODULES = frozenset({"loopwarden.qt.dispatch"})
 
 _STDLIB_DIRS: tuple[str, ...] = tuple(
     sorted(
@@ -109,7 +113,7 @@ class FrameInfo:
         self.key = f"{module}:{qualname}"
         #: The event loop's callback dispatcher: frames further out are the
         #: loop's own machinery, the same for every finding, so stacks stop here.
-        self.boundary = self.key in _LOOP_DISPATCH
+        self.boundary = self.key in _LOOP_DISPATCH or module in _DISPATCH_MODULES
 
 
 _LOOP_DISPATCH = frozenset({"asyncio.events:Handle._run", "asyncio.events:_run"})

@@ -19,6 +19,7 @@ from typing import Any
 from loopwarden.engine import make_wrapper
 from loopwarden.patching import Patch, apply_patch, revert_patch
 from loopwarden.rules import Rule
+from loopwarden.wraps import Wrap
 
 __all__ = ["Registry", "registry"]
 
@@ -39,11 +40,23 @@ def _default_rules() -> list[Rule]:
     return list(default_rules())
 
 
+def _default_wraps() -> list[Wrap]:
+    from loopwarden.families import default_wraps
+
+    return list(default_wraps())
+
+
 class Registry:
     """Holds the rules and installs them as patches, process-wide."""
 
-    def __init__(self, rule_source: Callable[[], list[Rule]] = _default_rules) -> None:
+    def __init__(
+        self,
+        rule_source: Callable[[], list[Rule]] = _default_rules,
+        wrap_source: Callable[[], list[Wrap]] = _default_wraps,
+    ) -> None:
         self._rule_source = rule_source
+        self._wrap_source = wrap_source
+        self._wrap_patches: dict[str, Patch] = {}  # wrap target -> its patch
         self._extra_rules: list[Rule] = []
         self._patches: list[Patch] = []
         self._patched_rules: dict[str, list[Patch]] = {}  # rule target -> its patches
@@ -105,7 +118,12 @@ class Registry:
                 self.refresh()
                 return
             rules = self.rules()
-            self._install_rules(rules)
+            self._install_wraps()  # first: a rule on the same attribute goes on top
+            try:
+                self._install_rules(rules)
+            except BaseException:
+                self.uninstall()  # all-or-nothing: the wraps come off too
+                raise
             self._unresolved = [r for r in rules if r.target not in self._patched_rules]
             self._modules_seen = len(sys.modules)
 
@@ -119,6 +137,7 @@ class Registry:
             self._modules_seen = len(sys.modules)
             candidates = self.rules() if self._unresolved is None else self._unresolved
             pending = [r for r in candidates if r.target not in self._patched_rules]
+            self._install_wraps()
             self._install_rules(pending)
             self._unresolved = [r for r in pending if r.target not in self._patched_rules]
 
@@ -128,9 +147,41 @@ class Registry:
             while self._patches:
                 revert_patch(self._patches.pop())
             self._patched_rules.clear()
+            self._wrap_patches.clear()
             self._wrapped.clear()
             self._unresolved = None
             self._instance_rules.clear()
+
+    def _install_wraps(self) -> None:
+        """Apply the wraps whose targets exist and are not wrapped yet."""
+        applied: list[Patch] = []
+        try:
+            for wrap in self._wrap_source():
+                if wrap.target in self._wrap_patches:
+                    continue
+                resolved = _resolve(wrap)
+                if resolved is None:
+                    continue
+                owner, name = resolved
+                if not isinstance(owner, type):
+                    continue  # wraps are for methods (module functions take rules)
+                raw = owner.__dict__.get(name)
+                current = getattr(owner, name)
+                if getattr(current, "__loopwarden_rule__", None) is not None:
+                    continue  # a rule got there first: wrapping it would not come off exactly
+                replacement = _method_replacement(owner, name, raw, current, _wrap_maker(wrap))
+                patch = apply_patch(owner, name, replacement)
+                applied.append(patch)
+                self._wrap_patches[wrap.target] = patch
+        except BaseException as exc:
+            for patch in reversed(applied):
+                revert_patch(patch)
+            for key in [k for k, v in self._wrap_patches.items() if v in applied]:
+                del self._wrap_patches[key]
+            if isinstance(exc, Exception):
+                raise PatchError(f"loopwarden could not install its patches: {exc}") from exc
+            raise
+        self._patches.extend(applied)
 
     def _install_rules(self, rules: list[Rule]) -> None:
         applied: list[Patch] = []
@@ -175,7 +226,9 @@ class Registry:
         if getattr(current, "__loopwarden_rule__", None) is not None:
             return None  # already ours (an alias of a rule patched earlier)
         if isinstance(owner, type):
-            replacement = _method_replacement(rule, owner, name, raw, current)
+            replacement = _method_replacement(
+                owner, name, raw, current, lambda original: make_wrapper(rule, original)
+            )
         else:
             if id(current) in self._wrapped:
                 replacement = self._wrapped[id(current)]
@@ -256,7 +309,7 @@ class Registry:
         return names
 
 
-def _resolve(rule: Rule) -> tuple[Any, str] | None:
+def _resolve(rule: Rule | Wrap) -> tuple[Any, str] | None:
     """Find ``(owner, attribute name)`` for a rule, or None if it does not apply here."""
     module_name = rule.module_name
     module = sys.modules.get(module_name)
@@ -287,6 +340,13 @@ def _resolve(rule: Rule) -> tuple[Any, str] | None:
             )
         return None
     return owner, name
+
+
+def _wrap_maker(wrap: Wrap) -> Callable[[Any], Any]:
+    def make(original: Any) -> Any:
+        return wrap.around(wrap.name, original)
+
+    return make
 
 
 def _is_shiboken_type(owner: Any) -> bool:
@@ -323,18 +383,23 @@ def _function_replacement(rule: Rule, original: Any) -> Any:
     return replacement
 
 
-def _method_replacement(rule: Rule, owner: type, name: str, raw: Any, current: Any) -> Any:
-    """A class attribute replacement that binds the way the original did."""
+def _method_replacement(
+    owner: type, name: str, raw: Any, current: Any, make: Callable[[Any], Any]
+) -> Any:
+    """A class attribute replacement that binds the way the original did.
+
+    ``make(original)`` builds the replacement function (a rule's wrapper or a wrap's).
+    """
     if isinstance(raw, staticmethod):
-        return staticmethod(make_wrapper(rule, raw.__func__))
+        return staticmethod(make(raw.__func__))
     if isinstance(raw, classmethod):
-        return classmethod(make_wrapper(rule, raw.__func__))
+        return classmethod(make(raw.__func__))
     looked_up = raw if raw is not None else _inherited_raw(owner, name)
     if looked_up is not None and hasattr(type(looked_up), "__get__"):
         # Functions and method descriptors bind ``self``; so will our wrapper.
-        return make_wrapper(rule, looked_up)
+        return make(looked_up)
     # Builtins stored on a class (Shiboken static methods) do not bind.
-    return staticmethod(make_wrapper(rule, current))
+    return staticmethod(make(current))
 
 
 def _inherited_raw(owner: type, name: str) -> Any:

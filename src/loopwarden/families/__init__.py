@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 
 from loopwarden.rules import Rule
+from loopwarden.wraps import Wrap
 
-__all__ = ["FAMILY_MODULES", "default_rules"]
+__all__ = ["FAMILY_MODULES", "WRAP_MODULES", "default_rules", "default_wraps"]
 
 #: Modules (relative to this package) holding a ``RULES`` table, in order.
 FAMILY_MODULES: tuple[str, ...] = (
@@ -24,7 +25,11 @@ FAMILY_MODULES: tuple[str, ...] = (
     "qt",
 )
 
+#: Modules (absolute) holding a ``WRAPS`` table of :class:`~loopwarden.wraps.Wrap`.
+WRAP_MODULES: tuple[str, ...] = ("loopwarden.qt.dispatch",)
+
 _cache: tuple[Rule, ...] | None = None
+_wraps_cache: tuple[Wrap, ...] | None = None
 
 
 def default_rules() -> tuple[Rule, ...]:
@@ -37,3 +42,14 @@ def default_rules() -> tuple[Rule, ...]:
             rules.extend(module.RULES)
         _cache = tuple(rules)
     return _cache
+
+
+def default_wraps() -> tuple[Wrap, ...]:
+    """Every built-in wrap (patches that mark, not detect)."""
+    global _wraps_cache
+    if _wraps_cache is None:
+        wraps: list[Wrap] = []
+        for name in WRAP_MODULES:
+            wraps.extend(importlib.import_module(name).WRAPS)
+        _wraps_cache = tuple(wraps)
+    return _wraps_cache

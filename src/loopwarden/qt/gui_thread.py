@@ -25,6 +25,9 @@ Wiring, without any call beyond ``guard()``:
   patched calls on the main thread keep the core's fast path.
 * The probe only asks Qt for the loop level: a QApplication created after
   activation is picked up by that same question.
+* Outside any event loop, the probe also answers "yes" while Qt runs event
+  handlers inside a call marked by :mod:`loopwarden.qt.dispatch`
+  (``qtbot.mouseClick``, ``button.click()``, ``signal.emit()``...).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
+from loopwarden.qt import dispatch
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, remove_thread_probe, thread_probes
 
@@ -62,11 +66,11 @@ _state = _State()
 
 def _qt_rule_modules() -> frozenset[str]:
     if _state.rule_modules is None:
-        from loopwarden.families import default_rules
+        from loopwarden.families import default_rules, default_wraps
 
-        _state.rule_modules = frozenset(
-            r.module_name for r in default_rules() if r.module_name.startswith("PySide6")
-        )
+        names = [r.module_name for r in default_rules()]
+        names.extend(w.module_name for w in default_wraps())
+        _state.rule_modules = frozenset(n for n in names if n.startswith("PySide6"))
     return _state.rule_modules
 
 
@@ -102,7 +106,7 @@ def describe_qt_loop() -> str | None:
     level = current_thread().loopLevel()
     if level > 0:
         return f"Qt event loop (QThread.loopLevel() == {level}) on the GUI thread"
-    return None
+    return dispatch.describe_dispatch()
 
 
 def _on_pyside_import(name: str) -> None:
@@ -125,6 +129,7 @@ def _remove_probe(keep: int | None) -> None:
         if thread_probes.get(state.thread_id) is describe_qt_loop:
             remove_thread_probe(state.thread_id)
         state.thread_id = None
+        dispatch.state.gui_thread = None
 
 
 def sync() -> None:
@@ -152,3 +157,4 @@ def sync() -> None:
         _remove_probe(keep=ident)
     add_thread_probe(ident, describe_qt_loop)
     state.thread_id = ident
+    dispatch.state.gui_thread = ident

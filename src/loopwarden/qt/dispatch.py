@@ -1,0 +1,128 @@
+"""Mark Qt event handling that runs outside any event loop (tests driving the GUI).
+
+A pytest-qt test drives widgets directly: ``qtbot.mouseClick(button, ...)``,
+``button.click()``, ``action.trigger()``, ``obj.some_signal.emit()``. Qt runs
+the slots and event handlers *inside* those calls, synchronously on the GUI
+thread, while no event loop runs (``loopLevel() == 0``). In the real
+application the same handlers run inside the event loop, where blocking
+freezes the window, so they are checked here too.
+
+Each entry point in :data:`ENTRY_POINTS` is wrapped (:class:`loopwarden.wraps.Wrap`):
+on the GUI thread, while a warden is active, the wrapper pushes the entry
+point's name on :data:`state.entries <_DispatchState.entries>` for the
+duration of the call, and the GUI-thread probe
+(:func:`loopwarden.qt.gui_thread.describe_qt_loop`) treats the thread as
+guarded while that list is not empty. The entry-point call itself is made by
+the test and is not checked: only what Qt runs inside it is.
+
+Cost: on any other thread (and on the GUI thread while no warden is active)
+the wrapper compares one thread id and calls the original. Threads without a
+probe never consult the list at all.
+
+What is not marked: other API that happens to run handlers synchronously
+(``show()``/``close()`` running showEvent/closeEvent, setters emitting
+``valueChanged``), and a bare ``processEvents()`` from the test body, which
+stays unguarded by design (see the Qt guide).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from loopwarden.wraps import Wrap
+
+__all__ = ["ENTRY_POINTS", "WRAPS", "state"]
+
+_QTCORE = "PySide6.QtCore"
+_QTGUI = "PySide6.QtGui"
+_QTWIDGETS = "PySide6.QtWidgets"
+_QTTEST = "PySide6.QtTest"
+
+
+class _DispatchState:
+    """Where event handling is being marked (one instance, module-wide)."""
+
+    __slots__ = ("entries", "gui_thread")
+
+    def __init__(self) -> None:
+        #: Thread id of the GUI thread while a warden is active, else None.
+        self.gui_thread: int | None = None
+        #: Names of the entry points running on the GUI thread, outermost first.
+        self.entries: list[str] = []
+
+
+state = _DispatchState()
+
+#: Calls through which Qt runs slots and event handlers synchronously.
+ENTRY_POINTS: tuple[str, ...] = (
+    # Synthetic input (qtbot's mouse/key helpers call these at call time).
+    *(
+        f"{_QTTEST}:QTest.{name}"
+        for name in (
+            "mouseClick",
+            "mouseDClick",
+            "mouseMove",
+            "mousePress",
+            "mouseRelease",
+            "mouseEvent",
+            "wheelEvent",
+            "keyClick",
+            "keyClicks",
+            "keyEvent",
+            "keyPress",
+            "keyRelease",
+            "keySequence",
+            "sendKeyEvent",
+            "simulateEvent",
+            # These process events while they wait (no event loop level).
+            "qWait",
+            "qWaitForWindowExposed",
+            "qWaitForWindowActive",
+            "qWaitForWindowFocused",
+        )
+    ),
+    f"{_QTWIDGETS}:QAbstractButton.click",
+    f"{_QTWIDGETS}:QAbstractButton.animateClick",
+    f"{_QTGUI}:QAction.trigger",
+    f"{_QTGUI}:QAction.activate",
+    f"{_QTCORE}:SignalInstance.emit",
+    f"{_QTCORE}:QCoreApplication.sendEvent",
+    f"{_QTCORE}:QCoreApplication.notify",
+    f"{_QTGUI}:QGuiApplication.notify",
+    f"{_QTWIDGETS}:QApplication.notify",
+    f"{_QTCORE}:QMetaObject.invokeMethod",
+)
+
+
+def _mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """The replacement of one entry point: mark the call on the GUI thread."""
+    marks = state
+    entries = marks.entries
+    get_ident = threading.get_ident
+
+    def _qt_dispatch(*args: Any, **kwargs: Any) -> Any:
+        if get_ident() != marks.gui_thread:
+            return original(*args, **kwargs)
+        entries.append(name)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            entries.pop()
+
+    _qt_dispatch.__name__ = getattr(original, "__name__", _qt_dispatch.__name__)
+    _qt_dispatch.__qualname__ = getattr(original, "__qualname__", _qt_dispatch.__qualname__)
+    _qt_dispatch.__wrapped__ = original  # type: ignore[attr-defined]
+    return _qt_dispatch
+
+
+WRAPS: tuple[Wrap, ...] = tuple(Wrap(target, _mark) for target in ENTRY_POINTS)
+
+
+def describe_dispatch() -> str | None:
+    """Describe the event handling marked on this thread, or None (GUI thread only)."""
+    entries = state.entries
+    if entries:
+        return f"Qt event handling run by {entries[0]}() on the GUI thread"
+    return None
