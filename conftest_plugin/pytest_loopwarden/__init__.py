@@ -9,8 +9,9 @@ Modules: :mod:`~pytest_loopwarden.options` (options and settings; ``[tool.loopwa
 and ``LOOPWARDEN_ALLOW`` through :mod:`loopwarden.config`, the shared reader),
 :mod:`~pytest_loopwarden.markers`, :mod:`~pytest_loopwarden.runtime`
 (per-test hooks), :mod:`~pytest_loopwarden.wardens` (the per-test warden),
-:mod:`~pytest_loopwarden.records` and :mod:`~pytest_loopwarden.reporting`
-(failures, summary, JSON), :mod:`~pytest_loopwarden.xdist_support`.
+:mod:`~pytest_loopwarden.records`, :mod:`~pytest_loopwarden.summary`
+(failures and the terminal summary), :mod:`~pytest_loopwarden.reporting`
+(JSON), :mod:`~pytest_loopwarden.xdist_support`.
 """
 
 from __future__ import annotations

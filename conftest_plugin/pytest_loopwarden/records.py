@@ -10,10 +10,12 @@ from typing import Any
 from loopwarden import Finding, StackFrame
 from loopwarden.frames import is_stdlib_file
 
-__all__ = ["ORIGINS", "Record", "blocking_frame", "in_scope", "origin_of"]
+__all__ = ["ORIGINS", "Record", "blocking_frame", "in_scope", "kept_because", "origin_of"]
 
-#: Whose code made the blocking call, as shown in failures and reports.
-ORIGINS = ("test code", "in-scope code", "third-party code")
+#: Whose code made the blocking call, as shown in failures and reports: the
+#: tests, the project's own code (the ``--block-detect-scope`` packages when
+#: set), or a library.
+ORIGINS = ("test code", "your code", "third-party code")
 
 _SITE_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
@@ -39,9 +41,10 @@ def _is_test_file(filename: str, test_files: Collection[str]) -> bool:
 
 
 def origin_of(finding: Finding, test_files: Collection[str], scope: Sequence[str]) -> str:
-    """Classify the blocking frame: test code, in-scope code or third-party code.
+    """Classify the blocking frame: test code, your code or third-party code.
 
-    Without a scope, code outside site-packages counts as in scope (the project).
+    With a scope, your code is the scope's packages; without one, code
+    outside site-packages (the project).
     """
     frame = blocking_frame(finding)
     if frame is None:
@@ -52,6 +55,20 @@ def origin_of(finding: Finding, test_files: Collection[str], scope: Sequence[str
         return ORIGINS[1] if in_scope(frame.module, scope) else ORIGINS[2]
     path = os.path.normcase(frame.filename)
     return ORIGINS[2] if any(m in path for m in _SITE_MARKERS) else ORIGINS[1]
+
+
+def kept_because(finding: Finding, scope: Sequence[str]) -> str:
+    """Why a finding passed the ``scope`` filter, e.g. ``"kept: stack passes through pkg.mod:f"``.
+
+    Empty when there is no scope, or when the primitive itself is a function
+    of the scope (a ``mark_blocking`` rule).
+    """
+    if not scope or in_scope(finding.primitive, scope):
+        return ""
+    for frame in reversed(finding.stack):
+        if in_scope(frame.module, scope):
+            return f"kept: stack passes through {frame.module}:{frame.function}"
+    return ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Text and JSON output: per-phase failures, the terminal summary, the report file."""
+"""The JSON report file (the text the plugin prints is in :mod:`~pytest_loopwarden.summary`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Any
 from pytest_loopwarden.options import Settings
 from pytest_loopwarden.records import Record
 
-__all__ = ["group_by_site", "phase_failure", "summary_lines", "write_json_report"]
+__all__ = ["group_by_site", "write_json_report"]
 
 #: Version of the JSON report's layout; bump when keys change meaning.
 REPORT_SCHEMA = "loopwarden-pytest/1"
-
-_MAX_TESTS_SHOWN = 3
 
 
 def group_by_site(records: Iterable[Record]) -> list[list[Record]]:
@@ -24,64 +22,6 @@ def group_by_site(records: Iterable[Record]) -> list[list[Record]]:
     for record in records:
         groups.setdefault(record.site, []).append(record)
     return sorted(groups.values(), key=lambda g: (-len(g), g[0].site))
-
-
-def _source(record: Record) -> str:
-    for frame in reversed(record.finding.stack):
-        if str(frame) == record.finding.user_caller:
-            return frame.source_line()
-    return ""
-
-
-def phase_failure(phase: str, records: Sequence[Record], mode: str) -> str:
-    """The failure text for one test phase.
-
-    In the spirit of pytest-qt's "Exceptions caught in Qt event loop".
-    """
-    count = len(records)
-    lines = [
-        f"loopwarden: {count} blocking call{'s' if count != 1 else ''} on an event-loop "
-        f"thread during {phase.upper()} (--block-detect={mode}):"
-    ]
-    for number, group in enumerate(group_by_site(records), 1):
-        first = group[0]
-        finding = first.finding
-        times = f", {len(group)} times" if len(group) > 1 else ""
-        lines.append(
-            f"{number}) {finding.primitive}() in {first.origin} on thread "
-            f"{finding.thread_name!r} ({finding.loop}){times}"
-        )
-        lines.append(f"   at {finding.user_caller or finding.caller}")
-        source = _source(first)
-        if source:
-            lines.append(f"      {source}")
-        if finding.caller != finding.user_caller:
-            lines.append(f"   called {finding.primitive}() from {finding.caller}")
-        lines.append(f"   suggestion: {finding.suggestion}")
-    lines.append(
-        "The calls were recorded even if an exception was swallowed (slot, callback, "
-        "except clause). Accept one with @pytest.mark.allow_blocking(..., reason=...)."
-    )
-    return "\n".join(lines)
-
-
-def summary_lines(records: Sequence[Record]) -> list[str]:
-    """The terminal summary: one entry per call site with its count and tests."""
-    lines: list[str] = []
-    for group in group_by_site(records):
-        first = group[0]
-        finding = first.finding
-        tests = sorted({r.nodeid for r in group})
-        shown = ", ".join(tests[:_MAX_TESTS_SHOWN])
-        if len(tests) > _MAX_TESTS_SHOWN:
-            shown += f" (+{len(tests) - _MAX_TESTS_SHOWN} more)"
-        lines.append(
-            f"{len(group)}x {finding.primitive}() at {finding.user_caller or finding.caller} "
-            f"[{first.origin}]"
-        )
-        lines.append(f"    tests: {shown}")
-        lines.append(f"    suggestion: {finding.suggestion}")
-    return lines
 
 
 def write_json_report(path: Path, settings: Settings, records: Sequence[Record]) -> None:

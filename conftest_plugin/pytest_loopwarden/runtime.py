@@ -29,7 +29,7 @@ from loopwarden import Allowance, Rule, Warden, engine, frames
 from loopwarden.allowances import check_allowance
 from loopwarden.errors import ConfigError
 from loopwarden.registry import registry
-from pytest_loopwarden import reporting, xdist_support
+from pytest_loopwarden import reporting, summary, xdist_support
 from pytest_loopwarden.markers import ItemOptions, check_marker_names, item_options
 from pytest_loopwarden.options import Settings, warden_mode
 from pytest_loopwarden.records import Record, origin_of
@@ -62,6 +62,8 @@ class BlockDetectPlugin:
         self._extra: dict[str, Any] = {}
         self._report_error = ""
         self._own_code: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        self._failed_phases = 0  # phases failed for their findings: the footer is shown once
+        self._warned = 0  # records already shown as warnings (warn mode)
         if settings.stall_ms is not None:
             self._extra["stall_ms"] = settings.stall_ms
         rule_names = [rule.name for rule in settings.project.rules]
@@ -105,11 +107,17 @@ class BlockDetectPlugin:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """On the xdist controller, take the findings of a finished worker."""
         self.records.extend(xdist_support.records_from_node(node))
+        counts = xdist_support.counts_from_node(node)
+        self._failed_phases += counts.get("failed_phases", 0)
+        self._warned += counts.get("warned", 0)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Hand the findings to the controller, or write the JSON report."""
         if xdist_support.is_worker(self.config):
             xdist_support.send_records(self.config, self.records)
+            xdist_support.send_counts(
+                self.config, {"failed_phases": self._failed_phases, "warned": self._warned}
+            )
         elif self.settings.report is not None:
             try:
                 reporting.write_json_report(self.settings.report, self.settings, self.records)
@@ -117,21 +125,27 @@ class BlockDetectPlugin:
                 self._report_error = f"could not write the JSON report: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Findings grouped by call site, with counts."""
+        """Findings grouped by place to fix, largest first, capped to fit a screen."""
         if self._report_error:
             terminalreporter.write_line(f"loopwarden: {self._report_error}", red=True)
         if not self.records:
             return
-        sites = len(reporting.group_by_site(self.records))
-        terminalreporter.write_sep(
-            "=",
-            f"loopwarden: {len(self.records)} blocking call(s) at {sites} call site(s)",
-            yellow=True,
+        report = self.settings.report if not self._report_error else None
+        title, lines = summary.summary_lines(
+            self.records,
+            verbosity=int(self.config.getoption("verbose") or 0),
+            scope=self.settings.scope,
+            report=report,
+            failed=self._failed_phases > 0,
         )
-        for line in reporting.summary_lines(self.records):
+        if self._warned == len(self.records):
+            # warn mode: each finding was printed once already, as a warning.
+            lines = ["(each one is listed once in the warnings summary above)"]
+            if report is not None:
+                lines.append(f"Full report: {report}")
+        terminalreporter.write_sep("=", title, yellow=True)
+        for line in lines:
             terminalreporter.write_line(line)
-        if self.settings.report is not None and not self._report_error:
-            terminalreporter.write_line(f"JSON report: {self.settings.report}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Remove the patches and the pyproject rules and allowances."""
@@ -225,9 +239,12 @@ class BlockDetectPlugin:
             return
         records = [Record(f, item.nodeid, phase, self._origin(f), self._worker) for f in new]
         self.records.extend(records)
+        if options.mode == "warn":
+            self._warned += len(records)
         if options.mode not in ("fail", "raise"):
             return
-        text = reporting.phase_failure(phase, records, options.mode)
+        self._failed_phases += 1
+        text = summary.phase_failure(phase, records, options.mode, self.settings.scope)
         if exc is None:
             pytest.fail(text, pytrace=False)
         # The phase failed already (or was skipped or interrupted): keep its own

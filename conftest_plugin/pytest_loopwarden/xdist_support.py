@@ -13,10 +13,22 @@ import pytest
 
 from pytest_loopwarden.records import Record
 
-__all__ = ["KEY", "is_controller", "is_worker", "records_from_node", "send_records", "worker_id"]
+__all__ = [
+    "COUNTS_KEY",
+    "KEY",
+    "counts_from_node",
+    "is_controller",
+    "is_worker",
+    "records_from_node",
+    "send_counts",
+    "send_records",
+    "worker_id",
+]
 
 #: Key in ``workeroutput``.
 KEY = "loopwarden_records"
+#: Key in ``workeroutput`` for the worker's counters (phases failed, findings warned).
+COUNTS_KEY = "loopwarden_counts"
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -45,3 +57,16 @@ def records_from_node(node: Any) -> list[Record]:
     """The records a finished worker sent (none if it crashed)."""
     output: dict[str, Any] = getattr(node, "workeroutput", None) or {}
     return [Record.from_dict(data) for data in output.get(KEY, [])]
+
+
+def send_counts(config: pytest.Config, counts: dict[str, int]) -> None:
+    """Hand this worker's counters to the controller."""
+    workeroutput: dict[str, Any] = getattr(config, "workeroutput", {})
+    workeroutput[COUNTS_KEY] = dict(counts)
+
+
+def counts_from_node(node: Any) -> dict[str, int]:
+    """The counters a finished worker sent (empty if it crashed)."""
+    output: dict[str, Any] = getattr(node, "workeroutput", None) or {}
+    counts = output.get(COUNTS_KEY, {})
+    return {str(k): v for k, v in counts.items() if isinstance(v, int)}

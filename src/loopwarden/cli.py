@@ -370,7 +370,8 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
             code = _run_target(target, stderr)
     collector.finish()
     if not args.no_summary and mode != "off":
-        print_summary(collector, stderr)
+        # warn mode printed each finding as a warning already: only count them.
+        print_summary(collector, stderr, brief=mode == "warn")
     if report_path:
         try:
             written = write_report(collector, report_path)

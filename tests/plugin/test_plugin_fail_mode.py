@@ -219,8 +219,8 @@ def test_status(run: tuple[pytest.RunResult, dict[str, Any]], test: str, status:
 def test_call_failure_lists_the_finding(run: tuple[pytest.RunResult, dict[str, Any]]) -> None:
     result, _ = run
     text = section(result, "test_call_blocks")
-    assert "1 blocking call on an event-loop thread during CALL (--block-detect=fail)" in text
-    assert "time.sleep() in test code on thread 'MainThread'" in text
+    assert "1 blocking call on an event-loop thread during CALL (--block-detect=fail), at 1 place" in text
+    assert "time.sleep() [test code] on thread 'MainThread'" in text
     assert re.search(r"at .*test_inner.py:\d+ in test_call_blocks", text)
     assert "suggestion: Use `await asyncio.sleep(seconds)`" in text
 
@@ -230,7 +230,7 @@ def test_setup_and_teardown_phases(run: tuple[pytest.RunResult, dict[str, Any]])
     assert "during SETUP" in section(result, "test_setup_blocks")
     teardown = section(result, "test_teardown_blocks")
     assert "during TEARDOWN" in teardown
-    assert "os.stat() in test code" in teardown
+    assert "os.stat() [test code]" in teardown
     found = findings_by_test(report)
     assert found["test_setup_blocks"] == ["setup:time.sleep"]
     assert found["test_teardown_blocks"] == ["teardown:os.stat"]
@@ -243,7 +243,7 @@ def test_own_error_is_kept_with_findings_beside_it(
     text = section(result, "test_error_and_finding")
     assert "ValueError: the test's own error" in text
     assert "Captured loopwarden call" in text
-    assert "time.sleep() in test code" in text
+    assert "time.sleep() [test code]" in text
 
 
 def test_partial_allowance_keeps_other_primitives(
@@ -292,4 +292,4 @@ def test_json_report(run: tuple[pytest.RunResult, dict[str, Any]]) -> None:
     from loopwarden import Finding
 
     assert Finding.from_dict(first).primitive == first["primitive"]
-    result.stdout.fnmatch_lines(["*loopwarden: 6 blocking call(s) at * call site(s)*"])
+    result.stdout.fnmatch_lines(["*loopwarden: 6 blocking calls at * places to fix*"])

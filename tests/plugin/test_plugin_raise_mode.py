@@ -146,7 +146,7 @@ def test_swallowed_or_not_the_test_fails(
     assert any(line.startswith(f"FAILED test_inner.py::{test}") for line in result.outlines)
     assert findings_by_test(report)[test] == ["call:time.sleep"]
     text = section(result, test)
-    assert "time.sleep() in test code" in text
+    assert "time.sleep() [test code]" in text
     assert "(--block-detect=raise)" in text
 
 

@@ -236,11 +236,19 @@ def _sort_key(group: FindingGroup) -> tuple[float, int, float]:
     return (-group.blocked_ms_total, -group.count, group.first_timestamp)
 
 
-def group_findings(findings: Iterable[Finding], *, stacks_per_group: int = 5) -> list[FindingGroup]:
+def group_findings(
+    findings: Iterable[Finding], *, stacks_per_group: int = 5, in_order: bool = False
+) -> list[FindingGroup]:
     """Group ``findings`` by place to fix, largest first (no memory bound).
 
     For callers that hold the findings anyway (the pytest plugin, one test's
     failure); :class:`FindingCollector` does the same with bounded memory.
+
+    Args:
+        findings: The findings, in the order they happened.
+        stacks_per_group: Distinct stacks kept per group.
+        in_order: Return the groups in the order their first finding
+            happened instead of largest first.
     """
     groups: dict[SiteKey, FindingGroup] = {}
     for finding in findings:
@@ -254,6 +262,8 @@ def group_findings(findings: Iterable[Finding], *, stacks_per_group: int = 5) ->
             if stack not in group._stack_keys:
                 group._stack_keys.add(stack)
                 group.samples.append(finding)
+    if in_order:
+        return list(groups.values())
     return sorted(groups.values(), key=_sort_key)
 
 

@@ -104,18 +104,19 @@ def group_head(group: FindingGroup) -> str:
     return head
 
 
-def library_lines(group: FindingGroup) -> list[str]:
-    """Where in a library the calls were made, and how to allow it."""
+def library_lines(group: FindingGroup, indent: str = "    ") -> list[str]:
+    """Where in a library the calls were made, and how to allow it (none for your code)."""
     if not group.library_callers:
         return []
     places = list(group.library_callers)
-    lines = [f"    inside library code: {short_path(places[0])}"]
+    line = f"{indent}inside library code at {short_path(places[0])}"
     if len(places) > 1:
-        lines[0] += f" (and {len(places) - 1} more library lines)"
+        more = len(places) - 1
+        line += f" (and {more} more library line{'s' if more != 1 else ''})"
+    lines = [line]
     sample = next((f for f in group.samples if f.library_caller), None)
-    hint = sample.allow_hint if sample is not None else ""
-    if hint:
-        lines.append(f"    {hint}")
+    if sample is not None and sample.allow_hint:
+        lines.append(f"{indent}{sample.allow_hint}")
     return lines
 
 
@@ -148,16 +149,18 @@ def format_summary(
     collector: FindingCollector,
     *,
     color: bool = False,
-    max_groups: int = 20,
+    max_groups: int = 10,
     max_frames: int = 6,
+    brief: bool = False,
 ) -> str:
     """The summary as text.
 
     Args:
         collector: What to summarise.
         color: Use ANSI colours.
-        max_groups: Call sites shown in full; the rest are counted.
+        max_groups: Places to fix shown in full, largest first; the rest are counted.
         max_frames: Innermost frames of the first stack shown per site.
+        brief: Only the counts (warn mode: each finding was shown as a warning).
     """
     paint = _Painter(color)
     groups = collector.groups()
@@ -176,6 +179,9 @@ def format_summary(
         + f" ({families})",
         "",
     ]
+    if brief:
+        lines[-1] = "(each one was shown once, as a warning, when it happened)"
+        return "\n".join(lines)
     for index, group in enumerate(groups[:max_groups], start=1):
         lines.extend(_group_block(index, group, paint, max_frames))
         lines.append("")
@@ -199,12 +205,17 @@ def print_summary(
     collector: FindingCollector,
     stream: TextIO | None = None,
     *,
-    max_groups: int = 20,
+    max_groups: int = 10,
     max_frames: int = 6,
+    brief: bool = False,
 ) -> None:
     """Print :func:`format_summary` to ``stream`` (default: stderr), coloured on a TTY."""
     out = sys.stderr if stream is None else stream
     text = format_summary(
-        collector, color=use_color(out), max_groups=max_groups, max_frames=max_frames
+        collector,
+        color=use_color(out),
+        max_groups=max_groups,
+        max_frames=max_frames,
+        brief=brief,
     )
     print(text, file=out, flush=True)

@@ -1,0 +1,208 @@
+"""What the plugin prints: places to fix in order, library frames, stalls, a capped summary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from plugin_helpers import make_project, run_pytest, section
+
+#: A third-party package, installed in a site-packages directory outside the project.
+LIBRARY = """
+import time
+
+
+def nap():
+    time.sleep(0.001)
+"""
+
+#: 12 lines that block: 12 places to fix, line n blocking n times.
+PLACES = "\n".join("time.sleep(0)" for _ in range(12))
+
+INNER = """
+import asyncio, pathlib, time
+
+import lw_thirdparty
+
+PLACES = pathlib.Path(__file__).with_name("places.py")
+
+
+def crunch(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  # CPU work: only the watchdog sees it
+        pass
+
+
+def test_in_order():
+    async def main():
+        open(__file__).read()  # first: one statement, two primitives
+        for _ in range(3):
+            time.sleep(0.001)  # then three times on this line
+
+    asyncio.run(main())
+
+
+def test_library():
+    async def main():
+        lw_thirdparty.nap()  # the place to fix
+
+    asyncio.run(main())
+
+
+def test_stall():
+    async def main():
+        crunch(0.3)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+
+
+def test_many_places():
+    codes = [compile("\\n" * n + "time.sleep(0.0001)", str(PLACES), "exec") for n in range(12)]
+
+    async def main():
+        for n, code in enumerate(codes):
+            for _ in range(n + 1):
+                exec(code, {"time": time})
+
+    asyncio.run(main())
+"""
+
+CONFTEST = """
+import sys
+
+sys.path.insert(0, {site!r})
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("output")
+    site = base / "elsewhere" / "lib" / "site-packages"
+    (site / "lw_thirdparty").mkdir(parents=True)
+    (site / "lw_thirdparty" / "__init__.py").write_text(LIBRARY, encoding="utf-8")
+    (base / "project").mkdir()
+    return make_project(
+        base / "project",
+        {
+            "test_inner.py": INNER,
+            "places.py": PLACES,
+            "conftest.py": CONFTEST.format(site=str(site)),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def run(project: Path) -> pytest.RunResult:
+    return run_pytest(project, "--block-detect", "--block-detect-stall-ms=100", "-p", "no:randomly")
+
+
+def _summary(result: pytest.RunResult) -> list[str]:
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if "loopwarden:" in line and "to fix ==" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return lines[start:end]
+
+
+def test_a_phase_lists_places_in_the_order_they_happened(run: pytest.RunResult) -> None:
+    text = section(run, "test_in_order")
+    assert "5 blocking calls on an event-loop thread during CALL" in text
+    assert "at 2 places to fix, in the order they happened:" in text
+    first = text.index("1) builtins.open() + io.TextIOWrapper.read(), 2 calls [test code]")
+    second = text.index("2) time.sleep(), 3 calls [test code]")
+    assert first < second
+
+
+def test_the_footer_is_said_once_per_run(run: pytest.RunResult) -> None:
+    out = run.stdout.str()
+    assert out.count("The calls were recorded even if") == 0
+    assert out.count("the calls were recorded even if an exception was swallowed") == 1
+    assert "the calls were recorded" in _summary(run)[-1]
+
+
+def test_a_library_finding_names_the_users_line(run: pytest.RunResult) -> None:
+    text = section(run, "test_library")
+    assert re.search(r"at .*test_inner.py:\d+ in (test_library.<locals>.)?main\n", text)
+    assert "lw_thirdparty.nap()  # the place to fix" in text
+    assert re.search(
+        r"inside library code at .*site-packages/lw_thirdparty/__init__.py:6 in nap", text
+    )
+    assert 'loopwarden.allow("lw_thirdparty", reason="...")' in text
+
+
+def test_a_stall_shows_its_duration_and_culprit_line(run: pytest.RunResult) -> None:
+    text = section(run, "test_stall")
+    assert re.search(r"1\) event loop stalled for \d+ ms \[test code\]", text), text
+    assert "while time.perf_counter() < end:  # CPU work" in text
+    summary = "\n".join(_summary(run))
+    assert re.search(r"1x event loop stalled for \d+ ms at test_inner.py:\d+ in crunch", summary)
+
+
+def test_no_scope_no_scope_label(run: pytest.RunResult) -> None:
+    out = run.stdout.str()
+    assert "in-scope" not in out
+    assert "[your code]" not in out
+
+
+def test_the_summary_is_capped_largest_first(run: pytest.RunResult) -> None:
+    summary = _summary(run)
+    assert "loopwarden: 84 blocking calls and 1 stall at 16 places to fix" in summary[0]
+    entries = [line for line in summary if re.match(r"\s*\d+\. ", line)]
+    assert len(entries) == 10
+    assert entries[0].startswith(" 1. 1x event loop stalled")  # the one measured: 300 ms
+    assert entries[1].startswith(" 2. 12x time.sleep() at places.py:12")
+    assert "... and 6 more places to fix with 12 findings (-v shows more, -vv all)" in summary
+    assert "Every finding with its stack: --block-detect-report=findings.json" in summary
+
+
+def test_quiet_shows_fewer_places_in_one_line_each(project: Path) -> None:
+    result = run_pytest(project, "--block-detect", "-q", "-p", "no:randomly")
+    summary = _summary(result)
+    entries = [line for line in summary if re.match(r"\s*\d+\. ", line)]
+    assert len(entries) == 5
+    assert not any(line.startswith("    tests:") for line in summary)
+
+
+def test_very_verbose_shows_every_place(project: Path) -> None:
+    report = project / "findings.json"
+    result = run_pytest(
+        project, "--block-detect", "-vv", "-p", "no:randomly", f"--block-detect-report={report}"
+    )
+    summary = _summary(result)
+    entries = [line for line in summary if re.match(r"\s*\d+\. ", line)]
+    assert len(entries) == 15  # no watchdog in this run: no stall
+    assert f"Full report: {report}" in summary
+
+
+SCOPED = """
+import asyncio, time
+
+import mypkg
+
+
+def helper():
+    time.sleep(0.001)  # test code, called back by mypkg
+
+
+def test_through_the_scope():
+    async def main():
+        mypkg.run(helper)
+
+    asyncio.run(main())
+"""
+
+
+def test_scope_label_says_why_a_finding_was_kept(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path,
+        {
+            "test_scoped.py": SCOPED,
+            "mypkg/__init__.py": "def run(callback):\n    return callback()\n",
+        },
+    )
+    result = run_pytest(root, "--block-detect", "--block-detect-scope=mypkg")
+    text = section(result, "test_through_the_scope")
+    assert "time.sleep() [test code; kept: stack passes through mypkg:run]" in text, text
+    # With a scope, the place to fix is the scope's own line.
+    assert re.search(r"at .*mypkg/__init__.py:2 in run", text)

@@ -1,0 +1,47 @@
+"""What ``loopwarden run`` prints: each finding once, and a summary that fits a screen."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import loopwarden
+from loopwarden.report import FindingCollector, format_summary
+from reports_helpers import BLOCKING_SCRIPT, run_cli
+
+
+def test_warn_mode_prints_each_finding_once(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(BLOCKING_SCRIPT, encoding="utf-8")
+    result = run_cli("run", "--mode", "warn", "app.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    # Each warning carries the advice; the closing summary only counts.
+    assert err.count("BlockingCallWarning: Blocking call time.sleep()") == 1, err
+    assert err.count("Use `await asyncio.sleep(seconds)`") == 1, err
+    assert err.count("Run file I/O in a worker") == 2, err  # open() and read(): two warnings
+    assert "loopwarden: 5 findings at 3 places to fix" in err
+    assert "(each one was shown once, as a warning, when it happened)" in err
+
+
+def test_summary_is_capped_largest_first(tmp_path: Path) -> None:
+    # 15 places to fix: line n of a real source file sleeps n times.
+    source = tmp_path / "places.py"
+    source.write_text("\n".join("time.sleep(0)" for _ in range(15)), encoding="utf-8")
+    codes = [compile("\n" * n + "time.sleep(0.0001)", str(source), "exec") for n in range(15)]
+
+    async def main() -> None:
+        for n, code in enumerate(codes):
+            for _ in range(n + 1):
+                exec(code, {"time": time})
+
+    collector = FindingCollector()
+    with loopwarden.guard(mode="record", on_finding=collector):
+        asyncio.run(main())
+    groups = collector.groups()
+    assert [g.count for g in groups] == list(range(15, 0, -1))  # largest first
+    assert groups[0].user_caller == f"{source}:15 in <module>"
+    text = format_summary(collector)
+    assert text.count("time.sleep() blocked") == 10  # the default cap
+    assert "... and 5 more places to fix with 15 findings" in text
+    assert format_summary(collector, max_groups=20).count("time.sleep() blocked") == 15
