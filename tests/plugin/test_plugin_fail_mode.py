@@ -219,7 +219,8 @@ def test_status(run: tuple[pytest.RunResult, dict[str, Any]], test: str, status:
 def test_call_failure_lists_the_finding(run: tuple[pytest.RunResult, dict[str, Any]]) -> None:
     result, _ = run
     text = section(result, "test_call_blocks")
-    assert "1 blocking call on an event-loop thread during CALL (--block-detect=fail), at 1 place" in text
+    assert "1 blocking call on an event-loop thread during CALL (--block-detect=fail)" in text
+    assert "at 1 place to fix, in the order they happened:" in text
     assert "time.sleep() [test code] on thread 'MainThread'" in text
     assert re.search(r"at .*test_inner.py:\d+ in test_call_blocks", text)
     assert "suggestion: Use `await asyncio.sleep(seconds)`" in text
