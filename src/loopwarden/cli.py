@@ -438,11 +438,15 @@ def _cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     try:
         from loopwarden.demo import run_demo
     except ImportError as exc:
-        print(
-            f"loopwarden: the demo needs PySide6 and qasync ({exc}); "
-            "install them with: pip install 'loopwarden[qt]'",
-            file=stderr,
+        from loopwarden.qt_system_libs import describe_qt_import_error
+
+        # Not always a missing pip package: on a bare server PySide6 is there
+        # but a system library Qt loads (libEGL, libxkbcommon...) is not.
+        advice = describe_qt_import_error(exc) or (
+            f"PySide6 and qasync could not be imported ({exc}); "
+            "install them with: pip install 'loopwarden[qt]'"
         )
+        print(f"loopwarden: the demo cannot start: {advice}", file=stderr)
         return EXIT_USAGE
     return run_demo(
         report=args.report, json_report=args.json, stall_ms=args.stall_ms or None, stdout=stdout
