@@ -9,7 +9,9 @@ Placeholders (an HTML comment alone on its line):
 
 * ``<!-- loopwarden:rules -->``: one section per family, one row per rule;
 * ``<!-- loopwarden:default-allowances -->``: the built-in allowances;
-* ``<!-- loopwarden:families -->``: the list of family names.
+* ``<!-- loopwarden:families -->``: the list of family names;
+* ``<!-- loopwarden:options -->``: every configuration option, one table
+  (:func:`loopwarden.config_reference.render_options_table`).
 
 It also turns the Sphinx roles of loopwarden's docstrings (``:class:`~x.Y```)
 into mkdocs-autorefs links in the API reference, so the docstrings stay
@@ -26,6 +28,7 @@ from typing import Any
 RULES_PLACEHOLDER = "<!-- loopwarden:rules -->"
 ALLOWANCES_PLACEHOLDER = "<!-- loopwarden:default-allowances -->"
 FAMILIES_PLACEHOLDER = "<!-- loopwarden:families -->"
+OPTIONS_PLACEHOLDER = "<!-- loopwarden:options -->"
 
 
 def _cell(text: str) -> str:
@@ -129,7 +132,15 @@ def render_families() -> str:
     return ", ".join(f"`{family}`" for family in FAMILIES)
 
 
+def render_options() -> str:
+    """The configuration reference's table of every option, from the code."""
+    from loopwarden.config_reference import render_options_table
+
+    return render_options_table()
+
+
 _RENDERERS = {
+    OPTIONS_PLACEHOLDER: render_options,
     RULES_PLACEHOLDER: render_rules,
     ALLOWANCES_PLACEHOLDER: render_default_allowances,
     FAMILIES_PLACEHOLDER: render_families,

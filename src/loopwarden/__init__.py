@@ -14,13 +14,18 @@ and the pytest plugin while ``--block-detect`` is off, pay almost nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
 from loopwarden._version import __version__
 from loopwarden.errors import BlockingCallError, BlockingCallWarning, ConfigError
 
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs an app
+# that ships loopwarden switched off more than everything else here (mypy and
+# other checkers treat this constant the same way).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from loopwarden.allowances import Allowance, allow_blocking
     from loopwarden.api import allow, disallow, mark_blocking, unmark_blocking
     from loopwarden.env import activate_from_env
@@ -93,7 +98,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopwarden' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)
+    value = getattr(sys.modules[module], name)
     # Cache it: later lookups are ordinary module attributes.
     globals()[name] = value
     return value

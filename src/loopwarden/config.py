@@ -56,10 +56,12 @@ __all__ = [
     "ENV_MODE",
     "ENV_REPORT",
     "ENV_STALL_MS",
+    "ENV_VARIABLES",
     "MIN_STALL_MS",
     "MODE_VALUES",
     "PYPROJECT_MODE_VALUES",
     "REPORT_SUFFIXES",
+    "TABLE_KEYS",
     "Settings",
     "find_pyproject",
     "check_rule_target",
@@ -94,7 +96,11 @@ ENV_STALL_MS = "LOOPWARDEN_STALL_MS"
 ENV_REPORT = "LOOPWARDEN_REPORT"
 ENV_ALLOW = "LOOPWARDEN_ALLOW"
 
-_TABLE_KEYS = ("mode", "stall_ms", "allow", "rules", "report")
+#: Every variable loopwarden reads (the generated configuration reference lists them).
+ENV_VARIABLES: tuple[str, ...] = (ENV_MODE, ENV_STALL_MS, ENV_REPORT, ENV_ALLOW)
+
+#: The keys ``[tool.loopwarden]`` accepts.
+TABLE_KEYS: tuple[str, ...] = ("mode", "stall_ms", "allow", "rules", "report")
 _RULE_KEYS = ("target", "suggestion", "family", "condition", "name")
 _ALLOW_KEYS = ("target", "reason", "primitives")
 
@@ -385,10 +391,10 @@ def settings_from_table(table: Mapping[str, Any], *, source: str = "[tool.loopwa
     Raises:
         ConfigError: for unknown keys or invalid values, naming the valid ones.
     """
-    unknown = sorted(set(table) - set(_TABLE_KEYS))
+    unknown = sorted(set(table) - set(TABLE_KEYS))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_TABLE_KEYS)}"
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(TABLE_KEYS)}"
         )
     return Settings(
         mode=(

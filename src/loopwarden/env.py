@@ -25,12 +25,15 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from loopwarden.errors import ConfigError
 
+# Not typing.TYPE_CHECKING: with detection off this module must stay cheap to import.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from loopwarden.config import Settings
     from loopwarden.report import FindingCollector
     from loopwarden.warden import Warden

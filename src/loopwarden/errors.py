@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+# Not typing.TYPE_CHECKING: `import loopwarden` must not pay for importing typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from loopwarden.findings import Finding
 
