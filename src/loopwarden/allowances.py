@@ -210,7 +210,7 @@ def check_primitive_names(names: Iterable[object], *, where: str) -> tuple[str, 
                     f"{where}: unknown primitive or family {name!r}"
                     f"{did_you_mean(str(name), _known_names)} (families: "
                     + ", ".join(_families())
-                    + "; `python -m loopwarden rules` lists every primitive)"
+                    + "; 'python -m loopwarden rules' lists every primitive)"
                 )
     return cast("tuple[str, ...]", checked)
 

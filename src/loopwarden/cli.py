@@ -394,9 +394,11 @@ def _read_report(path: str) -> FindingCollector:
     try:
         return load_report(path)
     except ConfigError as exc:
+        # One shape for every failure: "cannot read report 'x.json': why".
         message = str(exc)
-        if path in message:
+        if message.startswith("cannot read report"):
             raise
+        message = message.removeprefix(f"{path!r} ").removeprefix("is ")
         raise _UsageError(f"cannot read report {path!r}: {message}") from None
     except RecursionError:
         raise _UsageError(f"cannot read report {path!r}: it is nested too deeply") from None

@@ -10,7 +10,7 @@ __all__ = ["closest_names", "did_you_mean"]
 
 def closest_names(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str]:
     """The valid names closest to a mistyped ``name`` (difflib), best first."""
-    return difflib.get_close_matches(name, sorted(set(candidates)), n=limit, cutoff=0.6)
+    return difflib.get_close_matches(name, sorted(set(candidates)), n=limit, cutoff=0.75)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
