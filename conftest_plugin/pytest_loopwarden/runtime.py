@@ -185,11 +185,13 @@ class BlockDetectPlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         """Guard fixture setup."""
+        __tracebackhide__ = True  # a traceback starts in the user's code, not here
         return (yield from self._guard_phase(item, "setup"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """Guard the test function."""
+        __tracebackhide__ = True  # a traceback starts in the user's code, not here
         return (yield from self._guard_phase(item, "call"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -197,6 +199,7 @@ class BlockDetectPlugin:
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, object, object]:
         """Guard fixture teardown, then forget the test's warden."""
+        __tracebackhide__ = True
         try:
             return (yield from self._guard_phase(item, "teardown"))
         finally:
@@ -204,6 +207,7 @@ class BlockDetectPlugin:
                 del item.stash[_STATE_KEY]
 
     def _guard_phase(self, item: pytest.Item, phase: str) -> Generator[None, object, object]:
+        __tracebackhide__ = True
         state = self._state(item)
         if state.options.error is not None:
             # Fail after the phase ran: the plugins inside us expect their setup
@@ -221,6 +225,8 @@ class BlockDetectPlugin:
                 result = yield
         except BaseException as exc:
             self._close_phase(item, state.options, warden, phase, start, exc)
+            if isinstance(exc, loopwarden.BlockingCallError):
+                _start_at_user_code(exc)
             raise
         self._close_phase(item, state.options, warden, phase, start, None)
         return result
@@ -253,3 +259,21 @@ class BlockDetectPlugin:
 
     def _origin(self, finding: loopwarden.Finding) -> str:
         return origin_of(finding, self._test_files, self.settings.scope)
+
+
+def _start_at_user_code(exc: BaseException) -> None:
+    """Drop the frames before the user's first one from ``exc``'s traceback.
+
+    A ``BlockingCallError`` raised in a fixture of a conftest.py reaches us
+    through the frames of pytest-asyncio, pytest-qt and asyncio's runner,
+    which pytest cannot cut (it cuts at the test function's own file): the
+    traceback would start in other plugins' machinery. It starts at the
+    user's code instead, as the error itself is about that code.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frames.classify(frame.f_code, frame.f_globals).category == frames.USER:
+            exc.__traceback__ = tb
+            return
+        tb = tb.tb_next

@@ -246,6 +246,10 @@ def _make_finding(
     library_frame: FrameType | None = None,
 ) -> Finding:
     suggestion, details = _diagnose(rule, args, kwargs or {})
+    via = _made_by(caller)
+    if via:
+        # A flush that seek() made: the user called seek, the flush blocked.
+        details.setdefault("via", via)
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
     library_label = ""
@@ -267,6 +271,19 @@ def _make_finding(
         library_caller=library_label,
     )
     return finding
+
+
+def _made_by(caller: FrameType) -> str:
+    """The method name of the checked call that made this one, or "".
+
+    A primitive called from inside another patched primitive (seek() and
+    tell() flush the write buffer first) has the outer call's
+    :func:`_checked_call` frame as its caller.
+    """
+    if caller.f_code is not _checked_call.__code__:
+        return ""
+    outer = caller.f_locals.get("rule")
+    return outer.attribute_path[-1] if isinstance(outer, Rule) else ""
 
 
 def record(finding: Finding) -> str | None:

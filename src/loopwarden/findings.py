@@ -127,8 +127,14 @@ class Finding:
                 f"the loop thread was busy in {where}. {self.suggestion}"
             )
         hint = self.allow_hint
+        via = self.details.get("via")
+        what = (
+            f"{self.primitive}() (via {via})"
+            if isinstance(via, str) and via
+            else (f"{self.primitive}()")
+        )
         return (
-            f"Blocking call {self.primitive}() on thread {self.thread_name!r} "
+            f"Blocking call {what} on thread {self.thread_name!r} "
             f"while {self.loop} was running, at {where}. {self.suggestion}"
             + (f" {hint}" if hint else "")
         )

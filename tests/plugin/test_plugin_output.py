@@ -206,3 +206,38 @@ def test_scope_label_says_why_a_finding_was_kept(tmp_path: Path) -> None:
     assert "time.sleep() [test code; kept: stack passes through mypkg:run]" in text, text
     # With a scope, the place to fix is the scope's own line.
     assert re.search(r"at .*mypkg/__init__.py:2 in run", text)
+
+
+ASYNC_FIXTURE_CONFTEST = """
+import time
+
+import pytest_asyncio
+
+
+@pytest_asyncio.fixture
+async def blocking_fixture():
+    time.sleep(0.001)
+    yield 1
+"""
+
+ASYNC_FIXTURE_TEST = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_uses_it(blocking_fixture):
+    pass
+"""
+
+
+def test_raise_mode_traceback_starts_in_the_users_fixture(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path, {"conftest.py": ASYNC_FIXTURE_CONFTEST, "test_fx.py": ASYNC_FIXTURE_TEST}
+    )
+    result = run_pytest(root, "--block-detect=raise")
+    text = section(result, "test_uses_it")
+    assert "conftest.py:9: BlockingCallError" in text, text
+    traceback = text.split("Captured loopwarden setup")[0]
+    machinery_files = ("pytest_loopwarden/", "pytest_asyncio/", "pytestqt/", "asyncio/runners.py")
+    for machinery in machinery_files:
+        assert machinery not in traceback, traceback

@@ -231,6 +231,21 @@ RULES: tuple[Rule, ...] = (
         # FileIO has no buffer and readers have nothing to flush.
         for cls in ("BufferedWriter", "BufferedRandom", "TextIOWrapper")
     ),
+    # seek(), tell() and truncate() first write out what is buffered, through
+    # the patched write()/flush(): those are checked inside them and named
+    # "(via seek)", at the line that called seek().
+    *(
+        _rule(
+            f"io:{cls}.{method}",
+            _FILE_IO,
+            blocks_when=_never,
+            check_nested=True,
+            condition="never itself: the buffered writes and flushes it makes are checked "
+            "and reported as made via this method",
+        )
+        for cls in ("BufferedWriter", "BufferedRandom", "TextIOWrapper")
+        for method in ("seek", "tell", "truncate")
+    ),
     # close() flushes what the reported writes left in the buffer; checking it
     # (and the flushes inside it) again would report one write three times.
     *(
