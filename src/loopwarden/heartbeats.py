@@ -170,9 +170,12 @@ class QtHeartbeat(Heartbeat):
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(thread_id, "Qt event loop", clock, interval)
-        qt = prepare_qt()
+        # Only the loop's own thread (the GUI thread: Qt runs these loops
+        # there) may resolve the Qt names; the watchdog thread uses them once
+        # that thread has (see prepare_qt).
+        qt = prepare_qt() if threading.get_ident() == thread_id else qt_names()
         if qt is None:
-            raise RuntimeError("PySide6 is not imported")
+            raise RuntimeError("PySide6 is not imported, or not prepared on the GUI thread yet")
         QCoreApplication, QMetaObject, queued = qt  # noqa: N806 - Qt class names
 
         app = QCoreApplication.instance()
@@ -251,26 +254,52 @@ _receiver_cls: Any = None
 
 
 _qt_names: tuple[Any, Any, Any] | None = None
+_preparing = False
 
 
 def prepare_qt() -> tuple[Any, Any, Any] | None:
     """Resolve the Qt names heartbeats need, once, on the calling thread.
 
-    Call it from the thread that activates a warden (the application's
-    thread), never first from the watchdog thread: PySide6 creates its enums
-    lazily, and creating one on a second thread while the GUI thread runs Qt
-    crashed the interpreter (segmentation fault in ``enum`` under PySide6 6.12).
-    Returns None while PySide6 is not imported.
+    Call it only where touching PySide6 for the first time is safe: on the GUI
+    thread, or right after ``PySide6.QtCore`` was imported (no Qt code can run
+    yet anywhere), never from the watchdog thread. PySide6 creates its enums
+    and types lazily, and creating one on a second thread while the GUI thread
+    runs Qt races with it: ``AttributeError: type object 'PySide6.QtCore.Qt'
+    has no attribute 'TimerType'`` in the application, or a segmentation
+    fault (issue 12.1). Returns None while PySide6 is not imported.
     """
-    global _qt_names
-    if _qt_names is None and "PySide6.QtCore" in sys.modules:
-        from PySide6.QtCore import QCoreApplication, QMetaObject, Qt
+    global _qt_names, _preparing
+    if _qt_names is None and not _preparing and "PySide6.QtCore" in sys.modules:
+        # The imports below can run patched calls on the GUI thread, whose
+        # probe would come back here: once is enough.
+        _preparing = True
+        try:
+            from PySide6.QtCore import QCoreApplication, QMetaObject, Qt, QThread
 
-        queued = Qt.ConnectionType.QueuedConnection
-        Qt.TimerType.PreciseTimer  # noqa: B018 - created here, used by the receiver
-        _receiver_class()
-        _qt_names = (QCoreApplication, QMetaObject, queued)
+            queued = Qt.ConnectionType.QueuedConnection
+            Qt.TimerType.PreciseTimer  # noqa: B018 - created here, used by the receiver
+            QThread.currentThread  # noqa: B018 - the type QCoreApplication.thread() returns
+            _receiver_class()
+            _qt_names = (QCoreApplication, QMetaObject, queued)
+        finally:
+            _preparing = False
     return _qt_names
+
+
+def qt_names() -> tuple[Any, Any, Any] | None:
+    """The names :func:`prepare_qt` resolved, or None; never touches PySide6 itself."""
+    return _qt_names
+
+
+def prepare_qt_if_gui_thread() -> None:
+    """Prepare the Qt names if the calling thread is the main thread.
+
+    Qt wants its application on the main thread, so that is the GUI thread
+    unless the Qt integration found otherwise (it then prepares the names
+    itself, on the application's thread: :func:`loopwarden.qt.gui_thread.sync`).
+    """
+    if _qt_names is None and threading.current_thread() is threading.main_thread():
+        prepare_qt()
 
 
 def _receiver_class() -> Any:

@@ -105,7 +105,7 @@ from loopwarden.heartbeats import (
     find_loop,
     make_heartbeat,
     monotonic,
-    prepare_qt,
+    prepare_qt_if_gui_thread,
 )
 from loopwarden.stall_findings import Sample, build_finding, culprit, deliver, excused, take_sample
 
@@ -587,7 +587,7 @@ def attach(warden: Warden) -> None:
     global _watchdog
     if warden.stall_ms is None:
         return
-    prepare_qt()  # on this (the application's) thread, not the watchdog's
+    prepare_qt_if_gui_thread()  # here if allowed, never on the watchdog thread
     with _attach_lock:
         if warden not in _attached:
             _attached.append(warden)

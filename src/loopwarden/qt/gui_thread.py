@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
+from loopwarden import heartbeats as _heartbeats
 from loopwarden.qt import dispatch
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, remove_thread_probe, thread_probes
@@ -103,6 +104,11 @@ def describe_qt_loop() -> str | None:
     current_thread = _state.current_thread
     if current_thread is None:
         return None
+    if _heartbeats._qt_names is None:
+        # Probes run on their own thread, the GUI thread: the one place the
+        # watchdog's Qt names may be resolved late (a warden activated on
+        # another thread after PySide6 was imported).
+        _heartbeats.prepare_qt()
     level = current_thread().loopLevel()
     if level > 0:
         return f"Qt event loop (QThread.loopLevel() == {level}) on the GUI thread"
@@ -116,6 +122,10 @@ def _on_pyside_import(name: str) -> None:
 
         registry.refresh()
     if name == _QTCORE:
+        # Right after QtCore's import no Qt code runs anywhere yet: the safe
+        # moment to create what the watchdog's Qt heartbeat needs, so the
+        # watchdog thread never touches PySide6 first (issue 12.1).
+        _heartbeats.prepare_qt()
         sync()
 
 
@@ -153,6 +163,8 @@ def sync() -> None:
         _import_hook.uninstall()
     state.current_thread = qtcore.QThread.currentThread
     ident = gui_thread_id()
+    if ident == threading.get_ident():
+        _heartbeats.prepare_qt()  # on the GUI thread: safe, and the watchdog may need it
     if state.thread_id not in (None, ident):
         _remove_probe(keep=ident)
     add_thread_probe(ident, describe_qt_loop)
