@@ -295,3 +295,34 @@ def test_mode_typos_suggest_the_mode() -> None:
         settings_from_table(
             {"rules": [{"target": "json:loads", "suggestion": "x", "family": "filesytem"}]}
         )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LOOPWARDEN_STALL_MS", "0.4", "at least 10 ms"),
+        ("LOOPWARDEN_ALLOW", "mylib:read all", "not a qualified name"),
+        ("LOOPWARDEN", "wran", "did you mean 'warn'"),
+    ],
+)
+def test_bad_environment_gives_run_one_line_and_exit_2(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    (tmp_path / "app.py").write_text("print('ran')\n", encoding="utf-8")
+    env = {"LOOPWARDEN": "warn", variable: value}
+    proc = run_cli("run", "app.py", cwd=tmp_path, **env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "ran" not in proc.stdout
+
+
+def test_env_activation_with_a_tiny_stall_threshold_logs_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import loopwarden\nprint('warden:', loopwarden.activate_from_env())\n", encoding="utf-8"
+    )
+    proc = run_python(str(script), cwd=tmp_path, LOOPWARDEN="warn", LOOPWARDEN_STALL_MS="0.4")
+    assert proc.returncode == 0 and "warden: None" in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "at least 10 ms" in lines[0], proc.stderr
