@@ -25,7 +25,7 @@ def _in_loop(work: Callable[[], None]) -> FindingCollector:
 
 def _labels(collector: FindingCollector) -> list[tuple[str, str | None, str]]:
     return [
-        (f.primitive, f.details.get("via"), f.user_caller.rsplit(".", 1)[-1])
+        (f.primitive, f.details.get("via"), f.user_caller.rsplit(" in ", 1)[1].rsplit(".", 1)[-1])
         for f in collector.findings
     ]
 

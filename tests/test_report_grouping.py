@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -66,3 +67,27 @@ def test_json_round_trip_keeps_the_group_details(tmp_path: Path) -> None:
     assert [(g.key, g.count, g.primitives) for g in loaded.groups()] == [
         (g.key, g.count, g.primitives) for g in collector.groups()
     ]
+
+
+def test_measured_durations_sort_groups_and_show_in_the_summary(tmp_path: Path) -> None:
+    _, findings = _run(tmp_path)
+    by_line: dict[str, list[loopwarden.Finding]] = {}
+    for finding in findings:
+        by_line.setdefault(finding.user_caller, []).append(finding)
+    # The line that blocked least often blocked longest.
+    rarest = min(by_line, key=lambda line: len(by_line[line]))
+    timed = [
+        dataclasses.replace(
+            f, details={**f.details, "duration_ms": 40.0 if line == rarest else 1.0}
+        )
+        for line, group in by_line.items()
+        for f in group
+    ]
+    collector = FindingCollector()
+    collector.extend(timed)
+    groups = collector.groups()
+    assert groups[0].user_caller == rarest
+    assert groups[0].blocked_ms_total == 40.0 * len(by_line[rarest])
+    assert groups[0].timed == len(by_line[rarest])
+    summary = format_summary(collector)
+    assert f"{40 * len(by_line[rarest]):.0f} ms in all" in summary

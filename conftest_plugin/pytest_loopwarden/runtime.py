@@ -18,6 +18,7 @@ never-awaited task or a loop's exception handler still fail the test.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Generator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -45,6 +46,7 @@ class _ItemState:
 
 
 _STATE_KEY = pytest.StashKey[_ItemState]()
+_SITE_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
 
 class BlockDetectPlugin:
@@ -225,8 +227,10 @@ class BlockDetectPlugin:
                 result = yield
         except BaseException as exc:
             self._close_phase(item, state.options, warden, phase, start, exc)
-            if isinstance(exc, loopwarden.BlockingCallError):
-                _start_at_user_code(exc)
+            if isinstance(exc, loopwarden.BlockingCallError) and _start_at_user_code(exc):
+                # Not a bare raise: Python 3.10 would re-raise the traceback
+                # it holds for the handled exception, not the shortened one.
+                raise exc
             raise
         self._close_phase(item, state.options, warden, phase, start, None)
         return result
@@ -261,19 +265,24 @@ class BlockDetectPlugin:
         return origin_of(finding, self._test_files, self.settings.scope)
 
 
-def _start_at_user_code(exc: BaseException) -> None:
-    """Drop the frames before the user's first one from ``exc``'s traceback.
+def _start_at_user_code(exc: BaseException) -> bool:
+    """Start ``exc``'s traceback at the user's first frame (not a tool, not installed).
 
     A ``BlockingCallError`` raised in a fixture of a conftest.py reaches us
     through the frames of pytest-asyncio, pytest-qt and asyncio's runner,
     which pytest cannot cut (it cuts at the test function's own file): the
     traceback would start in other plugins' machinery. It starts at the
-    user's code instead, as the error itself is about that code.
+    user's code instead, as the error itself is about that code. Returns
+    whether the traceback was shortened.
     """
     tb = exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        if frames.classify(frame.f_code, frame.f_globals).category == frames.USER:
+        filename = os.path.normcase(frame.f_code.co_filename)
+        if frames.classify(frame.f_code, frame.f_globals).category == frames.USER and not any(
+            marker in filename for marker in _SITE_MARKERS
+        ):
             exc.__traceback__ = tb
-            return
+            return True
         tb = tb.tb_next
+    return False
