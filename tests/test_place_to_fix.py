@@ -14,6 +14,7 @@ import pytest
 
 import loopwarden
 from loopwarden import frames
+from loopwarden.report import FindingCollector, format_summary
 
 LIBRARY = """
 import time
@@ -111,3 +112,14 @@ def test_only_library_frames_fall_back_to_the_library_line(library: ModuleType) 
         frames.set_own_code(*saved)
     assert finding.user_caller.endswith(" in nap")
     assert finding.library_caller == ""
+
+
+def test_summary_shows_the_library_line_and_how_to_allow_it(library: ModuleType) -> None:
+    collector = FindingCollector()
+    collector.extend(_record(_call_nap, library))
+    (group,) = collector.groups()
+    assert group.user_caller.endswith(" in _call_nap")
+    assert list(group.library_callers) == [collector.findings[0].library_caller]
+    summary = format_summary(collector)
+    assert "inside library code at " in summary and "lw_fakelib/__init__.py:6 in nap" in summary
+    assert 'loopwarden.allow("lw_fakelib", reason="...")' in summary

@@ -69,12 +69,15 @@ def _what(group: FindingGroup) -> str:
 
 
 def _label(records: Sequence[Record], scope: Sequence[str]) -> str:
-    """Whose code blocked, in plain words; nothing for the project's own code."""
+    """Whose code blocked, in plain words; with a scope, why the finding was kept.
+
+    Nothing is said for your own code when no scope is set.
+    """
     origin = records[0].origin
     parts = [] if origin == ORIGINS[1] else [origin]
     if scope:
         why = kept_because(records[0].finding, scope)
-        if why and origin != ORIGINS[1]:
+        if why:
             parts.append(why)
     return f" [{'; '.join(parts)}]" if parts else ""
 

@@ -190,6 +190,13 @@ def test_through_the_scope():
         mypkg.run(helper)
 
     asyncio.run(main())
+
+
+def test_the_scope_blocks():
+    async def main():
+        mypkg.load()
+
+    asyncio.run(main())
 """
 
 
@@ -198,14 +205,19 @@ def test_scope_label_says_why_a_finding_was_kept(tmp_path: Path) -> None:
         tmp_path,
         {
             "test_scoped.py": SCOPED,
-            "mypkg/__init__.py": "def run(callback):\n    return callback()\n",
+            "mypkg/__init__.py": (
+                "import time\n\n\ndef run(callback):\n    return callback()\n\n\n"
+                "def load():\n    time.sleep(0.001)\n"
+            ),
         },
     )
     result = run_pytest(root, "--block-detect", "--block-detect-scope=mypkg")
     text = section(result, "test_through_the_scope")
     assert "time.sleep() [test code; kept: stack passes through mypkg:run]" in text, text
     # With a scope, the place to fix is the scope's own line.
-    assert re.search(r"at .*mypkg/__init__.py:2 in run", text)
+    assert re.search(r"at .*mypkg/__init__.py:5 in run", text)
+    own = section(result, "test_the_scope_blocks")
+    assert "time.sleep() [kept: stack passes through mypkg:load]" in own, own
 
 
 ASYNC_FIXTURE_CONFTEST = """
