@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import importlib
 import ipaddress
 import socket
 import ssl
@@ -31,6 +32,7 @@ import pytest
 import loopwarden
 from loopwarden import BlockingCallError, Finding
 from loopwarden.families import default_rules
+from loopwarden.rules import Rule
 
 #: Timeout for anything that waits on a peer in these tests (never reached when green).
 PEER_TIMEOUT = 10.0
@@ -60,10 +62,11 @@ CaseFactory = Callable[["Peers", str], Case]
 
 
 class CaseTable:
-    """Rule name -> case factory, for one family."""
+    """Rule name -> case factory, for one family (optionally: one family module's rules)."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, module: str | None = None) -> None:
         self.family = family
+        self.module = module
         self.factories: dict[str, CaseFactory] = {}
         self.with_nonblocking: set[str] = set()
         self.elsewhere: set[str] = set()
@@ -94,7 +97,10 @@ class CaseTable:
         return sorted(self.with_nonblocking)
 
     def rule_names(self) -> set[str]:
-        return {rule.name for rule in default_rules() if rule.family == self.family}
+        rules: Sequence[Rule] = default_rules()
+        if self.module is not None:
+            rules = importlib.import_module(f"loopwarden.families.{self.module}").RULES
+        return {rule.name for rule in rules if rule.family == self.family}
 
     def case(self, peers: Peers, name: str) -> Case:
         return self.factories[name](peers, name)

@@ -33,7 +33,7 @@ from rules_support import (
     ignoring,
 )
 
-CASES = CaseTable("network")
+CASES = CaseTable("network", module="network")
 
 
 # -- TLS peers ------------------------------------------------------------------

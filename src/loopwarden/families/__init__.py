@@ -18,6 +18,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sleep",
     "filesystem",
     "network",
+    "polling",
     "database",
     "sync",
     "process",

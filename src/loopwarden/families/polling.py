@@ -1,0 +1,208 @@
+"""Family ``network``: waiting on descriptors with select, poll, epoll and selectors.
+
+A wait with a timeout (or none at all) on the loop thread stops the loop for
+as long as nothing is ready. The rules report it only when it would really
+wait: a zero or negative timeout (``selectors``, ``select.select``) only
+polls, and a wait that finds something ready at once is answered by a
+zero-timeout attempt, whose result is exactly what the waiting call would
+have returned.
+
+The running loop's own selector is never reported: asyncio's selector loop
+waits in ``self._selector.select(timeout)`` on the loop thread on every turn.
+The rule compares the selector (or the ``epoll``/``poll``/``kqueue`` object
+under it) with the running loop's ``_selector`` by identity, one attribute
+read per call; what that selector calls inside is not checked again. qasync's
+selector loop waits in Qt (its selector's ``select`` is never called),
+QtAsyncio has no selector, and uvloop waits in libuv: none of them calls
+these functions.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable
+from typing import Any
+
+from loopwarden.rules import NOT_BLOCKED, Rule
+from loopwarden.threads import running_loop
+
+__all__ = ["DEVPOLL_TYPE", "POLL_TYPE", "RULES"]
+
+_WAIT = (
+    "Let the event loop wait for the descriptor instead: `loop.add_reader(fd, callback)` / "
+    "`loop.add_writer(...)`, asyncio streams, or `await loop.sock_recv(...)`; in Qt code a "
+    "QSocketNotifier. To keep a synchronous wait, `await asyncio.to_thread(...)` it, or "
+    "poll with a timeout of 0."
+)
+
+
+def _object_type(factory_name: str) -> type | None:
+    """The type of the objects ``select.<factory_name>()`` returns (not a module attribute)."""
+    factory = getattr(select, factory_name, None)
+    if factory is None:
+        return None
+    try:
+        instance = factory()
+    except OSError:  # /dev/poll missing
+        return None
+    close = getattr(instance, "close", None)
+    if close is not None:
+        close()
+    return type(instance)
+
+
+#: ``type(select.poll())``: its ``poll`` method is what waits.
+POLL_TYPE: type | None = _object_type("poll")
+#: ``type(select.devpoll())`` (Solaris), or None.
+DEVPOLL_TYPE: type | None = _object_type("devpoll")
+
+
+def _own_selector() -> Any:
+    """The running loop's selector (asyncio's selector loops), or None."""
+    return getattr(running_loop(), "_selector", None)
+
+
+def _is_own(obj: object) -> bool:
+    """``obj`` is the running loop's selector, or the poll object inside it."""
+    own = _own_selector()
+    return own is not None and (obj is own or obj is getattr(own, "_selector", None))
+
+
+def _seconds_wait(timeout: object) -> bool:
+    """For selectors, select.select and kqueue: None waits forever, <= 0 only polls."""
+    return timeout is None or (isinstance(timeout, (int, float)) and timeout > 0)
+
+
+def _poll_waits(timeout: object) -> bool:
+    """For poll, epoll and devpoll: None or a negative timeout waits forever, 0 only polls."""
+    return timeout is None or (isinstance(timeout, (int, float)) and timeout != 0)
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
+    return args[position] if len(args) > position else kwargs.get(name)
+
+
+def _select_blocks(*args: Any, **kwargs: Any) -> bool:
+    return _seconds_wait(_arg(args, kwargs, 3, "timeout"))
+
+
+def _select_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        ready = original(*args[:3], 0)
+    except (OSError, ValueError, TypeError):
+        return NOT_BLOCKED  # the real call fails the same way, at once
+    return ready if any(ready) else NOT_BLOCKED
+
+
+def _selector_blocks(selector: object, *args: Any, **kwargs: Any) -> bool:
+    return _seconds_wait(_arg(args, kwargs, 0, "timeout")) and not _is_own(selector)
+
+
+def _poll_blocks(poller: object, *args: Any, **kwargs: Any) -> bool:
+    return _poll_waits(_arg(args, kwargs, 0, "timeout")) and not _is_own(poller)
+
+
+def _kqueue_blocks(kq: object, *args: Any, **kwargs: Any) -> bool:
+    max_events = _arg(args, kwargs, 1, "maxevents")
+    if not isinstance(max_events, int) or max_events <= 0:
+        return False  # only applies the change list
+    return _seconds_wait(_arg(args, kwargs, 2, "timeout")) and not _is_own(kq)
+
+
+def _timeout_zero_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Repeat ``obj.method(timeout)`` with timeout 0: what is ready now, or NOT_BLOCKED."""
+    try:
+        ready = original(args[0], 0)
+    except (OSError, ValueError, TypeError):
+        return NOT_BLOCKED  # the real call fails the same way, at once
+    return ready if ready else NOT_BLOCKED
+
+
+def _epoll_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    max_events = _arg(args, kwargs, 2, "maxevents")
+    try:
+        ready = original(args[0], 0, -1 if max_events is None else max_events)
+    except (OSError, ValueError, TypeError):
+        return NOT_BLOCKED
+    return ready if ready else NOT_BLOCKED
+
+
+def _kqueue_attempt(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    # args: (kqueue, changelist, max_events, timeout)
+    if len(args) < 3 or args[1]:
+        return NOT_BLOCKED  # applying a change list twice is not harmless
+    try:
+        ready = original(args[0], None, args[2], 0)
+    except (OSError, ValueError, TypeError):
+        return NOT_BLOCKED
+    return ready if ready else NOT_BLOCKED
+
+
+def _rule(target: str, **options: Any) -> Rule:
+    return Rule(target=target, family="network", suggestion=_WAIT, **options)
+
+
+_SELECTORS = (
+    "SelectSelector",
+    "PollSelector",
+    "EpollSelector",
+    "DevpollSelector",
+    "KqueueSelector",
+)
+
+_NOT_OWN = "; the running loop's own selector is silent"
+
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "select:select",
+        blocks_when=_select_blocks,
+        attempt=_select_attempt,
+        condition="timeout is None or > 0 and no descriptor is ready yet",
+    ),
+    *(
+        _rule(
+            f"selectors:{cls}.select",
+            blocks_when=_selector_blocks,
+            attempt=_timeout_zero_attempt,
+            condition="timeout is None or > 0 and nothing is ready yet" + _NOT_OWN,
+        )
+        for cls in _SELECTORS
+    ),
+    _rule(
+        "loopwarden.families.polling:POLL_TYPE.poll",
+        name="select.poll.poll",
+        blocks_when=_poll_blocks,
+        attempt=_timeout_zero_attempt,
+        condition="timeout is None or != 0 (milliseconds; negative waits forever) and nothing "
+        "is ready yet" + _NOT_OWN,
+    ),
+    _rule(
+        "loopwarden.families.polling:DEVPOLL_TYPE.poll",
+        name="select.devpoll.poll",
+        blocks_when=_poll_blocks,
+        attempt=_timeout_zero_attempt,
+        condition="timeout is None or != 0 (milliseconds; negative waits forever) and nothing "
+        "is ready yet" + _NOT_OWN,
+    ),
+    _rule(
+        "select:epoll.poll",
+        blocks_when=_poll_blocks,
+        attempt=_epoll_attempt,
+        condition="timeout is None or != 0 (negative waits forever) and nothing is ready yet"
+        + _NOT_OWN,
+    ),
+    _rule(
+        "select:kqueue.control",
+        blocks_when=_kqueue_blocks,
+        attempt=_kqueue_attempt,
+        condition="max_events > 0, timeout is None or > 0 and nothing is ready yet" + _NOT_OWN,
+    ),
+)

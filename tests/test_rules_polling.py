@@ -1,0 +1,217 @@
+"""Family ``network``, module ``polling``: select, poll, epoll and selectors that would wait."""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import selectors
+import socket
+from collections.abc import Callable
+
+import pytest
+
+import loopwarden
+from rules_support import (
+    PEER_TIMEOUT,
+    Case,
+    CaseTable,
+    Peers,
+    expect_finding,
+    family_tests,
+)
+
+CASES = CaseTable("network", module="polling")
+
+
+def _pair(peers: Peers) -> tuple[socket.socket, socket.socket]:
+    """A blocking socketpair: (the end that is waited on, the end that wakes it)."""
+    first, second = socket.socketpair()
+    return peers.closing(first), peers.closing(second)
+
+
+def _ready(peers: Peers) -> socket.socket:
+    """A socket with data queued (a socketpair delivers at once)."""
+    waited, waker = _pair(peers)
+    waker.send(b"x")
+    return waited
+
+
+@CASES.add("select.select")
+def _select(peers: Peers, name: str) -> Case:
+    idle, waker = _pair(peers)
+    ready = _ready(peers)
+    return Case(
+        lambda: select.select([idle], [], [], PEER_TIMEOUT),
+        unblock=lambda: waker.send(b"x"),
+        nonblocking=[
+            lambda: select.select([idle], [], [], 0),
+            lambda: select.select([ready], [], [], PEER_TIMEOUT),
+            lambda: select.select([idle], [ready], [], None),  # writable at once
+        ],
+    )
+
+
+_SELECTOR_CLASSES = (
+    "SelectSelector",
+    "PollSelector",
+    "EpollSelector",
+    "DevpollSelector",
+    "KqueueSelector",
+)
+
+
+def _selector(peers: Peers, cls_name: str, sock: socket.socket) -> selectors.BaseSelector:
+    cls = getattr(selectors, cls_name, None)
+    if cls is None:
+        pytest.skip(f"selectors.{cls_name} does not exist on this platform")
+    selector: selectors.BaseSelector = peers.closing(cls())
+    selector.register(sock, selectors.EVENT_READ)
+    return selector
+
+
+@CASES.add(*(f"selectors.{cls}.select" for cls in _SELECTOR_CLASSES))
+def _selectors(peers: Peers, name: str) -> Case:
+    cls_name = name.split(".")[1]
+    idle, waker = _pair(peers)
+    waiting = _selector(peers, cls_name, idle)
+    ready = _selector(peers, cls_name, _ready(peers))
+    return Case(
+        lambda: waiting.select(PEER_TIMEOUT),
+        unblock=lambda: waker.send(b"x"),
+        nonblocking=[
+            lambda: waiting.select(0),
+            lambda: waiting.select(-1),
+            lambda: ready.select(PEER_TIMEOUT),
+            lambda: ready.select(None),
+        ],
+    )
+
+
+def _poller(peers: Peers, factory: Callable[[], object], sock: socket.socket) -> object:
+    poller = factory()
+    if hasattr(poller, "close"):
+        peers.defer(poller.close)
+    poller.register(sock.fileno(), select.POLLIN)  # type: ignore[attr-defined]
+    return poller
+
+
+def _poll_case(peers: Peers, factory_name: str, scale: float) -> Case:
+    factory = getattr(select, factory_name, None)
+    if factory is None:
+        pytest.skip(f"select.{factory_name} does not exist on this platform")
+    idle, waker = _pair(peers)
+    waiting = _poller(peers, factory, idle)
+    ready = _poller(peers, factory, _ready(peers))
+    return Case(
+        lambda: waiting.poll(PEER_TIMEOUT * scale),  # type: ignore[attr-defined]
+        unblock=lambda: waker.send(b"x"),
+        nonblocking=[
+            lambda: waiting.poll(0),  # type: ignore[attr-defined]
+            lambda: ready.poll(None),  # type: ignore[attr-defined]
+            lambda: ready.poll(-1),  # type: ignore[attr-defined]
+        ],
+    )
+
+
+@CASES.add("select.poll.poll")
+def _poll(peers: Peers, name: str) -> Case:
+    return _poll_case(peers, "poll", 1000)  # milliseconds
+
+
+@CASES.add("select.devpoll.poll")
+def _devpoll(peers: Peers, name: str) -> Case:
+    return _poll_case(peers, "devpoll", 1000)
+
+
+@CASES.add("select.epoll.poll")
+def _epoll(peers: Peers, name: str) -> Case:
+    return _poll_case(peers, "epoll", 1)  # seconds
+
+
+@CASES.add("select.kqueue.control")
+def _kqueue(peers: Peers, name: str) -> Case:
+    if not hasattr(select, "kqueue"):
+        pytest.skip("select.kqueue does not exist on this platform")
+    idle, waker = _pair(peers)
+    ready = _ready(peers)
+    kq = peers.closing(select.kqueue())
+    kq_ready = peers.closing(select.kqueue())
+    kq.control([select.kevent(idle, select.KQ_FILTER_READ)], 0, 0)
+    kq_ready.control([select.kevent(ready, select.KQ_FILTER_READ)], 0, 0)
+    return Case(
+        lambda: kq.control(None, 1, PEER_TIMEOUT),
+        unblock=lambda: waker.send(b"x"),
+        nonblocking=[lambda: kq.control(None, 1, 0), lambda: kq_ready.control(None, 1, None)],
+    )
+
+
+(
+    test_every_rule_has_a_case,
+    test_fires_on_loop_thread,
+    test_silent_off_loop,
+    test_silent_in_nonblocking_form,
+) = family_tests(CASES)
+
+
+# -- the running loop's own selector ---------------------------------------------------
+
+
+async def _idle_turns() -> None:
+    # Each sleep makes the loop wait in its selector with a timeout > 0.
+    for _ in range(5):
+        await asyncio.sleep(0.002)
+    loop = asyncio.get_running_loop()
+    reader, writer = socket.socketpair()
+    try:
+        reader.setblocking(False)
+        got = loop.create_future()
+        loop.add_reader(reader, lambda: got.set_result(reader.recv(1)))
+        loop.call_later(0.002, writer.send, b"x")
+        assert await got == b"x"
+        loop.remove_reader(reader)
+    finally:
+        reader.close()
+        writer.close()
+
+
+@pytest.mark.parametrize("selector_class", ["DefaultSelector", "SelectSelector", "PollSelector"])
+def test_the_running_loops_own_selector_is_silent(selector_class: str) -> None:
+    selector = getattr(selectors, selector_class)()
+    loop = asyncio.SelectorEventLoop(selector)
+    try:
+        with loopwarden.guard(mode="raise") as warden:
+            loop.run_until_complete(_idle_turns())
+    finally:
+        loop.close()
+    assert warden.findings == []
+
+
+def test_asyncio_run_is_silent() -> None:
+    with loopwarden.guard(mode="raise") as warden:
+        asyncio.run(_idle_turns())
+    assert warden.findings == []
+
+
+def test_uvloop_is_silent() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    with loopwarden.guard(mode="raise") as warden:
+        uvloop.run(_idle_turns())
+    assert warden.findings == []
+
+
+def test_the_loops_own_poll_object_called_directly_is_silent() -> None:
+    async def main() -> object:
+        own = asyncio.get_running_loop()._selector._selector  # type: ignore[attr-defined]
+        return own.poll(0.001)
+
+    with loopwarden.guard(mode="raise") as warden:
+        asyncio.run(main())
+    assert warden.findings == []
+
+
+def test_another_selector_on_the_loop_thread_fires(peers: Peers) -> None:
+    idle, _ = _pair(peers)
+    other = peers.closing(selectors.DefaultSelector())
+    other.register(idle, selectors.EVENT_READ)
+    finding = expect_finding(lambda: other.select(0.5), f"selectors.{type(other).__name__}.select")
+    assert "add_reader" in finding.suggestion
