@@ -17,6 +17,7 @@ __all__ = ["FAMILY_MODULES", "WRAP_MODULES", "default_rules", "default_wraps"]
 FAMILY_MODULES: tuple[str, ...] = (
     "sleep",
     "filesystem",
+    "file_locks",
     "network",
     "polling",
     "database",
