@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:This process .* is multi-threaded:DeprecationWarning"
 )
 
-CASES = CaseTable("process")
+CASES = CaseTable("process", module="process")
 CASES.covered_elsewhere("os.wait", "os.wait3")  # they wait for *any* child: fresh interpreter
 
 PY = sys.executable

@@ -23,6 +23,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "database",
     "sync",
     "process",
+    "multiprocessing",
     "console",
     "qt",
 )
