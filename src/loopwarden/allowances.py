@@ -224,8 +224,42 @@ def _families() -> tuple[str, ...]:
 #: Standard-library code that excuses a blocking call when it stands between
 #: the call and the nearest frame outside the standard library. Each entry is
 #: ``"module"`` (the whole module) or ``"module:qualname"``.
+@dataclasses.dataclass(frozen=True)
+class _AllowanceExcept(Allowance):
+    """A default allowance for a module except some of its functions."""
+
+    excluding: frozenset[str] = frozenset()
+
+    def matches_frame(self, module: str, qualname: str) -> bool:
+        if module == self.module and qualname in self.excluding:
+            return False
+        return super().matches_frame(module, qualname)
+
+
+_LOG_CALLS = ("debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log")
+
+#: logging's dispatch from a logger call to its handlers. It is not excused, so
+#: that the handler rule (``logging.Handler.handle``, which reports handlers
+#: writing to files) sees the application's logging call; everything a handler
+#: does inside is that rule's business alone.
+_LOGGING_DISPATCH = frozenset(
+    {
+        *_LOG_CALLS,
+        *(f"Logger.{name}" for name in (*_LOG_CALLS, "_log", "handle", "callHandlers")),
+        *(f"LoggerAdapter.{name}" for name in (*_LOG_CALLS, "_log")),
+    }
+)
+
+_LOGGING = _AllowanceExcept(
+    "logging",
+    "",
+    "logging's own machinery (configuration, handler set-up, its module lock); a handler "
+    "writing records to a file is reported by the logging.Handler.handle rule",
+    excluding=_LOGGING_DISPATCH,
+)
+
 DEFAULT_ALLOWANCES: tuple[Allowance, ...] = tuple(
-    parse_allowance(spec, reason)
+    _LOGGING if spec == "logging" else parse_allowance(spec, reason)
     for spec, reason in (
         ("importlib._bootstrap", "the import system reads and stats module files"),
         ("importlib._bootstrap_external", "the import system reads and stats module files"),

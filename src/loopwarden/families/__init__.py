@@ -18,6 +18,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sleep",
     "filesystem",
     "file_locks",
+    "logging_sinks",
     "network",
     "polling",
     "database",
