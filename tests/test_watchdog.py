@@ -1,6 +1,6 @@
 """The stall watchdog on real loops: asyncio, uvloop, qasync, QtAsyncio, plain Qt.
 
-Stalls are real (a pure-Python spin, ``select.select`` with a timeout, a
+Stalls are real (a pure-Python spin, a C call that releases the GIL, a
 C call holding the GIL) and at most ~300 ms long.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import select
 import sys
 import threading
 import time
@@ -42,8 +41,11 @@ def spin_in_qt_slot(seconds: float) -> None:
         pass
 
 
-def wait_in_select(seconds: float) -> None:
-    select.select([], [], [], seconds)  # no rule covers it; releases the GIL
+def wait_in_c(seconds: float) -> None:
+    # No rule covers a foreign C call; functions called through ctypes.CDLL
+    # release the GIL while they run.
+    libc = ctypes.CDLL(None)
+    libc.usleep(int(seconds * 1_000_000))
 
 
 def hold_the_gil(seconds: float) -> None:
@@ -156,12 +158,13 @@ def test_busy_coroutine_on_qtasyncio_is_one_stall(qapp: Any) -> None:
     assert stall.stack[-1].function == "spin_in_coroutine"
 
 
-def test_select_with_the_gil_released_is_reported_with_its_stack() -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="libc usleep through ctypes.CDLL")
+def test_c_call_with_the_gil_released_is_reported_with_its_stack() -> None:
     with loopwarden.guard(mode="record", stall_ms=100) as warden:
-        asyncio.run(stall_then_settle(lambda: wait_in_select(STALL_S)))
+        asyncio.run(stall_then_settle(lambda: wait_in_c(STALL_S)))
 
     [stall] = stalls(warden)
-    assert stall.stack[-1].function == "wait_in_select"
+    assert stall.stack[-1].function == "wait_in_c"
     assert "gil_held_ms" not in stall.details  # the watchdog kept running
 
 
