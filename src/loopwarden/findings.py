@@ -18,6 +18,7 @@ Family = Literal[
     "qt",
     "reentrancy",
     "stall",
+    "thread",
     "custom",
 ]
 
@@ -45,7 +46,7 @@ class StackFrame(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    """A blocking call (or stall) seen on a guarded loop thread.
+    """A blocking call (or stall) seen on a guarded loop thread, or a wrong-thread call.
 
     Attributes:
         primitive: Dotted name of what blocked, e.g. ``"time.sleep"`` or
@@ -65,7 +66,9 @@ class Finding:
             hidden.
         suggestion: The non-blocking alternative.
         timestamp: ``time.time()`` when the call was seen.
-        details: Extra facts, e.g. ``{"duration_ms": 312.5}`` for a stall.
+        details: Extra facts, e.g. ``{"duration_ms": 312.5}`` for a stall, or
+            ``{"owner_thread": "MainThread", "owner_thread_id": ...}`` for a
+            ``thread`` finding (whose ``thread_name`` is the calling thread).
         library_caller: When the call was made inside a library (the nearest
             frame outside the standard library is not your code): that
             library frame; empty otherwise.
@@ -125,6 +128,13 @@ class Finding:
             return (
                 f"{head} on thread {self.thread_name!r} ({self.loop}); "
                 f"the loop thread was busy in {where}. {self.suggestion}"
+            )
+        if self.family == "thread":
+            owner = self.details.get("owner_thread")
+            belongs = f"thread {owner!r}" if isinstance(owner, str) else "another thread"
+            return (
+                f"Wrong-thread call {self.primitive}() from thread {self.thread_name!r}: "
+                f"it belongs to {belongs} ({self.loop}), at {where}. {self.suggestion}"
             )
         hint = self.allow_hint
         via = self.details.get("via")

@@ -64,7 +64,9 @@ TOOL_PACKAGES = frozenset(
 _UNEXCUSED_OWN_MODULES = ("loopwarden.demo",)
 
 #: loopwarden modules whose frames sit between the blocking call and its caller.
-_HIDDEN_MODULES = frozenset({"loopwarden.engine", "loopwarden.qt.dispatch"})
+_HIDDEN_MODULES = frozenset(
+    {"loopwarden.engine", "loopwarden.qt.dispatch", "loopwarden.affinity.checks"}
+)
 
 #: Modules whose frames dispatch events like a loop's callback dispatcher:
 #: Qt runs a test-driven slot inside loopwarden.qt.dispatch's wrappers.

@@ -30,6 +30,8 @@ NOT_BLOCKED: Any = _NotBlocked()
 BlocksWhen = Callable[..., bool]
 Diagnose = Callable[..., dict[str, Any]]
 Attempt = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+#: ``(rule, original) -> replacement``: builds a rule's own wrapper.
+Wrap = Callable[["Rule", Callable[..., Any]], Callable[..., Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +71,11 @@ class Rule:
             :attr:`Finding.details`. A ``"suggestion"`` key replaces the rule's
             suggestion for that one finding (a ``Future.result()`` that can
             only deadlock, for instance).
+        wrap: Optional ``(rule, original) -> replacement`` that builds the
+            patch itself instead of the engine's blocking-call wrapper. Used
+            by detectors with another question than "would it block here?"
+            (thread affinity, :mod:`loopwarden.affinity`); the registry still
+            installs, aliases and restores it.
     """
 
     target: str
@@ -83,6 +90,7 @@ class Rule:
     import_module: bool = True
     allowed_in: frozenset[str] = frozenset()
     diagnose: Diagnose | None = None
+    wrap: Wrap | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.target:

@@ -27,6 +27,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "multiprocessing",
     "console",
     "qt",
+    "thread",
 )
 
 #: Modules (absolute) holding a ``WRAPS`` table of :class:`~loopwarden.wraps.Wrap`.

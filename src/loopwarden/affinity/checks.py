@@ -1,0 +1,438 @@
+"""The hot path of the thread-affinity detector: wrappers that ask "right thread?".
+
+A blocking-call wrapper asks "does a loop run on *this* thread?"; these ask
+"does the object belong to *this* thread?". The common case, a call made on
+the owner's own thread, costs one identity comparison in the wrapper:
+
+* asyncio objects: ``running_loop() is owner_loop`` (one C call);
+* Qt GUI objects: ``get_ident() == gui_thread`` (one C call);
+* other QObjects: ``obj.thread() is QThread.currentThread()`` (two C calls,
+  only on the QObject methods Qt itself restricts: timers, parents).
+
+Everything else here runs only in the thread that made a call from elsewhere
+(a worker): find the owner, honour allowances, build the finding, hand it to
+:func:`loopwarden.engine.report` (which raises, warns or records like any
+finding). In ``"raise"`` mode the wrong-thread call is *not* made.
+
+While a reported call runs (``"warn"``/``"record"`` mode), a thread-local
+flag keeps the calls it makes itself (``Event.set`` resolving a waiter
+future, ``Future.set_result`` scheduling its callbacks) and the Qt warning it
+causes from being reported again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from loopwarden import engine
+from loopwarden import frames as _frames
+from loopwarden.allowances import allowed_here
+from loopwarden.findings import Finding
+from loopwarden.rules import Rule
+from loopwarden.threads import describe_loop, running_loop
+
+__all__ = [
+    "UNKNOWN",
+    "Owner",
+    "asyncio_owned",
+    "build_finding",
+    "gui_only",
+    "inside_reported_call",
+    "qobject_owned",
+    "report_wrong_thread",
+    "single_shot",
+]
+
+_get_ident = threading.get_ident
+_tls = threading.local()
+
+#: The owner's thread id is not known (a running loop that keeps no thread id).
+UNKNOWN = 0
+
+
+class Owner:
+    """Who a touched object belongs to, found on the slow path only.
+
+    Attributes:
+        thread_id: ``threading.get_ident()`` of the owner thread, or
+            :data:`UNKNOWN`.
+        what: Text for :attr:`Finding.loop`, e.g. ``"asyncio loop ..."``.
+    """
+
+    __slots__ = ("thread_id", "what")
+
+    def __init__(self, thread_id: int, what: str) -> None:
+        self.thread_id = thread_id
+        self.what = what
+
+
+def inside_reported_call() -> bool:
+    """True while a wrong-thread call already reported on this thread runs."""
+    return bool(getattr(_tls, "inside", False))
+
+
+def _thread_name(ident: int) -> str | None:
+    if ident == UNKNOWN:
+        return None
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"thread {ident}"
+
+
+def _allowed_by_scope(rule: Rule) -> bool:
+    allowed = allowed_here.get()
+    return bool(allowed) and ("*" in allowed or rule.name in allowed or rule.family in allowed)
+
+
+def _skip() -> bool:
+    """No warden, or loopwarden itself is at work on this thread."""
+    return (
+        not engine.active_wardens
+        or getattr(_tls, "inside", False)
+        or getattr(engine._tls, "busy", False)  # the engine is inspecting a call here
+    )
+
+
+def build_finding(
+    rule: Rule, owner: Owner, caller: FrameType | None, extra: dict[str, Any] | None = None
+) -> tuple[Finding | None, FrameType | None]:
+    """The finding for a wrong-thread call made from ``caller``, unless an allowance covers it.
+
+    Returns ``(finding, user_frame)``; ``(None, None)`` when the call is
+    excused (an ``allow_blocking("thread")`` scope, a user allowance, a tool's
+    own frame) or the check itself failed (logged, never raised).
+    """
+    if caller is None or _allowed_by_scope(rule):
+        return None, None
+    engine._tls.busy = True  # our own work (thread list, frames) is never a finding
+    try:
+        excused, nearest_own = engine._excused(rule, caller)
+        if excused:
+            return None, None
+        user_frame = nearest_own or caller
+        return _make_finding(rule, owner, caller, user_frame, extra or {}), user_frame
+    except Exception:  # noqa: BLE001 - a broken check must never break the host
+        engine.logger.exception("loopwarden: the thread check of %s failed", rule.name)
+        return None, None
+    finally:
+        engine._tls.busy = False
+
+
+def report_wrong_thread(
+    rule: Rule, owner: Owner, caller: FrameType | None, extra: dict[str, Any] | None = None
+) -> bool:
+    """Build and report the finding for a call from the wrong thread.
+
+    Returns True when a finding was reported (the caller then runs the call
+    with :func:`inside_reported_call` true), False when an allowance excused it.
+
+    Raises:
+        BlockingCallError: in ``"raise"`` mode (the finding is recorded first).
+    """
+    __tracebackhide__ = True
+    finding, user_frame = build_finding(rule, owner, caller, extra)
+    if finding is None:
+        return False
+    engine.report(finding, user_frame)
+    return True
+
+
+def _make_finding(
+    rule: Rule, owner: Owner, caller: FrameType, user_frame: FrameType, extra: dict[str, Any]
+) -> Finding:
+    stack = _frames.capture_stack(caller)
+    thread = threading.current_thread()
+    details: dict[str, Any] = {
+        "owner_thread": _thread_name(owner.thread_id),
+        "owner_thread_id": owner.thread_id or None,
+        **extra,
+    }
+    return Finding(
+        primitive=rule.name,
+        family=rule.family,
+        thread_name=thread.name,
+        thread_id=thread.ident or _get_ident(),
+        loop=owner.what,
+        caller=str(stack[-1]) if stack else "<unknown>",
+        user_caller=_frames.frame_label(user_frame),
+        stack=stack,
+        suggestion=rule.suggestion,
+        timestamp=time.time(),
+        details=details,
+    )
+
+
+def _run_reported(original: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+    _tls.inside = True
+    try:
+        return original(*args, **kwargs)
+    finally:
+        _tls.inside = False
+
+
+def _finish(rule: Rule, wrapper: Callable[..., Any], original: Any) -> Callable[..., Any]:
+    wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
+    return wrapper
+
+
+# -- asyncio ------------------------------------------------------------------
+
+
+def _is_qt_loop(loop: object) -> bool:
+    module = type(loop).__module__
+    return module.startswith(("qasync", "PySide6"))
+
+
+def loop_owner(loop: object) -> Owner | None:
+    """The owner of ``loop`` when it runs on another thread than this one, else None.
+
+    A loop that is not running (being set up before ``run_forever``, or
+    stopped) belongs to no thread: calls on it are fine from anywhere.
+    """
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        return None
+    here = _get_ident()
+    owner = getattr(loop, "_thread_id", None)  # BaseEventLoop, while run_forever runs
+    if owner is None:
+        # qasync, QtAsyncio and uvloop keep no thread id: ask whether it runs.
+        try:
+            if not loop.is_running():
+                return None
+        except Exception:  # noqa: BLE001 - a loop in an odd state: say nothing
+            return None
+        owner = UNKNOWN
+        if _is_qt_loop(loop):
+            from loopwarden.qt.gui_thread import gui_thread_id
+
+            owner = gui_thread_id()
+    if owner == here:
+        return None
+    return Owner(owner, describe_loop(loop))
+
+
+def asyncio_owned(loop_of: Callable[[Any], Any]) -> Callable[[Rule, Any], Any]:
+    """Wrapper factory for methods of objects bound to an asyncio loop.
+
+    ``loop_of(self)`` returns the object's loop (the loop itself for loop
+    methods; ``self._loop`` for futures, transports, queues, events, locks).
+    """
+
+    def wrap(rule: Rule, original: Any) -> Callable[..., Any]:
+        running = running_loop
+        slow = _foreign_asyncio_call
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if running() is loop_of(self):
+                return original(self, *args, **kwargs)
+            __tracebackhide__ = True
+            return slow(rule, original, loop_of(self), self, args, kwargs)
+
+        return _finish(rule, wrapper, original)
+
+    return wrap
+
+
+def _foreign_asyncio_call(
+    rule: Rule,
+    original: Callable[..., Any],
+    loop: object,
+    obj: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    __tracebackhide__ = True
+    if loop is None or _skip():
+        return original(obj, *args, **kwargs)
+    owner = loop_owner(loop)
+    if owner is None or not report_wrong_thread(rule, owner, _frames.current_frame(2)):
+        return original(obj, *args, **kwargs)
+    return _run_reported(original, (obj, *args), kwargs)
+
+
+def self_loop(obj: Any) -> Any:
+    """``loop_of`` for loop methods: the loop is the object."""
+    return obj
+
+
+def bound_loop(obj: Any) -> Any:
+    """``loop_of`` for futures, transports and asyncio primitives: ``obj._loop``."""
+    return getattr(obj, "_loop", None)
+
+
+# -- Qt -----------------------------------------------------------------------
+
+
+class _Gui:
+    """The GUI thread id the Qt wrappers compare with (refreshed on the slow path)."""
+
+    ident: int = threading.main_thread().ident or 0
+
+
+_gui = _Gui()
+
+_GUI_THREAD_TEXT = "the Qt GUI thread"
+
+
+def _gui_thread_now() -> int:
+    from loopwarden.qt.gui_thread import gui_thread_id
+
+    ident = gui_thread_id()
+    _gui.ident = ident
+    return ident
+
+
+def gui_only(rule: Rule, original: Any) -> Callable[..., Any]:
+    """Wrapper for GUI classes: every call must be made on the GUI thread.
+
+    Takes ``*args`` so it serves instance and static methods alike.
+    """
+    gui = _gui
+    get_ident = _get_ident
+    slow = _off_gui_call
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if get_ident() == gui.ident:
+            return original(*args, **kwargs)
+        __tracebackhide__ = True
+        return slow(rule, original, args, kwargs)
+
+    return _finish(rule, wrapper, original)
+
+
+def _off_gui_call(
+    rule: Rule, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    __tracebackhide__ = True
+    if _skip() or sys.modules.get("PySide6.QtCore") is None:
+        return original(*args, **kwargs)
+    qtcore = sys.modules["PySide6.QtCore"]
+    if qtcore.QCoreApplication.instance() is None:
+        return original(*args, **kwargs)  # no application yet: no GUI thread to race with
+    gui = _gui_thread_now()
+    if gui == _get_ident():
+        return original(*args, **kwargs)
+    owner = Owner(gui, _GUI_THREAD_TEXT)
+    if not report_wrong_thread(rule, owner, _frames.current_frame(2)):
+        return original(*args, **kwargs)
+    return _run_reported(original, args, kwargs)
+
+
+def _qthread_owner(qthread: Any) -> Owner:
+    """Describe a QThread as an owner (its Python thread id when it is the GUI thread)."""
+    qtcore = sys.modules.get("PySide6.QtCore")
+    app = qtcore.QCoreApplication.instance() if qtcore is not None else None
+    if app is not None and app.thread() is qthread:
+        return Owner(_gui_thread_now(), _GUI_THREAD_TEXT)
+    name = qthread.objectName() if qthread is not None else ""
+    text = f"QThread {name!r}" if name else "a QThread"
+    return Owner(UNKNOWN, f"the object's thread(), {text}")
+
+
+def qobject_owned(rule: Rule, original: Any) -> Callable[..., Any]:
+    """Wrapper for QObject methods Qt allows only from the object's own thread."""
+    current: list[Callable[[], Any]] = []
+    slow = _foreign_qobject_call
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not current:
+            current.append(sys.modules["PySide6.QtCore"].QThread.currentThread)
+        thread = self.thread()
+        if thread is None or thread is current[0]():
+            return original(self, *args, **kwargs)
+        __tracebackhide__ = True
+        return slow(rule, original, self, thread, args, kwargs)
+
+    return _finish(rule, wrapper, original)
+
+
+def _foreign_qobject_call(
+    rule: Rule,
+    original: Callable[..., Any],
+    obj: Any,
+    thread: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    __tracebackhide__ = True
+    if _skip():
+        return original(obj, *args, **kwargs)
+    owner = _qthread_owner(thread)
+    extra = {"object": type(obj).__name__}
+    if not report_wrong_thread(rule, owner, _frames.current_frame(2), extra):
+        return original(obj, *args, **kwargs)
+    return _run_reported(original, (obj, *args), kwargs)
+
+
+def _no_qt_event_loop_here(qtcore: Any) -> bool:
+    """True on a thread where no Qt event loop runs and none will.
+
+    A thread started with ``threading.Thread`` (an asyncio executor too) has
+    no Qt event dispatcher until a ``QEventLoop`` is created in it: without
+    one, no timer of the thread can ever fire. (With one, a loop may run after
+    the call: PySide6.QtAsyncio's executor schedules its work this way.) A
+    QThreadPool thread has a dispatcher but never runs a loop. A QThread may
+    still call ``exec()`` after scheduling a timer in ``run()``: not judged.
+    """
+    qthread = qtcore.QThread.currentThread()
+    if qthread.loopLevel() > 0:
+        return False
+    if isinstance(threading.current_thread(), threading._DummyThread):
+        return bool(qthread.objectName() == "Thread (pooled)")
+    return qthread.eventDispatcher() is None
+
+
+def _context_elsewhere(qtcore: Any, args: tuple[Any, ...]) -> bool:
+    """``singleShot(0, context, fn)`` with a context object living in another thread."""
+    if not args or args[0] != 0:
+        return False
+    context = next((a for a in args[1:] if isinstance(a, qtcore.QObject)), None)
+    return context is not None and context.thread() is not qtcore.QThread.currentThread()
+
+
+def single_shot(rule: Rule, original: Any) -> Callable[..., Any]:
+    """Wrapper for ``QTimer.singleShot``: its timer lives in the calling thread.
+
+    From a thread without a Qt event loop the callback never runs, unless the
+    delay is 0 and a context object on a thread with an event loop is given
+    (Qt then posts the call to that object's thread).
+    """
+    gui = _gui
+    get_ident = _get_ident
+    slow = _single_shot_elsewhere
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if get_ident() == gui.ident:
+            return original(*args, **kwargs)
+        __tracebackhide__ = True
+        return slow(rule, original, args, kwargs)
+
+    return _finish(rule, wrapper, original)
+
+
+def _single_shot_elsewhere(
+    rule: Rule, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    __tracebackhide__ = True
+    qtcore = sys.modules.get("PySide6.QtCore")
+    if _skip() or qtcore is None:
+        return original(*args, **kwargs)
+    try:
+        if not _no_qt_event_loop_here(qtcore) or _context_elsewhere(qtcore, args):
+            return original(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - odd arguments: let Qt judge them
+        return original(*args, **kwargs)
+    owner = Owner(UNKNOWN, "no Qt event loop runs on the calling thread")
+    extra = {"owner_thread": None}
+    if not report_wrong_thread(rule, owner, _frames.current_frame(2), extra):
+        return original(*args, **kwargs)
+    return _run_reported(original, args, kwargs)
