@@ -11,7 +11,9 @@ Placeholders (an HTML comment alone on its line):
 * ``<!-- loopwarden:default-allowances -->``: the built-in allowances;
 * ``<!-- loopwarden:families -->``: the list of family names;
 * ``<!-- loopwarden:options -->``: every configuration option, one table
-  (:func:`loopwarden.config_reference.render_options_table`).
+  (:func:`loopwarden.config_reference.render_options_table`);
+* ``<!-- loopwarden:qt-thread-messages -->``: the Qt warnings that become
+  ``thread`` findings.
 
 It also turns the Sphinx roles of loopwarden's docstrings (``:class:`~x.Y```)
 into mkdocs-autorefs links in the API reference, so the docstrings stay
@@ -29,6 +31,7 @@ RULES_PLACEHOLDER = "<!-- loopwarden:rules -->"
 ALLOWANCES_PLACEHOLDER = "<!-- loopwarden:default-allowances -->"
 FAMILIES_PLACEHOLDER = "<!-- loopwarden:families -->"
 OPTIONS_PLACEHOLDER = "<!-- loopwarden:options -->"
+QT_MESSAGES_PLACEHOLDER = "<!-- loopwarden:qt-thread-messages -->"
 
 
 def _cell(text: str) -> str:
@@ -139,9 +142,22 @@ def render_options() -> str:
     return render_options_table()
 
 
+def render_qt_thread_messages() -> str:
+    """Markdown table of the Qt warnings that become ``thread`` findings."""
+    from loopwarden.affinity.qt_messages import MESSAGES
+
+    lines = ["| Qt warns (text contains) | Primitive | Use instead |", "| --- | --- | --- |"]
+    for message in MESSAGES:
+        lines.append(
+            f"| {_cell(message.text)} | `{_cell(message.name)}` | {_cell(message.suggestion)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 _RENDERERS = {
     OPTIONS_PLACEHOLDER: render_options,
     RULES_PLACEHOLDER: render_rules,
+    QT_MESSAGES_PLACEHOLDER: render_qt_thread_messages,
     ALLOWANCES_PLACEHOLDER: render_default_allowances,
     FAMILIES_PLACEHOLDER: render_families,
 }

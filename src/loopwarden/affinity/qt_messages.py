@@ -115,8 +115,11 @@ MESSAGES: tuple[QtThreadMessage, ...] = (
     QtThreadMessage(
         "Timers can only be used with threads started with QThread", "QObject.startTimer", _NO_LOOP
     ),
+    # Only timers: a QSocketNotifier in such a thread (a QSerialPort read with
+    # waitForReadyRead() in a worker) prints the same text, and that blocking
+    # use in a worker is the recommended pattern.
     QtThreadMessage(
-        "current thread's event dispatcher has already been destroyed",
+        "startTimer: current thread's event dispatcher has already been destroyed",
         "QObject.startTimer",
         _NO_LOOP,
     ),

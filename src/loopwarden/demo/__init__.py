@@ -72,7 +72,10 @@ def run_demo(
     collector.meta.update(
         command="loopwarden demo", mode="record", stall_ms=options.get("stall_ms")
     )
-    say("loopwarden demo: a PySide6 + qasync app making five classic mistakes on the GUI thread")
+    say(
+        "loopwarden demo: a PySide6 + qasync app making five classic mistakes on the GUI thread"
+        " and one in a worker thread"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="loopwarden-demo-") as tmp,
         StatusServer() as server,

@@ -10,11 +10,14 @@ sync file read in a coroutine           ``await asyncio.to_thread(path.read_text
 ``urllib`` request in a coroutine       ``await loop.run_in_executor(None, ...)``
 ``QThread.wait()`` in a slot            ``QThread.finished`` signal
 300 ms of number crunching in a slot    ``await asyncio.to_thread(crunch, ...)``
+``loop.call_soon`` from a worker        ``loop.call_soon_threadsafe``
 =====================================  =========================================
 
 The mistakes are deliberate: keep them. The stall watchdog and the network
-and Qt rule families report the last three (sleep and file reads are always
-reported).
+and Qt rule families report the fourth and fifth (sleep and file reads are
+always reported). The last one is the reverse mistake, a worker thread
+touching the loop (family ``thread``): under qasync the callback it schedules
+never runs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -205,6 +209,18 @@ class DemoWindow(QMainWindow):
         """FIX: the number crunching in a worker thread."""
         return await asyncio.to_thread(crunch_numbers, CRUNCH_SECONDS)
 
+    # -- 6. a worker thread touching the loop --------------------------------------------
+
+    def report_from_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        """MISTAKE: runs in a worker; loop.call_soon is not thread-safe (the note is lost)."""
+        loop.call_soon(self.note, "worker done (this line never shows)")
+
+    def report_from_worker_fixed(
+        self, loop: asyncio.AbstractEventLoop, done: Callable[[], Any]
+    ) -> None:
+        """FIX: runs in a worker; call_soon_threadsafe runs ``done`` on the loop thread."""
+        loop.call_soon_threadsafe(done)
+
 
 def prepare_workdir(workdir: Path) -> None:
     """Create the files the demo reads (before the loop runs: no finding)."""
@@ -254,6 +270,19 @@ async def run_scenario(window: DemoWindow, say: Callable[[str], None]) -> None:
     say(f"5. {CRUNCH_SECONDS * 1000:.0f} ms of number crunching in a slot ... and a worker thread")
     await _click(window, window.stats_button, "stats")
     await window.statistics_fixed()
+
+    say("6. loop.call_soon() from a worker thread ... and call_soon_threadsafe")
+    loop = asyncio.get_running_loop()
+    worker_done: asyncio.Future[None] = loop.create_future()
+
+    def worker() -> None:
+        window.report_from_worker(loop)
+        window.report_from_worker_fixed(loop, lambda: worker_done.set_result(None))
+
+    thread = threading.Thread(target=worker, name="demo-worker")
+    thread.start()
+    await asyncio.wait_for(worker_done, timeout=10)
+    await asyncio.to_thread(thread.join)
 
     # Let the watchdog see the loop come back before detection stops.
     await asyncio.sleep(0.1)
