@@ -2,7 +2,7 @@
 
 Run from the repository root (PySide6 comes with the ``qt`` extra)::
 
-    python benchmarks/bench_thread.py            # full run: 21 interleaved rounds
+    python benchmarks/bench_thread.py            # full run: 21 interleaved rounds, ~1 minute
     python benchmarks/bench_thread.py --quick    # smoke run for CI, a few seconds
 
 Rows, each in ns per call, unpatched vs. loopwarden active
@@ -120,8 +120,9 @@ def _qt_rows(n: int) -> dict[str, Callable[[], float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (CI)")
+    parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds (21)")
     options = parser.parse_args()
-    rounds, n = (3, 2_000) if options.quick else (21, 50_000)
+    rounds, n = (3, 2_000) if options.quick else (options.rounds, 20_000)
     rows = {**_asyncio_rows(n), **_qt_rows(n)}
     plain: dict[str, list[float]] = {name: [] for name in rows}
     guarded: dict[str, list[float]] = {name: [] for name in rows}

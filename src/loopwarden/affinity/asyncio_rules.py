@@ -14,7 +14,7 @@ QtAsyncio's and uvloop's go straight to their internals.
 
 from __future__ import annotations
 
-from loopwarden.affinity.checks import asyncio_owned, bound_loop, self_loop
+from loopwarden.affinity.checks import asyncio_owned
 from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
@@ -182,8 +182,8 @@ _BOUND_CLASSES: tuple[tuple[str, str, str, tuple[str, ...], str, bool], ...] = (
 
 def _rules() -> tuple[Rule, ...]:
     rules: list[Rule] = []
-    on_loop = asyncio_owned(self_loop)
-    on_bound = asyncio_owned(bound_loop)
+    on_loop = asyncio_owned(bound=False)
+    on_bound = asyncio_owned(bound=True)
     for module, cls, methods, import_module in _LOOP_CLASSES:
         rules += [
             Rule(

@@ -220,22 +220,33 @@ def loop_owner(loop: object) -> Owner | None:
     return Owner(owner, describe_loop(loop))
 
 
-def asyncio_owned(loop_of: Callable[[Any], Any]) -> Callable[[Rule, Any], Any]:
-    """Wrapper factory for methods of objects bound to an asyncio loop.
+def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
+    """Wrapper factory for methods of asyncio loops and loop-bound objects.
 
-    ``loop_of(self)`` returns the object's loop (the loop itself for loop
-    methods; ``self._loop`` for futures, transports, queues, events, locks).
+    ``bound=False``: methods of the loop itself. ``bound=True``: futures,
+    transports, queues, events and locks, whose loop is ``self._loop`` (None
+    until an asyncio primitive is first awaited: then any thread may use it).
     """
 
     def wrap(rule: Rule, original: Any) -> Callable[..., Any]:
         running = running_loop
         slow = _foreign_asyncio_call
+        if bound:
 
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if running() is loop_of(self):
-                return original(self, *args, **kwargs)
-            __tracebackhide__ = True
-            return slow(rule, original, loop_of(self), self, args, kwargs)
+            def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                loop = self._loop
+                if loop is None or running() is loop:
+                    return original(self, *args, **kwargs)
+                __tracebackhide__ = True
+                return slow(rule, original, loop, self, args, kwargs)
+
+        else:
+
+            def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if running() is self:
+                    return original(self, *args, **kwargs)
+                __tracebackhide__ = True
+                return slow(rule, original, self, self, args, kwargs)
 
         return _finish(rule, wrapper, original)
 
@@ -257,16 +268,6 @@ def _foreign_asyncio_call(
     if owner is None or not report_wrong_thread(rule, owner, _frames.current_frame(2)):
         return original(obj, *args, **kwargs)
     return _run_reported(original, (obj, *args), kwargs)
-
-
-def self_loop(obj: Any) -> Any:
-    """``loop_of`` for loop methods: the loop is the object."""
-    return obj
-
-
-def bound_loop(obj: Any) -> Any:
-    """``loop_of`` for futures, transports and asyncio primitives: ``obj._loop``."""
-    return getattr(obj, "_loop", None)
 
 
 # -- Qt -----------------------------------------------------------------------
