@@ -254,7 +254,13 @@ class BlockDetectPlugin:
         if options.mode not in ("fail", "raise"):
             return
         self._failed_phases += 1
-        text = summary.phase_failure(phase, records, options.mode, self.settings.scope)
+        text = summary.phase_failure(
+            phase,
+            records,
+            options.mode,
+            self.settings.scope,
+            verbosity=int(self.config.getoption("verbose") or 0),
+        )
         if exc is None:
             pytest.fail(text, pytrace=False)
         # The phase failed already (or was skipped or interrupted): keep its own

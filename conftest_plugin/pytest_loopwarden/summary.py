@@ -95,11 +95,17 @@ def _counted(records: Sequence[Record]) -> str:
 
 
 def phase_failure(
-    phase: str, records: Sequence[Record], mode: str, scope: Sequence[str] = ()
+    phase: str,
+    records: Sequence[Record],
+    mode: str,
+    scope: Sequence[str] = (),
+    verbosity: int = 0,
 ) -> str:
     """The failure text for one test phase: its places to fix, in the order they happened.
 
-    In the spirit of pytest-qt's "Exceptions caught in Qt event loop".
+    In the spirit of pytest-qt's "Exceptions caught in Qt event loop". As many
+    places as the summary shows for ``verbosity`` (:func:`max_places`); the
+    rest are counted.
     """
     grouped = _grouped(records, in_order=True)
     places = f"{len(grouped)} place{'s' if len(grouped) != 1 else ''} to fix"
@@ -107,7 +113,9 @@ def phase_failure(
         f"loopwarden: {_counted(records)} on an event-loop thread during {phase.upper()} "
         f"(--block-detect={mode}), at {places}, in the order they happened:"
     ]
-    for number, (group, group_records) in enumerate(grouped, 1):
+    cap = max_places(verbosity)
+    shown = grouped if cap is None else grouped[:cap]
+    for number, (group, group_records) in enumerate(shown, 1):
         first = group.first
         lines.append(
             f"{number}) {_what(group)}{_label(group_records, scope)} on thread "
@@ -122,6 +130,13 @@ def phase_failure(
             lines.append(f"   called {first.primitive}() from {first.caller}")
         for suggestion in group.suggestions:
             lines.append(f"   suggestion: {suggestion}")
+    hidden = grouped[len(shown) :]
+    if hidden:
+        more = sum(g.count for g, _ in hidden)
+        lines.append(
+            f"... and {len(hidden)} more places to fix with {more} findings in this phase "
+            "(-v shows more, -vv all)"
+        )
     return "\n".join(lines)
 
 

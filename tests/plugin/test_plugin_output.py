@@ -156,6 +156,14 @@ def test_the_summary_is_capped_largest_first(run: pytest.RunResult) -> None:
     assert "Every finding with its stack: --block-detect-report=findings.json" in summary
 
 
+def test_a_phase_with_many_places_is_capped_too(run: pytest.RunResult) -> None:
+    text = section(run, "test_many_places")
+    assert "78 blocking calls on an event-loop thread during CALL" in text
+    assert "at 12 places to fix, in the order they happened:" in text
+    assert "10) time.sleep(), 10 calls" in text and "11) " not in text
+    assert "... and 2 more places to fix with 23 findings in this phase" in text
+
+
 def test_quiet_shows_fewer_places_in_one_line_each(project: Path) -> None:
     result = run_pytest(project, "--block-detect", "-q", "-p", "no:randomly")
     summary = _summary(result)
