@@ -4,7 +4,7 @@ Precedence, highest first::
 
     command line  >  environment (LOOPWARDEN_*)  >  [tool.loopwarden]  >  defaults
 
-Single values (``mode``, ``stall_ms``, ``report``) come from the highest
+Single values (``mode``, ``stall_ms``, ``report``, ``max_findings``) come from the highest
 layer that sets them. Lists (``allow``, ``rules``) add up: an allowance in
 pyproject.toml stays in force when the environment adds another.
 
@@ -43,6 +43,7 @@ from loopwarden.errors import ConfigError
 from loopwarden.findings import FAMILIES
 from loopwarden.modes import MODES
 from loopwarden.rules import Rule
+from loopwarden.sites import check_max_findings
 from loopwarden.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -95,12 +96,13 @@ ENV_MODE = "LOOPWARDEN"
 ENV_STALL_MS = "LOOPWARDEN_STALL_MS"
 ENV_REPORT = "LOOPWARDEN_REPORT"
 ENV_ALLOW = "LOOPWARDEN_ALLOW"
+ENV_MAX_FINDINGS = "LOOPWARDEN_MAX_FINDINGS"
 
 #: Every variable loopwarden reads (the generated configuration reference lists them).
-ENV_VARIABLES: tuple[str, ...] = (ENV_MODE, ENV_STALL_MS, ENV_REPORT, ENV_ALLOW)
+ENV_VARIABLES: tuple[str, ...] = (ENV_MODE, ENV_STALL_MS, ENV_REPORT, ENV_ALLOW, ENV_MAX_FINDINGS)
 
 #: The keys ``[tool.loopwarden]`` accepts.
-TABLE_KEYS: tuple[str, ...] = ("mode", "stall_ms", "allow", "rules", "report")
+TABLE_KEYS: tuple[str, ...] = ("mode", "stall_ms", "allow", "rules", "report", "max_findings")
 _RULE_KEYS = ("target", "suggestion", "family", "condition", "name")
 _ALLOW_KEYS = ("target", "reason", "primitives")
 
@@ -114,6 +116,7 @@ class Settings:
         stall_ms: Stall watchdog threshold in milliseconds; ``0`` switches
             the watchdog off.
         report: Path of the report to write at the end (``.json`` or ``.html``).
+        max_findings: Full findings a warden keeps (later ones are only counted).
         allow: Allowances (``"package.module:qualname"`` with a reason).
         rules: Extra rules, like :func:`loopwarden.mark_blocking`.
         source: Where the layer came from, for messages.
@@ -122,6 +125,7 @@ class Settings:
     mode: str | None = None
     stall_ms: float | None = None
     report: str | None = None
+    max_findings: int | None = None
     allow: tuple[Allowance, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = ""
@@ -132,6 +136,9 @@ class Settings:
             mode=self.mode if self.mode is not None else lower.mode,
             stall_ms=self.stall_ms if self.stall_ms is not None else lower.stall_ms,
             report=self.report if self.report is not None else lower.report,
+            max_findings=(
+                self.max_findings if self.max_findings is not None else lower.max_findings
+            ),
             allow=(*lower.allow, *self.allow),
             rules=(*lower.rules, *self.rules),
             source=" > ".join(s for s in (self.source, lower.source) if s),
@@ -412,6 +419,11 @@ def settings_from_table(table: Mapping[str, Any], *, source: str = "[tool.loopwa
             if "report" in table
             else None
         ),
+        max_findings=(
+            check_max_findings(table["max_findings"], where=f"{source} max_findings")
+            if "max_findings" in table
+            else None
+        ),
         allow=parse_allow(table.get("allow", ()), where=f"{source} allow"),
         rules=parse_rules(table.get("rules", ()), where=f"{source} rules"),
         source=source,
@@ -544,10 +556,14 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     report = env.get(ENV_REPORT, "").strip()
     allow_text = env.get(ENV_ALLOW, "").strip()
     allow = parse_env_allow(allow_text)
+    max_findings = env.get(ENV_MAX_FINDINGS, "").strip()
     return Settings(
         mode=parse_mode(mode, where=ENV_MODE) if mode else None,
         stall_ms=parse_stall_ms(stall, where=ENV_STALL_MS) if stall else None,
         report=parse_report_path(report, where=ENV_REPORT) if report else None,
+        max_findings=(
+            check_max_findings(max_findings, where=ENV_MAX_FINDINGS) if max_findings else None
+        ),
         allow=allow,
         source="environment",
     )

@@ -85,6 +85,16 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "`activate_from_env()`). Default: none.",
     ),
     SettingDoc(
+        "Findings kept in full",
+        code="max_findings",
+        pyproject="max_findings",
+        env=config.ENV_MAX_FINDINGS,
+        values="A whole number >= 0: how many full findings (with stacks) a warden keeps "
+        "in `Warden.findings`; later ones are only counted, exactly, per call site "
+        "(`Warden.sites`, the reports' counts). Bounds memory in long runs. "
+        "Default: 10000.",
+    ),
+    SettingDoc(
         "Allowances",
         code="allow",
         pyproject="allow",

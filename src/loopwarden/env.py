@@ -59,6 +59,8 @@ def warden_options(settings: Settings) -> dict[str, Any]:
     }
     if settings.watchdog_ms is not None:
         options["stall_ms"] = settings.watchdog_ms
+    if settings.max_findings is not None:
+        options["max_findings"] = settings.max_findings
     return options
 
 

@@ -90,6 +90,5 @@ def _take_back(expected: list[Finding]) -> None:
     """Remove expected findings from the wardens still active (by identity)."""
     if not expected:
         return
-    ids = {id(f) for f in expected}
     for warden in list(engine.active_wardens):
-        warden.findings[:] = [f for f in warden.findings if id(f) not in ids]
+        warden._forget(expected)

@@ -21,6 +21,7 @@ from loopwarden.findings import Finding
 from loopwarden.modes import MODES, Mode
 from loopwarden.registry import registry
 from loopwarden.rules import Rule
+from loopwarden.sites import Site, SiteTable, check_max_findings
 
 __all__ = [
     "MODES",
@@ -89,7 +90,10 @@ class Warden:
 
     Attributes:
         mode: ``"raise"``, ``"warn"`` or ``"record"``.
-        findings: Every finding seen while active, in order of occurrence.
+        findings: Findings seen while active, in order of occurrence: the
+            first ``max_findings`` in full. Later ones are only counted, in
+            :attr:`sites` and :attr:`total`, so a long run's memory stays bounded.
+        max_findings: How many full findings :attr:`findings` keeps.
         allowances: User allowances in force while this warden is active.
         stall_ms: Threshold of the stall watchdog, or None when it is off.
     """
@@ -102,11 +106,14 @@ class Warden:
         allow: Iterable[AllowSpec] = (),
         rules: Sequence[Rule] = (),
         stall_ms: float | None = None,
+        max_findings: int | None = None,
     ) -> None:
         self.mode: Mode = check_mode(mode)
         #: Stall watchdog threshold in milliseconds; None: no watchdog.
         self.stall_ms: float | None = _watchdog.check_stall_ms(stall_ms)
+        self.max_findings: int = check_max_findings(max_findings)
         self.findings: list[Finding] = []
+        self._sites = SiteTable()
         self._rules: list[Rule] = list(rules)
         self.allowances: list[Allowance] = [_to_allowance(a, self._rules) for a in allow]
         self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
@@ -144,8 +151,44 @@ class Warden:
         self._callbacks.append(callback)
 
     def clear(self) -> None:
-        """Forget the findings recorded so far."""
+        """Forget the findings recorded so far (and their counts)."""
         self.findings.clear()
+        self._sites.clear()
+
+    # -- aggregates -------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        """How many findings were seen, kept in full or not (exact)."""
+        return self._sites.total
+
+    @property
+    def dropped(self) -> int:
+        """Findings counted but not kept in :attr:`findings` (the memory bound)."""
+        return max(0, self._sites.total - len(self.findings))
+
+    @property
+    def sites(self) -> list[Site]:
+        """Every call site seen, in order of its first finding, with exact counts.
+
+        One :class:`~loopwarden.sites.Site` per (primitive, place to fix): count,
+        first and last time, total and longest measured duration, and the first
+        finding in full.
+        """
+        return self._sites.sites()
+
+    def _forget(self, findings: Iterable[Finding]) -> None:
+        """Take findings back (by identity): ``expect_blocking`` expected them."""
+        ids = {id(f) for f in findings}
+        if not ids:
+            return
+        kept: list[Finding] = []
+        for finding in self.findings:
+            if id(finding) in ids:
+                self._sites.discard(finding)
+            else:
+                kept.append(finding)
+        self.findings[:] = kept
 
     # -- activation -----------------------------------------------------------
 
@@ -211,7 +254,11 @@ class Warden:
         return True
 
     def _record(self, finding: Finding) -> None:
-        self.findings.append(finding)
+        self._sites.add(finding)
+        # len() then append is not atomic across threads: at worst a few findings
+        # more than the limit, never an unbounded list.
+        if len(self.findings) < self.max_findings:
+            self.findings.append(finding)
         for callback in list(self._callbacks):
             try:
                 callback(finding)
@@ -230,6 +277,7 @@ def guard(
     allow: Iterable[AllowSpec] = (),
     rules: Sequence[Rule] = (),
     stall_ms: float | None = None,
+    max_findings: int | None = None,
 ) -> Warden:
     """Detect blocking calls on event-loop threads inside a ``with`` block.
 
@@ -249,6 +297,9 @@ def guard(
             milliseconds (100 is a good start), with the stack that kept it
             busy. None (the default) leaves it off: it starts a thread and
             reports CPU-heavy code that no patch flags, which you opt into.
+        max_findings: Full findings kept in :attr:`Warden.findings` (default
+            10 000); later ones are only counted, exactly, per call site in
+            :attr:`Warden.sites`. Bounds memory in long record-mode runs.
 
     Returns:
         The :class:`Warden`; use it as a context manager. Guards nest: the
@@ -266,7 +317,14 @@ def guard(
         >>> warden.findings[0].primitive
         'time.sleep'
     """
-    return Warden(mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms)
+    return Warden(
+        mode,
+        on_finding=on_finding,
+        allow=allow,
+        rules=rules,
+        stall_ms=stall_ms,
+        max_findings=max_findings,
+    )
 
 
 def activate(
@@ -276,6 +334,7 @@ def activate(
     allow: Iterable[AllowSpec] = (),
     rules: Sequence[Rule] = (),
     stall_ms: float | None = None,
+    max_findings: int | None = None,
 ) -> Warden:
     """Switch detection on until :func:`deactivate`; same options as :func:`guard`.
 
@@ -289,8 +348,16 @@ def activate(
     with _state_lock:
         if _global_warden is not None and _global_warden.active:
             old = _global_warden
-            new = Warden(mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms)
+            new = Warden(
+                mode,
+                on_finding=on_finding,
+                allow=allow,
+                rules=rules,
+                stall_ms=stall_ms,
+                max_findings=max_findings,
+            )
             new.findings = old.findings
+            new._sites = old._sites
             index = engine.active_wardens.index(old)
             new._activate()
             # Keep the position in the stack: inner guards stay innermost.
@@ -300,7 +367,12 @@ def activate(
             _global_warden = new
             return new
         _global_warden = Warden(
-            mode, on_finding=on_finding, allow=allow, rules=rules, stall_ms=stall_ms
+            mode,
+            on_finding=on_finding,
+            allow=allow,
+            rules=rules,
+            stall_ms=stall_ms,
+            max_findings=max_findings,
         )
         _global_warden._activate()
         return _global_warden

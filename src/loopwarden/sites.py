@@ -1,0 +1,171 @@
+"""Per-call-site aggregates of a warden's findings: exact counts in bounded memory.
+
+A warden keeps at most ``max_findings`` full :class:`~loopwarden.Finding`
+objects (each holds a stack); everything it sees is also counted here, one
+:class:`Site` per (primitive, place to fix). An app that blocks 100 times a
+second for hours therefore costs one small record per line of code, not one
+finding per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from loopwarden.errors import ConfigError
+from loopwarden.findings import Finding
+
+__all__ = ["DEFAULT_MAX_FINDINGS", "MAX_SITES", "OVERFLOW_SITE", "Site", "SiteTable"]
+
+#: Full findings a warden keeps by default; later ones are only counted.
+DEFAULT_MAX_FINDINGS = 10_000
+
+#: Distinct sites counted one by one; beyond it (code generated at run time
+#: with ever new file names) they share one :data:`OVERFLOW_SITE`, so even
+#: that cannot grow memory without bound.
+MAX_SITES = 10_000
+
+#: The ``caller`` of the shared site past :data:`MAX_SITES`.
+OVERFLOW_SITE = "(other call sites: too many distinct ones)"
+
+
+def check_max_findings(value: object, *, where: str = "max_findings") -> int:
+    """Validate a findings limit: a whole number >= 0 (``None``: the default).
+
+    Raises:
+        ConfigError: naming the valid values.
+    """
+    if value is None:
+        return DEFAULT_MAX_FINDINGS
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 0:
+        raise ConfigError(
+            f"invalid {where} {value!r}; valid values: a whole number >= 0 of full findings "
+            f"to keep (default {DEFAULT_MAX_FINDINGS}); later findings are still counted"
+        )
+    return number
+
+
+def duration_of(finding: Finding) -> float | None:
+    """How long ``finding`` blocked in milliseconds, when it was measured.
+
+    Read from a ``duration_ms`` attribute or ``details["duration_ms"]``.
+    """
+    value: Any = getattr(finding, "duration_ms", None)
+    if value is None:
+        value = finding.details.get("duration_ms")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+@dataclasses.dataclass
+class Site:
+    """Every finding of one primitive at one place to fix.
+
+    Attributes:
+        primitive: What blocked (``"stall"`` for stalls).
+        family: Its family.
+        caller: The place to fix (``Finding.user_caller``, else ``caller``).
+        count: How many findings (exact, kept in full or not).
+        first_timestamp: ``time.time()`` of the first one.
+        last_timestamp: ``time.time()`` of the last one.
+        total_duration_ms: Sum of the measured durations (0 if none).
+        max_duration_ms: The longest measured duration (0 if none).
+        timed: How many findings carried a duration.
+        first: The first finding, kept in full whatever the limit.
+    """
+
+    primitive: str
+    family: str
+    caller: str
+    count: int
+    first_timestamp: float
+    last_timestamp: float
+    total_duration_ms: float
+    max_duration_ms: float
+    timed: int
+    first: Finding
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the sample finding's stack."""
+        data = dataclasses.asdict(self)
+        data["first"] = self.first.message
+        return data
+
+
+class SiteTable:
+    """Thread-safe counts per site; the store behind :attr:`Warden.sites`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sites: dict[tuple[str, str], Site] = {}
+        self.total = 0
+
+    def add(self, finding: Finding) -> None:
+        """Count ``finding`` in its site."""
+        key = (finding.primitive, finding.user_caller or finding.caller)
+        duration = duration_of(finding)
+        with self._lock:
+            self.total += 1
+            site = self._sites.get(key)
+            if site is None:
+                if len(self._sites) >= MAX_SITES:
+                    key = ("", OVERFLOW_SITE)
+                    site = self._sites.get(key)
+                if site is None:
+                    site = Site(
+                        primitive=key[0] or finding.primitive,
+                        family=finding.family,
+                        caller=key[1],
+                        count=0,
+                        first_timestamp=finding.timestamp,
+                        last_timestamp=finding.timestamp,
+                        total_duration_ms=0.0,
+                        max_duration_ms=0.0,
+                        timed=0,
+                        first=finding,
+                    )
+                    self._sites[key] = site
+            site.count += 1
+            if finding.timestamp < site.first_timestamp:
+                site.first_timestamp = finding.timestamp
+            if finding.timestamp > site.last_timestamp:
+                site.last_timestamp = finding.timestamp
+            if duration is not None:
+                site.timed += 1
+                site.total_duration_ms += duration
+                if duration > site.max_duration_ms:
+                    site.max_duration_ms = duration
+
+    def discard(self, finding: Finding) -> None:
+        """Uncount ``finding`` (an expected call that ``expect_blocking`` took back)."""
+        key = (finding.primitive, finding.user_caller or finding.caller)
+        with self._lock:
+            site = self._sites.get(key)
+            if site is None:
+                return
+            self.total -= 1
+            site.count -= 1
+            duration = duration_of(finding)
+            if duration is not None:
+                site.timed -= 1
+                site.total_duration_ms -= duration
+            if site.count <= 0:
+                del self._sites[key]
+
+    def sites(self) -> list[Site]:
+        """The sites in order of their first finding (copies: safe to keep)."""
+        with self._lock:
+            return [dataclasses.replace(site) for site in self._sites.values()]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._sites.clear()
+            self.total = 0
