@@ -134,3 +134,18 @@ def test_durations_are_summed_and_the_longest_kept(tmp_path: Path) -> None:
     assert site.timed == 3
     assert site.total_duration_ms == 37.5
     assert site.max_duration_ms == 20.0
+
+
+def test_counts_are_exact_across_loop_threads(tmp_path: Path) -> None:
+    def run_loop() -> None:
+        asyncio.run(_stat_twice_per_round(tmp_path, 150))
+
+    with loopwarden.guard(mode="record", max_findings=10) as warden:
+        threads = [threading.Thread(target=run_loop) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert warden.total == 4 * 300
+    assert len(warden.findings) <= 10 + 4  # the limit, give or take a racing append
+    assert sorted(s.count for s in warden.sites) == [600, 600]

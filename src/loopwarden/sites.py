@@ -100,72 +100,101 @@ class Site:
 
 
 class SiteTable:
-    """Thread-safe counts per site; the store behind :attr:`Warden.sites`."""
+    """Counts per site, one table per thread; the store behind :attr:`Warden.sites`.
+
+    No lock on the hot path: each thread counts in its own table (a lock held
+    when a Ctrl-C lands in the middle would silence every later finding), and
+    readers merge the tables.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sites: dict[tuple[str, str], Site] = {}
-        self.total = 0
+        self._local = threading.local()
+        # Every thread's table; list.append is atomic, so no lock is needed.
+        self._tables: list[dict[tuple[str, str], Site]] = []
+
+    def _own(self) -> dict[tuple[str, str], Site]:
+        table: dict[tuple[str, str], Site] | None = getattr(self._local, "table", None)
+        if table is None:
+            table = self._local.table = {}
+            self._tables.append(table)
+        return table
 
     def add(self, finding: Finding) -> None:
         """Count ``finding`` in its site."""
         key = (finding.primitive, finding.user_caller or finding.caller)
         duration = duration_of(finding)
-        with self._lock:
-            self.total += 1
-            site = self._sites.get(key)
+        table = self._own()
+        site = table.get(key)
+        if site is None:
+            if len(table) >= MAX_SITES:
+                key = ("", OVERFLOW_SITE)
+                site = table.get(key)
             if site is None:
-                if len(self._sites) >= MAX_SITES:
-                    key = ("", OVERFLOW_SITE)
-                    site = self._sites.get(key)
-                if site is None:
-                    site = Site(
-                        primitive=key[0] or finding.primitive,
-                        family=finding.family,
-                        caller=key[1],
-                        count=0,
-                        first_timestamp=finding.timestamp,
-                        last_timestamp=finding.timestamp,
-                        total_duration_ms=0.0,
-                        max_duration_ms=0.0,
-                        timed=0,
-                        first=finding,
-                    )
-                    self._sites[key] = site
-            site.count += 1
-            if finding.timestamp < site.first_timestamp:
-                site.first_timestamp = finding.timestamp
-            if finding.timestamp > site.last_timestamp:
-                site.last_timestamp = finding.timestamp
-            if duration is not None:
-                site.timed += 1
-                site.total_duration_ms += duration
-                if duration > site.max_duration_ms:
-                    site.max_duration_ms = duration
+                site = Site(
+                    primitive=key[0] or "(various)",
+                    family=finding.family,
+                    caller=key[1],
+                    count=0,
+                    first_timestamp=finding.timestamp,
+                    last_timestamp=finding.timestamp,
+                    total_duration_ms=0.0,
+                    max_duration_ms=0.0,
+                    timed=0,
+                    first=finding,
+                )
+                table[key] = site
+        site.count += 1
+        if finding.timestamp < site.first_timestamp:
+            site.first_timestamp = finding.timestamp
+        if finding.timestamp > site.last_timestamp:
+            site.last_timestamp = finding.timestamp
+        if duration is not None:
+            site.timed += 1
+            site.total_duration_ms += duration
+            if duration > site.max_duration_ms:
+                site.max_duration_ms = duration
 
     def discard(self, finding: Finding) -> None:
         """Uncount ``finding`` (an expected call that ``expect_blocking`` took back)."""
         key = (finding.primitive, finding.user_caller or finding.caller)
-        with self._lock:
-            site = self._sites.get(key)
-            if site is None:
-                return
-            self.total -= 1
+        for table in list(self._tables):
+            site = table.get(key)
+            if site is None or site.count <= 0:
+                continue
             site.count -= 1
             duration = duration_of(finding)
             if duration is not None:
                 site.timed -= 1
                 site.total_duration_ms -= duration
             if site.count <= 0:
-                del self._sites[key]
+                table.pop(key, None)
+            return
+
+    @property
+    def total(self) -> int:
+        """Findings counted, over every site and thread."""
+        return sum(site.count for site in self.sites())
 
     def sites(self) -> list[Site]:
-        """The sites in order of their first finding (copies: safe to keep)."""
-        with self._lock:
-            return [dataclasses.replace(site) for site in self._sites.values()]
+        """The sites, merged over threads, in order of their first finding (copies)."""
+        merged: dict[tuple[str, str], Site] = {}
+        for table in list(self._tables):
+            for key, site in list(table.items()):
+                seen = merged.get(key)
+                if seen is None:
+                    merged[key] = dataclasses.replace(site)
+                    continue
+                seen.count += site.count
+                seen.timed += site.timed
+                seen.total_duration_ms += site.total_duration_ms
+                seen.max_duration_ms = max(seen.max_duration_ms, site.max_duration_ms)
+                seen.last_timestamp = max(seen.last_timestamp, site.last_timestamp)
+                if site.first_timestamp < seen.first_timestamp:
+                    seen.first_timestamp = site.first_timestamp
+                    seen.first = site.first
+        return sorted(merged.values(), key=lambda site: site.first_timestamp)
 
     def clear(self) -> None:
         """Forget everything."""
-        with self._lock:
-            self._sites.clear()
-            self.total = 0
+        for table in list(self._tables):
+            table.clear()
