@@ -51,6 +51,17 @@ def check_marker_names(items: list[pytest.Item]) -> None:
                 raise pytest.UsageError(str(exc)) from None
 
 
+def _unknown_names(names: list[str], nodeid: str) -> str | None:
+    from loopwarden.allowances import check_primitive_names
+    from loopwarden.errors import ConfigError
+
+    try:
+        check_primitive_names(names, where=f"{nodeid}: @pytest.mark.allow_blocking")
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class ItemOptions:
     """One test's loopwarden options, from its markers."""
@@ -93,6 +104,9 @@ def item_options(item: pytest.Item, default_mode: str) -> ItemOptions:
                 f"'time.sleep' or families such as 'filesystem', got {bad!r}",
             )
         if allow.args:
+            error = _unknown_names(list(allow.args), item.nodeid)
+            if error:
+                return ItemOptions(mode, error=error)
             allowed.update(allow.args)
         else:
             allow_all = True

@@ -98,7 +98,10 @@ class BlockDetectPlugin:
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Remember the test files: findings there are labelled "test code"."""
-        check_marker_names(items)
+        if not xdist_support.is_worker(self.config):
+            # A usage error raised on an xdist worker would be an internal error of
+            # the controller; there each test with a bad marker errors instead.
+            check_marker_names(items)
         self._test_files.update(str(item.path) for item in items)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

@@ -77,6 +77,25 @@ def test_reads():
     )
 
 
+def test_marker_with_an_unknown_family_under_xdist_errors_that_test(tmp_path: Path) -> None:
+    # On an xdist worker a usage error would be the controller's internal error.
+    inner = """
+import pytest
+
+@pytest.mark.allow_blocking("filesytem", reason="fixture files")
+def test_reads():
+    pass
+
+def test_other():
+    pass
+"""
+    project = make_project(tmp_path, {"test_inner.py": inner})
+    result = run_pytest(project, "--block-detect", "-n", "2", "-p", "no:randomly")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*unknown primitive or family 'filesytem'*"])
+
+
 def test_marker_with_a_mistyped_mode_names_the_closest(tmp_path: Path) -> None:
     inner = """
 import pytest
