@@ -51,7 +51,10 @@ def test_a_class_rule_that_reaches_the_registry_is_skipped_and_subclassing_works
     # A Rule built directly (not through the config reader) still must not break the host.
     import json as json_module
 
+    from loopwarden import registry as registry_module
+
     rule = Rule(target="json:JSONDecoder", family="custom", suggestion="x")
+    registry_module._class_targets_warned.discard(rule.target)  # warned once per process
     with (
         caplog.at_level(logging.WARNING, logger="loopwarden"),
         loopwarden.guard(mode="record", rules=[rule]),
