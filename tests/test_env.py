@@ -12,6 +12,7 @@ import pytest
 
 import loopwarden
 from loopwarden import env as env_module
+from loopwarden import env_report
 from loopwarden.config import Settings
 from loopwarden.registry import registry
 from reports_helpers import run_python
@@ -24,7 +25,7 @@ def _switched_off() -> Iterator[None]:
     sleep_before, installed_before = time.sleep, registry.installed
     yield
     loopwarden.deactivate()
-    env_module._exit_report.clear()  # no report written when pytest itself exits
+    env_report.disarm()  # no report written when pytest itself exits
     assert time.sleep is sleep_before
     assert registry.installed is installed_before
 

@@ -35,6 +35,7 @@ from typing import TextIO
 
 from loopwarden._version import __version__
 from loopwarden.config import (
+    ENV_REPORT,
     MODE_VALUES,
     Settings,
     load_pyproject_config,
@@ -47,7 +48,13 @@ from loopwarden.config import (
 from loopwarden.env import warden_options
 from loopwarden.errors import ConfigError
 from loopwarden.findings import FAMILIES
-from loopwarden.report import FindingCollector, load_report, print_summary, write_report
+from loopwarden.report import (
+    FindingCollector,
+    load_report,
+    merge_collectors,
+    print_summary,
+    write_report,
+)
 from loopwarden.warden import guard
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -197,11 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
-        help="convert a JSON report to HTML (or print its summary)",
-        description="Read a JSON report (from `run --report x.json`, LOOPWARDEN_REPORT or "
-        "the pytest plugin) and write it as HTML or JSON; without -o, print the summary.",
+        help="convert JSON reports to HTML (or print their summary)",
+        description="Read JSON reports (from `run --report x.json`, LOOPWARDEN_REPORT or "
+        "the pytest plugin) and write them as HTML or JSON; several are merged into one "
+        "(e.g. the per-process files of an app and its children); without -o, print the "
+        "summary.",
     )
-    report.add_argument("input", help="the JSON report to read")
+    report.add_argument("input", nargs="+", help="the JSON report(s) to read")
     report.add_argument(
         "-o", "--output", type=_report_arg, metavar="PATH", help="write PATH.html or PATH.json"
     )
@@ -356,6 +365,11 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
     settings = _settings_for_run(args)
     # Resolve now: the target may change the working directory.
     report_path = os.path.abspath(settings.report) if settings.report else None
+    if report_path and os.environ.get(ENV_REPORT):
+        # Child processes that inherit LOOPWARDEN_REPORT write their own files.
+        from loopwarden import env_report
+
+        env_report.claim(None)
     mode = settings.effective_mode
     collector = FindingCollector()
     collector.meta.update(
@@ -412,7 +426,8 @@ def _read_report(path: str) -> FindingCollector:
 
 
 def _cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    collector = _read_report(args.input)
+    collectors = [_read_report(path) for path in args.input]
+    collector = collectors[0] if len(collectors) == 1 else merge_collectors(collectors)
     if args.output:
         try:
             written = write_report(collector, args.output)

@@ -97,9 +97,18 @@ ENV_STALL_MS = "LOOPWARDEN_STALL_MS"
 ENV_REPORT = "LOOPWARDEN_REPORT"
 ENV_ALLOW = "LOOPWARDEN_ALLOW"
 ENV_MAX_FINDINGS = "LOOPWARDEN_MAX_FINDINGS"
+#: Set by loopwarden, not by you: the pid of the process that claimed LOOPWARDEN_REPORT.
+ENV_REPORT_OWNER = "LOOPWARDEN_REPORT_OWNER"
 
 #: Every variable loopwarden reads (the generated configuration reference lists them).
-ENV_VARIABLES: tuple[str, ...] = (ENV_MODE, ENV_STALL_MS, ENV_REPORT, ENV_ALLOW, ENV_MAX_FINDINGS)
+ENV_VARIABLES: tuple[str, ...] = (
+    ENV_MODE,
+    ENV_STALL_MS,
+    ENV_REPORT,
+    ENV_ALLOW,
+    ENV_MAX_FINDINGS,
+    ENV_REPORT_OWNER,
+)
 
 #: The keys ``[tool.loopwarden]`` accepts.
 TABLE_KEYS: tuple[str, ...] = ("mode", "stall_ms", "allow", "rules", "report", "max_findings")

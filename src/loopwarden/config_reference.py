@@ -81,8 +81,18 @@ SETTINGS: tuple[SettingDoc, ...] = (
         pyproject_in_pytest=False,
         env=config.ENV_REPORT,
         run="report",
-        values="A path ending in `.json` or `.html`, written at the end (at exit for "
-        "`activate_from_env()`). Default: none.",
+        values="A path ending in `.json` or `.html`, written at the end (for "
+        "`activate_from_env()`: checked at start-up, written at exit, on SIGTERM and every "
+        "minute while new findings come in, atomically; `{pid}` in the name becomes the "
+        "process id, and a child process that inherits the variable writes "
+        "`name.pid<N>.ext`). Default: none.",
+    ),
+    SettingDoc(
+        "Report owner (set by loopwarden)",
+        env=config.ENV_REPORT_OWNER,
+        values="Set by loopwarden in the process that first uses `LOOPWARDEN_REPORT`: its "
+        "pid. Child processes inherit it and write `name.pid<N>.ext` instead of the "
+        "parent's file. Do not set it yourself.",
     ),
     SettingDoc(
         "Findings kept in full",

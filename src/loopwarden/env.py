@@ -12,7 +12,11 @@ Variables:
 * ``LOOPWARDEN``: ``raise``, ``warn``, ``record`` or ``off``. Unset, empty or
   ``off``: nothing is patched and nothing else is read.
 * ``LOOPWARDEN_STALL_MS``: stall watchdog threshold in milliseconds (0: off).
-* ``LOOPWARDEN_REPORT``: ``path.json`` or ``path.html``, written at exit.
+* ``LOOPWARDEN_REPORT``: ``path.json`` or ``path.html``, checked at once and
+  written at exit, on SIGTERM and every minute while new findings come in
+  (atomically; ``{pid}`` in the name is replaced by the process id, and a
+  child process that inherits the variable writes ``path.pid<N>.html``).
+* ``LOOPWARDEN_MAX_FINDINGS``: full findings kept (later ones are only counted).
 * ``LOOPWARDEN_ALLOW``: comma-separated ``package.module:qualname`` allowances.
 
 Settings not given in the environment come from ``[tool.loopwarden]`` in the
@@ -21,7 +25,6 @@ nearest pyproject.toml (see :mod:`loopwarden.config` for the precedence).
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -45,9 +48,7 @@ ENV_MODE = "LOOPWARDEN"
 __all__ = ["activate_from_env", "warden_options"]
 
 _lock = threading.Lock()
-# The report LOOPWARDEN_REPORT asks for: (collector, path); written at exit.
-_exit_report: list[tuple[FindingCollector, str]] = []
-_atexit_registered = False
+_hook_registered = False
 
 
 def warden_options(settings: Settings) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def activate_from_env(
         warden = activate(**options)
         # An absolute path: the app may change directory before it exits.
         report = os.path.abspath(settings.report) if settings.report else None
-        _set_exit_report(collector, report)
+        _set_exit_report(collector, report, environ)
         return warden
     except ConfigError as exc:
         print(f"loopwarden: {exc}; detection is off", file=sys.stderr)
@@ -116,30 +117,32 @@ def activate_from_env(
     return None
 
 
-def _set_exit_report(collector: FindingCollector | None, path: str | None) -> None:
-    global _atexit_registered
+def _set_exit_report(
+    collector: FindingCollector | None, path: str | None, environ: Mapping[str, str] | None
+) -> None:
+    from loopwarden import env_report
+
+    if collector is None or path is None:
+        env_report.disarm()
+        return
+    owner = env_report.claim(environ)
+    if env_report.arm(collector, path, owner):
+        _watch_deactivation()
+
+
+def _watch_deactivation() -> None:
+    """Once: when ``deactivate()`` switches detection off, give SIGTERM back."""
+    global _hook_registered
     with _lock:
-        _exit_report.clear()
-        if collector is None or path is None:
+        if _hook_registered:
             return
-        _exit_report.append((collector, path))
-        if not _atexit_registered:
-            atexit.register(_write_exit_report)
-            _atexit_registered = True
+        _hook_registered = True
+    from loopwarden import env_report
+    from loopwarden import warden as _warden
 
+    def on_state_change() -> None:
+        current = _warden._global_warden
+        if current is None or not current.active:
+            env_report.release()
 
-def _write_exit_report() -> None:
-    from loopwarden.report import write_report
-
-    with _lock:
-        pending = list(_exit_report)
-        _exit_report.clear()
-    for collector, path in pending:
-        collector.finish()
-        try:
-            written = write_report(collector, path)
-        except Exception as exc:  # noqa: BLE001 - the app's exit must not fail because of us
-            print(f"loopwarden: could not write report {path!r}: {exc}", file=sys.stderr)
-            continue
-        noun = "finding" if collector.total == 1 else "findings"
-        print(f"loopwarden: {collector.total} {noun}; report written to {written}", file=sys.stderr)
+    _warden.state_hooks.append(on_state_change)

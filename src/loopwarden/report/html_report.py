@@ -18,6 +18,7 @@ from pathlib import Path
 
 from loopwarden._version import __version__
 from loopwarden.findings import Finding, StackFrame
+from loopwarden.report.files import write_atomic
 from loopwarden.report.grouping import FindingCollector, FindingGroup, TimelinePoint
 from loopwarden.report.terminal import relevant_frames, short_path
 
@@ -86,8 +87,28 @@ footer { color: var(--muted); font-size: 12px; margin-top: 30px; }
 """
 
 
+#: Bidirectional control characters: raw, they make a name display reversed
+#: ("Trojan Source"), so the report shows them as visible ``[U+202E]`` marks.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: Lone surrogates: bytes of a non-UTF-8 file name decoded with surrogateescape.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _visible_control(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group()):04X}]"
+
+
+def _escaped_byte(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # surrogateescape maps the undecodable byte 0xNN to U+DCNN (0x80 <= NN <= 0xff).
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """Escape for HTML; bidi controls and undecodable bytes become visible text."""
+    escaped = html.escape(str(text), quote=True)
+    escaped = _BIDI_CONTROLS.sub(_visible_control, escaped)
+    return _SURROGATES.sub(_escaped_byte, escaped)
 
 
 def _fmt_time(timestamp: float) -> str:
@@ -351,8 +372,5 @@ def render_html(collector: FindingCollector, *, title: str = "loopwarden report"
 def write_html(
     collector: FindingCollector, path: str | os.PathLike[str], *, title: str = "loopwarden report"
 ) -> Path:
-    """Write :func:`render_html` to ``path`` (parent directories are created)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(collector, title=title), encoding="utf-8")
-    return target
+    """Write :func:`render_html` to ``path`` atomically (parent directories are created)."""
+    return write_atomic(path, render_html(collector, title=title))

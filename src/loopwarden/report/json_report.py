@@ -39,15 +39,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from loopwarden.errors import ConfigError
 from loopwarden.findings import Finding
+from loopwarden.report.files import write_atomic
 from loopwarden.report.grouping import FindingCollector
 
-__all__ = ["SCHEMA", "VERSION", "load_report", "report_from_data", "report_to_dict", "write_json"]
+__all__ = [
+    "SCHEMA",
+    "VERSION",
+    "load_report",
+    "merge_collectors",
+    "report_from_data",
+    "report_to_dict",
+    "write_json",
+]
 
 SCHEMA = "loopwarden-report"
 VERSION = 1
@@ -86,13 +95,10 @@ def _point(timestamp: float, group: int, duration_ms: float | None) -> dict[str,
 
 
 def write_json(collector: FindingCollector, path: str | os.PathLike[str]) -> Path:
-    """Write the JSON report to ``path`` (parent directories are created)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write the JSON report to ``path`` atomically (parent directories are created)."""
     # default=repr: a finding's ``details`` may hold values JSON cannot encode.
     text = json.dumps(report_to_dict(collector), indent=2, default=repr)
-    target.write_text(text + "\n", encoding="utf-8")
-    return target
+    return write_atomic(path, text + "\n")
 
 
 def report_from_data(data: object) -> FindingCollector:
@@ -137,6 +143,42 @@ def report_from_data(data: object) -> FindingCollector:
     if isinstance(meta, Mapping):
         collector.meta.update(meta)
     return collector
+
+
+def merge_collectors(collectors: Sequence[FindingCollector]) -> FindingCollector:
+    """One report of several (e.g. the per-process files of an app and its children).
+
+    Counts add up per place to fix; every kept finding and timeline point is kept.
+    """
+    findings = sorted(
+        (finding for collector in collectors for finding in collector.findings),
+        key=lambda finding: finding.timestamp,
+    )
+    merged = FindingCollector(
+        max_findings=max(1000, len(findings)),
+        stacks_per_group=max(5, len(findings)),
+        started_at=min((c.started_at for c in collectors), default=None),
+    )
+    merged.extend(findings)
+    merged.restore_counts(g.to_dict() for c in collectors for g in c.groups())
+    index_of = {group.key: index for index, group in enumerate(merged.groups_in_order())}
+    series: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for collector in collectors:
+        keys = [group.key for group in collector.groups_in_order()]
+        for points, target in zip(collector.timeline(), series, strict=True):
+            for point in points:
+                if 0 <= point.group < len(keys) and keys[point.group] in index_of:
+                    target.append(
+                        _point(point.timestamp, index_of[keys[point.group]], point.duration_ms)
+                    )
+    for target in series:
+        target.sort(key=lambda point: float(point["timestamp"]))
+    merged.restore_timeline(*series)
+    merged.finish(max(c.end_time for c in collectors))
+    for collector in reversed(collectors):
+        merged.meta.update(collector.meta)
+    merged.meta["merged_reports"] = len(collectors)
+    return merged
 
 
 def _finding(item: object) -> Finding:

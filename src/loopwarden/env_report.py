@@ -1,0 +1,221 @@
+"""The report ``LOOPWARDEN_REPORT`` asks for, kept safe for the whole life of the app.
+
+:func:`activate_from_env` hands the path and the collector to :func:`arm`:
+
+* the path is checked at once (one line on stderr if it cannot be written;
+  the app and detection carry on without a report);
+* each process gets its own file (:func:`loopwarden.report.files.path_for_process`);
+* the report is written at exit, on SIGTERM (before the handler that was
+  there runs; it is put back when detection is switched off) and every
+  :data:`FLUSH_INTERVAL_S` seconds while new findings come in, always
+  atomically.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from types import FrameType
+from typing import Any
+
+from loopwarden import engine
+from loopwarden.report import FindingCollector, write_report
+from loopwarden.report.files import OWNER_VARIABLE, check_writable, path_for_process
+
+__all__ = ["FLUSH_INTERVAL_S", "arm", "disarm", "flush"]
+
+#: Seconds between two writes of the report while the app runs (only when
+#: there are new findings): a crash or ``kill -9`` loses at most this much.
+FLUSH_INTERVAL_S = 60.0
+
+_lock = threading.RLock()  # re-entrant: SIGTERM may arrive during a write on the same thread
+_armed: dict[str, Any] = {}  # collector, path, written (total at the last write)
+_atexit_registered = False
+_previous_sigterm: Any = None
+_flusher: threading.Thread | None = None
+_stop = threading.Event()
+
+
+def claim(environ: Mapping[str, str] | None) -> str | None:
+    """Mark this process as the owner of the inherited report path; return the owner's pid.
+
+    The first process that activates claims it; child processes inherit the
+    variable and so write ``name.pid<N>.ext`` instead of the parent's file.
+    """
+    env = os.environ if environ is None else environ
+    owner = env.get(OWNER_VARIABLE)
+    if owner is None and environ is None:
+        os.environ[OWNER_VARIABLE] = owner = str(os.getpid())
+    return owner
+
+
+def arm(
+    collector: FindingCollector,
+    path: str,
+    owner: str | None,
+    *,
+    flush_interval: float | None = None,
+) -> bool:
+    """Check ``path`` and keep the report written from now on; False if it is unusable."""
+    global _atexit_registered
+    problem = check_writable(path_for_process(path, owner))
+    if problem is not None:
+        print(
+            f"loopwarden: cannot write the report {path!r} ({problem}); detection stays on "
+            "but no report will be written: set LOOPWARDEN_REPORT to a writable path",
+            file=sys.stderr,
+        )
+        disarm()
+        return False
+    with _lock:
+        _armed.clear()
+        _armed.update(collector=collector, path=path, owner=owner, written=-1)
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+    _install_sigterm()
+    _start_flusher(FLUSH_INTERVAL_S if flush_interval is None else flush_interval)
+    return True
+
+
+def disarm() -> None:
+    """Forget the report (not written any more) and put the SIGTERM handler back."""
+    with _lock:
+        _armed.clear()
+    _stop_flusher()
+    _restore_sigterm()
+
+
+def release() -> None:
+    """Detection was switched off: put the SIGTERM handler back, stop flushing.
+
+    The report is still written at exit, with what was found while on.
+    """
+    _stop_flusher()
+    _restore_sigterm()
+
+
+@contextlib.contextmanager
+def _unchecked() -> Iterator[None]:
+    # Our own file writes must not be reported (or raise) when a SIGTERM
+    # handler runs them on the loop thread.
+    tls = engine._tls
+    outer = getattr(tls, "busy", False)
+    tls.busy = True
+    try:
+        yield
+    finally:
+        tls.busy = outer
+
+
+def flush(*, final: bool = False, announce: bool = False) -> str | None:
+    """Write the report now if there is anything new; return the path written.
+
+    Never raises: a failure prints one line on stderr.
+    """
+    with _lock, _unchecked():
+        collector: FindingCollector | None = _armed.get("collector")
+        if collector is None:
+            return None
+        if not final and collector.total == _armed["written"]:
+            return None
+        path = path_for_process(_armed["path"], _armed["owner"])
+        total = collector.total
+        try:
+            if final:
+                collector.finish()
+            written = write_report(collector, path)
+        except Exception as exc:  # noqa: BLE001 - the app must not fail because of us
+            print(f"loopwarden: could not write report {path!r}: {exc}", file=sys.stderr)
+            return None
+        _armed["written"] = total
+    if announce:
+        noun = "finding" if total == 1 else "findings"
+        print(f"loopwarden: {total} {noun}; report written to {written}", file=sys.stderr)
+    return str(written)
+
+
+def _at_exit() -> None:
+    _stop_flusher()
+    flush(final=True, announce=True)
+    with _lock:
+        _armed.clear()
+
+
+# -- SIGTERM ------------------------------------------------------------------------------
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    flush(final=True, announce=True)
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    # The default action (or a handler set outside Python): die by the signal,
+    # as the app would have, so the exit status still says SIGTERM.
+    with contextlib.suppress(Exception):
+        with _lock:
+            _armed.clear()  # written just now: not again at exit
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm() -> None:
+    global _previous_sigterm
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is _on_sigterm:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _previous_sigterm = current
+    except (ValueError, OSError):  # an embedded interpreter without signals
+        return
+
+
+def _restore_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        # Only ours: a handler the app set after us stays in place.
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            previous = _previous_sigterm
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    except (ValueError, OSError, TypeError):
+        return
+
+
+# -- periodic flush ----------------------------------------------------------------------
+
+
+def _start_flusher(interval: float) -> None:
+    global _flusher
+    _stop_flusher()
+    if interval <= 0:
+        return
+    stop = _stop
+    stop.clear()
+
+    def run() -> None:
+        while not stop.wait(interval):
+            flush()
+
+    _flusher = threading.Thread(target=run, name="loopwarden-report-flush", daemon=True)
+    _flusher.start()
+
+
+def _stop_flusher() -> None:
+    global _flusher
+    thread, _flusher = _flusher, None
+    if thread is not None:
+        _stop.set()
+        if thread is not threading.current_thread():
+            thread.join(timeout=5)

@@ -1,0 +1,289 @@
+"""LOOPWARDEN_REPORT and report files (issue 12.5): checked at start-up, written on SIGTERM,
+flushed while the app runs, atomic, one file per process, never through a symlink, any path.
+
+Real subprocesses and real signals throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import loopwarden
+from loopwarden import env_report
+from loopwarden.report import FindingCollector, load_report, write_report
+from loopwarden.report.files import path_for_process, write_atomic
+from reports_helpers import clean_env, run_cli, run_python
+
+#: Blocks three times on the loop, says "ready", then waits to be killed.
+WAITING_APP = """
+import asyncio, signal, sys, time
+import loopwarden
+
+{before}
+loopwarden.activate_from_env()
+
+async def main():
+    for _ in range(3):
+        time.sleep(0.001)
+    print("ready", flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+print("the app ended normally", flush=True)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _switched_off() -> Iterator[None]:
+    yield
+    loopwarden.deactivate()
+    env_report.disarm()
+
+
+def _start(tmp_path: Path, report: Path, before: str = "") -> subprocess.Popen[str]:
+    (tmp_path / "app.py").write_text(WAITING_APP.format(before=before))
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=tmp_path,
+        env=clean_env(LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def _total(report: Path) -> int:
+    data = json.loads(report.read_text())
+    assert data["schema"] == "loopwarden-report"
+    return int(data["summary"]["total"])
+
+
+def test_sigterm_writes_the_report_and_the_process_still_dies_by_it(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    process = _start(tmp_path, report)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGTERM, err
+    assert "the app ended normally" not in out
+    assert _total(report) == 3
+    assert "report written to" in err
+
+
+def test_sigterm_runs_the_apps_own_handler_after_writing(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    before = (
+        "def on_term(signum, frame):\n"
+        "    print('app handler ran', flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+    )
+    process = _start(tmp_path, report, before)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert "app handler ran" in out
+    assert process.returncode == 0, err
+    assert _total(report) == 3
+
+
+def test_the_handler_is_put_back_on_deactivate(tmp_path: Path) -> None:
+    received: list[int] = []
+
+    def app_handler(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, app_handler)
+    try:
+        warden = loopwarden.activate_from_env(
+            {
+                "LOOPWARDEN": "record",
+                "LOOPWARDEN_REPORT": str(tmp_path / "r.json"),
+            },
+            start_dir=tmp_path,
+        )
+        assert warden is not None
+        assert signal.getsignal(signal.SIGTERM) is not app_handler
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal to this process
+        assert received == [signal.SIGTERM]  # chained
+        assert _total(tmp_path / "r.json") == 0  # and written first
+        loopwarden.deactivate()
+        assert signal.getsignal(signal.SIGTERM) is app_handler
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert received == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_unwritable_path_is_reported_at_start_up_and_the_app_carries_on(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "app.py").write_text(
+        "import asyncio, time, loopwarden\n"
+        "loopwarden.activate_from_env()\n"
+        "print('started', flush=True)\n"
+        "async def main():\n"
+        "    time.sleep(0.001)\n"
+        "asyncio.run(main())\n"
+        "print('finished', flush=True)\n"
+    )
+    result = run_python(
+        "app.py",
+        cwd=tmp_path,
+        LOOPWARDEN="warn",
+        LOOPWARDEN_REPORT=str(tmp_path / "a_file" / "report.json"),
+    )
+    assert result.returncode == 0
+    assert result.stdout.split() == ["started", "finished"]
+    problem = [line for line in result.stderr.splitlines() if "cannot write the report" in line]
+    assert len(problem) == 1, result.stderr
+    assert "detection stays on" in problem[0]
+    assert "BlockingCallWarning" in result.stderr  # still detecting
+    assert "Traceback" not in result.stderr
+
+
+def test_a_long_running_app_flushes_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "flushed.json"
+    collector = FindingCollector()
+    with loopwarden.guard(mode="record", on_finding=collector):
+        asyncio.run(_block_once())
+    assert env_report.arm(collector, str(report), None, flush_interval=0.05)
+    deadline = time.monotonic() + 30
+    while not report.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _total(report) == 1
+
+
+async def _block_once() -> None:
+    time.sleep(0.001)
+
+
+def test_writes_are_atomic_the_old_report_is_never_written_in_place(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("old report\n")
+    os.link(report, tmp_path / "old-inode")
+    write_atomic(report, "new report\n")
+    assert report.read_text() == "new report\n"
+    # Replaced by a new file: whoever had the old one open still reads it whole.
+    assert (tmp_path / "old-inode").read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old-inode", "report.json"]
+
+
+def test_a_symlink_at_the_report_path_is_replaced_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    link = tmp_path / "report.html"
+    link.symlink_to(victim)
+    write_report(FindingCollector(), link)
+    assert victim.read_text() == "precious\n"
+    assert not link.is_symlink()
+    assert "<!DOCTYPE html>" in link.read_text()
+
+
+CHILD_SPAWNING_APP = """
+import asyncio, os, subprocess, sys, time
+import loopwarden
+loopwarden.activate_from_env()
+
+async def main():
+    time.sleep(0.001)
+asyncio.run(main())
+if len(sys.argv) == 1:
+    child = subprocess.run([sys.executable, __file__, "child"], capture_output=True, text=True)
+    print("child pid", child.stdout.strip())
+else:
+    print(os.getpid())
+"""
+
+
+def test_a_child_process_that_inherits_the_variable_writes_its_own_file(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CHILD_SPAWNING_APP)
+    report = tmp_path / "report.json"
+    result = run_python("app.py", cwd=tmp_path, LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report))
+    assert result.returncode == 0, result.stderr
+    child_pid = result.stdout.split()[-1]
+    child_report = tmp_path / f"report.pid{child_pid}.json"
+    assert _total(report) == 1
+    assert _total(child_report) == 1
+    merged = tmp_path / "merged.json"
+    done = run_cli("report", str(report), str(child_report), "-o", str(merged), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _total(merged) == 2
+    (group,) = json.loads(merged.read_text())["groups"]
+    assert group["count"] == 2
+
+
+def test_pid_in_the_name_gives_each_process_its_file(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CHILD_SPAWNING_APP)
+    result = run_python(
+        "app.py",
+        cwd=tmp_path,
+        LOOPWARDEN="record",
+        LOOPWARDEN_REPORT=str(tmp_path / "report-{pid}.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.glob("report-*.json"))
+    assert len(names) == 2
+    assert f"report-{result.stdout.split()[-1]}.json" in names
+
+
+def test_path_for_process() -> None:
+    assert path_for_process("/r/x.html", None, pid=7) == "/r/x.html"
+    assert path_for_process("/r/x.html", "7", pid=7) == "/r/x.html"
+    assert path_for_process("/r/x.html", "3", pid=7) == "/r/x.pid7.html"
+    assert path_for_process("/r/x-{pid}.json", "3", pid=7) == "/r/x-7.json"
+
+
+def test_merging_sums_counts_and_keeps_every_finding(tmp_path: Path) -> None:
+    paths = []
+    for index in range(2):
+        collector = FindingCollector()
+        with loopwarden.guard(mode="record", on_finding=collector):
+            for _ in range(index + 1):
+                asyncio.run(_block_once())
+        collector.finish()
+        paths.append(write_report(collector, tmp_path / f"r{index}.json"))
+    result = run_cli("report", *map(str, paths), "-o", str(tmp_path / "all.html"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 findings" in result.stdout
+    merged = load_report(paths[0])
+    assert merged.total == 1
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses non-UTF-8 file names")
+def test_a_non_utf8_file_name_in_findings_breaks_neither_writer(tmp_path: Path) -> None:
+    script = os.fsencode(tmp_path) + b"/caf\xe9.py"
+    with open(script, "wb") as handle:
+        handle.write(b"import asyncio, time\nasync def main():\n    time.sleep(0.001)\n")
+        handle.write(b"asyncio.run(main())\n")
+    html_report, json_report = tmp_path / "x.html", tmp_path / "x.json"
+    for report in (html_report, json_report):
+        result = subprocess.run(
+            [sys.executable, "-m", "loopwarden", "run", "--report", str(report), script],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    page = html_report.read_text(encoding="utf-8")
+    assert "caf\\xe9.py" in page  # the undecodable byte, shown visibly
+    assert load_report(json_report).total == 1
+    again = run_cli("report", str(json_report), "-o", str(tmp_path / "y.html"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "caf\\xe9.py" in (tmp_path / "y.html").read_text(encoding="utf-8")
