@@ -393,3 +393,31 @@ def test_uvloop_wrong_thread_reported_and_threadsafe_silent() -> None:
     assert [f.primitive for f in warden.findings] == ["loop.call_soon"]
     assert warden.findings[0].details["owner_thread"] is None  # uvloop keeps no thread id
     assert "another thread" in warden.findings[0].message
+
+
+def test_env_activation_reports_thread_findings(tmp_path: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert await _from_worker(lambda: loop.call_later(1, _noop)) == []
+
+    warden = loopwarden.activate_from_env({"LOOPWARDEN": "record"}, start_dir=tmp_path)
+    assert warden is not None
+    try:
+        asyncio.run(main())
+    finally:
+        loopwarden.deactivate()
+    assert [(f.primitive, f.family) for f in warden.findings] == [("loop.call_later", "thread")]
+
+
+def test_every_asyncio_rule_target_exists() -> None:
+    import sys
+
+    from loopwarden.affinity.asyncio_rules import RULES
+    from loopwarden.registry import _resolve
+
+    pytest.importorskip("qasync")
+    pytest.importorskip("uvloop")
+    pytest.importorskip("PySide6.QtAsyncio")
+    missing = [rule.target for rule in RULES if _resolve(rule) is None]
+    expected = [] if sys.version_info >= (3, 13) else ["asyncio.queues:Queue.shutdown"]
+    assert missing == expected

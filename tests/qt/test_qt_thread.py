@@ -8,6 +8,7 @@ happen (widgets touched from a worker); Qt's own warnings are safe to cause
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -333,3 +334,118 @@ def test_qtasyncio_loop_from_a_worker(qapp: QApplication) -> None:
     assert results == ["loop.call_soon", 42]
     assert primitives(warden) == ["loop.call_soon"]
     assert "QAsyncioEventLoop" in warden.findings[0].loop
+
+
+# -- every Qt rule of the table: fires from a worker, silent on the owner's thread ----
+
+
+def _instances(qapp: QApplication) -> dict[str, Any]:
+    from PySide6.QtGui import QCursor, QPixmap, QTextDocument
+    from PySide6.QtWidgets import (
+        QComboBox,
+        QDialog,
+        QGraphicsRectItem,
+        QGraphicsView,
+        QLineEdit,
+        QListWidget,
+        QMainWindow,
+        QPlainTextEdit,
+        QProgressBar,
+        QPushButton,
+        QSlider,
+        QSpinBox,
+        QStatusBar,
+        QTableWidget,
+        QTextEdit,
+    )
+
+    return {
+        "QWidget": QWidget(),
+        "QDialog": QDialog(),
+        "QLabel": QLabel(),
+        "QLineEdit": QLineEdit(),
+        "QAbstractButton": QPushButton(),
+        "QTextEdit": QTextEdit(),
+        "QPlainTextEdit": QPlainTextEdit(),
+        "QProgressBar": QProgressBar(),
+        "QAbstractSlider": QSlider(),
+        "QSpinBox": QSpinBox(),
+        "QComboBox": QComboBox(),
+        "QListWidget": QListWidget(),
+        "QTableWidget": QTableWidget(),
+        "QStatusBar": QStatusBar(),
+        "QMainWindow": QMainWindow(),
+        "QGraphicsScene": QGraphicsScene(),
+        "QGraphicsView": QGraphicsView(),
+        "QGraphicsItem": QGraphicsRectItem(),
+        "QClipboard": qapp.clipboard(),
+        "QCursor": QCursor(),
+        "QGuiApplication": qapp,
+        "QPixmap": QPixmap(4, 4),
+        "QTimer": QTimer(),
+        "QObject": QObject(),
+        "QTextDocument": QTextDocument(),
+    }
+
+
+def _table_rules() -> list[Any]:
+    from loopwarden.affinity.qt_rules import RULES
+
+    return [rule for rule in RULES if rule.name != "QTimer.singleShot"]
+
+
+def test_every_qt_table_rule_fires_from_a_worker_and_is_silent_on_the_gui_thread(
+    qapp: QApplication,
+) -> None:
+    objects = _instances(qapp)
+    rules = _table_rules()
+    reported: list[str] = []
+    with loopwarden.guard(mode="raise") as warden:
+        for rule in rules:
+            cls, method = rule.name.split(".")
+            obj = objects[cls]
+            # No arguments: in raise mode the wrapper raises before Qt sees them.
+            error = _raised_in_worker(lambda obj=obj, method=method: getattr(obj, method)())
+            reported.append(error.finding.primitive)
+        gui_thread_findings = len(warden.findings)
+        for rule in rules:
+            cls, method = rule.name.split(".")
+            if method in ("show", "setVisible", "open", "exec", "moveToThread", "setFocus"):
+                continue  # would show windows or needs an argument that matters
+            # A TypeError means Qt wanted arguments: the wrapper let the call through.
+            with contextlib.suppress(TypeError):
+                getattr(objects[cls], method)()
+    assert reported == [rule.name for rule in rules]
+    assert len(warden.findings) == gui_thread_findings  # nothing on the GUI thread
+    for obj in objects.values():
+        if isinstance(obj, QWidget):
+            obj.close()
+
+
+def test_qt_warning_findings_in_raise_and_warn_modes(
+    qapp: QApplication, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import warnings
+
+    parent = QObject()
+
+    def make_child() -> None:
+        QObject(parent)
+
+    # raise: a message handler cannot raise into Qt; the finding is recorded and logged.
+    with (
+        caplog.at_level(logging.ERROR, logger="loopwarden"),
+        loopwarden.guard(mode="raise") as raising,
+    ):
+        in_worker(make_child)  # no exception reaches the worker
+    assert primitives(raising) == ["QObject.__init__"]
+    assert any("Cannot create children" in r.getMessage() for r in caplog.records)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with loopwarden.guard(mode="warn") as warning:
+            in_worker(make_child)
+    assert primitives(warning) == ["QObject.__init__"]
+    ours = [w for w in caught if issubclass(w.category, loopwarden.BlockingCallWarning)]
+    assert len(ours) == 1 and ours[0].filename == __file__
