@@ -143,8 +143,10 @@ class BlockDetectPlugin:
             report=report,
             failed=self._failed_phases > 0,
         )
-        if self._warned == len(self.records):
-            # warn mode: each finding was printed once already, as a warning.
+        shown_as_warnings = self.config.pluginmanager.has_plugin("warnings")
+        if shown_as_warnings and self._warned == len(self.records):
+            # warn mode: each finding was printed once already, as a warning
+            # (unless -p no:warnings hid them: then this summary lists them).
             lines = ["(each one is listed once in the warnings summary above)"]
             if report is not None:
                 lines.append(f"Full report: {report}")

@@ -83,6 +83,21 @@ def test_warn_mode_prints_each_finding_once(warn_run: pytest.RunResult) -> None:
     assert "4x time.sleep()" not in out
 
 
+def test_warn_mode_without_pytests_warnings_plugin_lists_them(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = make_project(
+        tmp_path_factory.mktemp("warn_no_warnings"),
+        {"test_inner.py": WARN_TESTS},
+        ini_extra="block_detect = warn\n",
+    )
+    result = run_pytest(root, "-p", "no:warnings", "-p", "no:randomly")
+    out = result.stdout.str()
+    assert "warnings summary" not in out
+    assert out.count("Run file I/O in a worker") == 1, out  # now in our summary, once
+    result.stdout.fnmatch_lines(["*4x time.sleep() at test_inner.py:* in _sleepy ?test code?"])
+
+
 SCOPE_FILES = {
     "mylib/__init__.py": """
 import os, time
