@@ -104,7 +104,7 @@ def test_no_table_or_no_file_gives_empty_settings(tmp_path: Path) -> None:
         ({"stall_ms": -5}, "number of milliseconds >= 10"),
         ({"stall_ms": "soon"}, "number of milliseconds >= 10"),
         ({"report": "out.txt"}, ".json or .html"),
-        ({"colour": True}, "valid keys: mode, stall_ms, allow, rules, report"),
+        ({"colour": True}, "valid keys: mode, stall_ms, min_ms, allow, rules, report"),
         ({"allow": ["someapp:f"]}, "needs a reason"),
         ({"allow": [{"target": "someapp:f", "reason": ""}]}, "needs a reason"),
         ({"allow": [{"target": "someapp:f", "reason": "x", "why": 1}]}, "valid keys"),

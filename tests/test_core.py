@@ -401,15 +401,26 @@ def test_keep_installed_makes_switching_cheap() -> None:
     assert not registry.installed
 
 
+def look_at_calls_in_progress(seen: list[bool]) -> None:
+    """A blocking function of our own (marked below) that looks at the table while it runs."""
+    seen.append(threading.get_ident() in engine.calls_in_progress)
+
+
 def test_calls_in_progress_tracks_a_reported_call() -> None:
+    during: list[bool] = []
     seen: list[bool] = []
 
     def on_finding(finding: loopwarden.Finding) -> None:
         seen.append(threading.get_ident() in engine.calls_in_progress)
 
-    with loopwarden.guard(mode="record", on_finding=on_finding) as warden:
-        run_on_loop(lambda: time.sleep(0.001))
-    assert seen == [False]  # recorded before the call starts
+    rule = loopwarden.mark_blocking(f"{__name__}:look_at_calls_in_progress", suggestion="x")
+    try:
+        with loopwarden.guard(mode="record", on_finding=on_finding) as warden:
+            run_on_loop(lambda: look_at_calls_in_progress(during))
+    finally:
+        loopwarden.unmark_blocking(rule)
+    assert during == [True]  # in the table while the call runs
+    assert seen == [False]  # callbacks run once the call has returned
     assert warden.findings and not engine.calls_in_progress
 
 

@@ -42,7 +42,8 @@ def test_diagnose_adds_details_and_replaces_the_suggestion() -> None:
 
     warden = _on_loop(lambda: os.fspath("a"), _fspath_rule(diagnose=diagnose), mode="record")
     (finding,) = warden.findings
-    assert finding.details == {"path": "a"}
+    assert finding.details.keys() == {"path", "duration_ms"}  # the call ran: it was timed
+    assert finding.details["path"] == "a"
     assert finding.suggestion == "'a' is special: do something else."
     assert finding.message.endswith("'a' is special: do something else.")
 

@@ -32,6 +32,7 @@ __all__ = [
     "resolve_settings",
     "split_bare_flag",
     "warden_mode",
+    "warden_mode_for",
 ]
 
 #: Values of ``--block-detect``; a bare flag means ``fail``.
@@ -76,12 +77,26 @@ def add_options(parser: pytest.Parser) -> None:
         help="Also report event-loop stalls longer than N ms (stall watchdog; at least "
         f"{_config.MIN_STALL_MS:g}, 0: off).",
     )
+    group.addoption(
+        "--block-detect-min-ms",
+        dest="block_detect_min_ms",
+        default=None,
+        metavar="MS",
+        help="Fail only on blocking calls that blocked the loop at least MS milliseconds "
+        "(default 0: every blocking call). Shorter calls are still listed in the summary "
+        "and the JSON report. In raise mode the call then runs and is judged afterwards.",
+    )
     parser.addini("block_detect", "loopwarden mode: " + ", ".join(PLUGIN_MODES), default="")
     parser.addini(
         "block_detect_scope", "packages whose findings are kept (comma separated)", default=""
     )
     parser.addini("block_detect_report", "write the findings to this JSON file", default="")
     parser.addini("block_detect_stall_ms", "stall watchdog threshold in ms", default="")
+    parser.addini(
+        "block_detect_min_ms",
+        "fail only on blocking calls that blocked at least this many ms (default 0)",
+        default="",
+    )
 
 
 def split_bare_flag(args: list[str]) -> None:
@@ -112,6 +127,9 @@ class Settings:
     report: Path | None = None
     stall_ms: float | None = None
     stall_source: str = "default"
+    #: ``--block-detect-min-ms``: shorter blocking calls fail no test (0: every call does).
+    min_ms: float = 0.0
+    min_ms_source: str = "default"
     #: ``[tool.loopwarden]``, validated by the shared reader (empty without one).
     project: _config.Settings = dataclasses.field(default_factory=_config.Settings)
     #: The pyproject.toml the table came from, if any.
@@ -141,6 +159,14 @@ class Settings:
             lines.append(
                 f"loopwarden: stall watchdog {self.stall_ms:g} ms (from {self.stall_source})"
             )
+        if self.min_ms:
+            line = (
+                f"loopwarden: only calls that blocked >= {self.min_ms:g} ms fail a test "
+                f"(from {self.min_ms_source})"
+            )
+            if self.mode == "raise":
+                line += "; raise mode runs each call and judges it afterwards"
+            lines.append(line)
         project = self.project
         if project.allow or project.rules:
             lines.append(
@@ -157,6 +183,7 @@ class Settings:
             "mode": self.mode,
             "scope": list(self.scope),
             "stall_ms": self.stall_ms,
+            "min_ms": self.min_ms,
             "pyproject": str(self.pyproject) if self.pyproject else None,
         }
 
@@ -164,6 +191,18 @@ class Settings:
 def warden_mode(mode: str) -> str:
     """The core warden mode behind a plugin mode (``fail`` records, then fails the phase)."""
     return "record" if mode == "fail" else mode
+
+
+def warden_mode_for(mode: str, min_ms: float) -> str:
+    """The core warden mode for a plugin mode and duration threshold.
+
+    With a threshold, ``raise`` cannot raise at the call: the duration is only
+    known once the call has run. The call then runs (record mode) and the test
+    phase fails afterwards, like ``fail``.
+    """
+    if min_ms > 0 and mode == "raise":
+        return "record"
+    return warden_mode(mode)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
@@ -214,6 +253,14 @@ def _resolve(config: pytest.Config) -> Settings:
         stall_ms = project.watchdog_ms
         if stall_ms is not None:
             stall_source = f"{pyproject} [tool.loopwarden] stall_ms"
+    min_text, min_ms_source = _pick(config, "block_detect_min_ms", "command line")
+    if min_text:
+        where = "--block-detect-min-ms" if min_ms_source == "command line" else min_ms_source
+        min_ms = _config.parse_min_ms(min_text, where=where)
+    elif project.min_ms is not None:
+        min_ms, min_ms_source = project.min_ms, f"{pyproject} [tool.loopwarden] min_ms"
+    else:
+        min_ms = 0.0
     return Settings(
         mode=mode,
         mode_source=mode_source,
@@ -222,6 +269,8 @@ def _resolve(config: pytest.Config) -> Settings:
         report=Path(report).absolute() if report else None,
         stall_ms=stall_ms,
         stall_source=stall_source,
+        min_ms=min_ms,
+        min_ms_source=min_ms_source,
         project=project,
         pyproject=pyproject,
         env_allow=_config.parse_env_allow(os.environ.get(_config.ENV_ALLOW, "")),

@@ -10,7 +10,15 @@ from typing import Any
 from loopwarden import Finding, StackFrame
 from loopwarden.frames import is_stdlib_file
 
-__all__ = ["ORIGINS", "Record", "blocking_frame", "in_scope", "kept_because", "origin_of"]
+__all__ = [
+    "ORIGINS",
+    "Record",
+    "blocked_long_enough",
+    "blocking_frame",
+    "in_scope",
+    "kept_because",
+    "origin_of",
+]
 
 #: Whose code made the blocking call, as shown in failures and reports: the
 #: tests, the project's own code (the ``--block-detect-scope`` packages when
@@ -23,6 +31,18 @@ _SITE_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + o
 def in_scope(module: str, scope: Sequence[str]) -> bool:
     """True if ``module`` is one of the ``scope`` packages or inside one."""
     return any(module == pkg or module.startswith(pkg + ".") for pkg in scope)
+
+
+def blocked_long_enough(finding: Finding, min_ms: float) -> bool:
+    """Does ``finding`` count against ``--block-detect-min-ms``?
+
+    A call of unknown duration counts: it never ran (raise mode, a certain
+    deadlock), so nothing shows it was short.
+    """
+    if min_ms <= 0:
+        return True
+    duration = finding.duration_ms
+    return duration is None or duration >= min_ms
 
 
 def blocking_frame(finding: Finding) -> StackFrame | None:

@@ -24,6 +24,12 @@ def group_by_site(records: Iterable[Record]) -> list[list[Record]]:
     return sorted(groups.values(), key=lambda g: (-len(g), g[0].site))
 
 
+def _duration_keys(group: Sequence[Record]) -> dict[str, float | None]:
+    """Total and longest blocked time of a group (None when no call was timed)."""
+    known = [d for d in (r.finding.duration_ms for r in group) if d is not None]
+    return {"total_ms": sum(known) if known else None, "max_ms": max(known, default=None)}
+
+
 def write_json_report(path: Path, settings: Settings, records: Sequence[Record]) -> None:
     """Write every record to ``path`` as JSON (parent directories are created)."""
     groups: list[dict[str, Any]] = [
@@ -34,6 +40,7 @@ def write_json_report(path: Path, settings: Settings, records: Sequence[Record])
             "count": len(group),
             "tests": sorted({r.nodeid for r in group}),
             "suggestion": group[0].finding.suggestion,
+            **_duration_keys(group),
         }
         for group in group_by_site(records)
     ]

@@ -32,8 +32,8 @@ from loopwarden.errors import ConfigError
 from loopwarden.registry import registry
 from pytest_loopwarden import reporting, summary, xdist_support
 from pytest_loopwarden.markers import ItemOptions, check_marker_names, item_options
-from pytest_loopwarden.options import Settings, warden_mode
-from pytest_loopwarden.records import Record, origin_of
+from pytest_loopwarden.options import Settings, warden_mode_for
+from pytest_loopwarden.records import Record, blocked_long_enough, origin_of
 from pytest_loopwarden.wardens import TestWarden
 
 __all__ = ["BlockDetectPlugin"]
@@ -153,6 +153,13 @@ class BlockDetectPlugin:
         terminalreporter.write_sep("=", title, yellow=True)
         for line in lines:
             terminalreporter.write_line(line)
+        min_ms = self.settings.min_ms
+        short = sum(1 for r in self.records if not blocked_long_enough(r.finding, min_ms))
+        if short:
+            terminalreporter.write_line(
+                f"loopwarden: {short} of these call(s) blocked less than "
+                f"--block-detect-min-ms={min_ms:g} ms and failed no test"
+            )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Remove the patches and the pyproject rules and allowances."""
@@ -180,7 +187,7 @@ class BlockDetectPlugin:
             warden = None
             if options.error is None and options.mode != "off":
                 warden = TestWarden(
-                    warden_mode(options.mode),
+                    warden_mode_for(options.mode, self.settings.min_ms),
                     scope=self.settings.scope,
                     allowed=options.allowed,
                     allow_all=options.allow_all,
@@ -257,6 +264,12 @@ class BlockDetectPlugin:
         if options.mode == "warn":
             self._warned += len(records)
         if options.mode not in ("fail", "raise"):
+            return
+        # --block-detect-min-ms: shorter calls stay in the records (summary,
+        # JSON report) but do not fail the phase.
+        min_ms = self.settings.min_ms
+        records = [r for r in records if blocked_long_enough(r.finding, min_ms)]
+        if not records:
             return
         self._failed_phases += 1
         text = summary.phase_failure(

@@ -13,6 +13,7 @@ pyproject.toml example::
     [tool.loopwarden]
     mode = "warn"            # raise | warn | record | off (| fail: pytest plugin)
     stall_ms = 150           # stall watchdog threshold; 0 switches it off
+    min_ms = 5               # pytest plugin: fail only on calls that blocked >= 5 ms
     allow = [
         { target = "myapp.boot:load_settings", reason = "runs before the window shows" },
         "myapp.legacy:sync_export = exports are rare and the user waits for them",
@@ -68,6 +69,7 @@ __all__ = [
     "check_rule_target",
     "load_pyproject_config",
     "load_pyproject_file",
+    "parse_min_ms",
     "parse_mode",
     "parse_env_allow",
     "parse_report_path",
@@ -111,7 +113,15 @@ ENV_VARIABLES: tuple[str, ...] = (
 )
 
 #: The keys ``[tool.loopwarden]`` accepts.
-TABLE_KEYS: tuple[str, ...] = ("mode", "stall_ms", "allow", "rules", "report", "max_findings")
+TABLE_KEYS: tuple[str, ...] = (
+    "mode",
+    "stall_ms",
+    "min_ms",
+    "allow",
+    "rules",
+    "report",
+    "max_findings",
+)
 _RULE_KEYS = ("target", "suggestion", "family", "condition", "name")
 _ALLOW_KEYS = ("target", "reason", "primitives")
 
@@ -126,6 +136,8 @@ class Settings:
             the watchdog off.
         report: Path of the report to write at the end (``.json`` or ``.html``).
         max_findings: Full findings a warden keeps (later ones are only counted).
+        min_ms: pytest plugin: a blocking call fails its test only if it
+            blocked at least this many milliseconds (``0``: every call).
         allow: Allowances (``"package.module:qualname"`` with a reason).
         rules: Extra rules, like :func:`loopwarden.mark_blocking`.
         source: Where the layer came from, for messages.
@@ -135,6 +147,7 @@ class Settings:
     stall_ms: float | None = None
     report: str | None = None
     max_findings: int | None = None
+    min_ms: float | None = None
     allow: tuple[Allowance, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = ""
@@ -148,6 +161,7 @@ class Settings:
             max_findings=(
                 self.max_findings if self.max_findings is not None else lower.max_findings
             ),
+            min_ms=self.min_ms if self.min_ms is not None else lower.min_ms,
             allow=(*lower.allow, *self.allow),
             rules=(*lower.rules, *self.rules),
             source=" > ".join(s for s in (self.source, lower.source) if s),
@@ -220,6 +234,28 @@ def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
             f"invalid {where} {value!r}: the stall threshold must be at least "
             f"{MIN_STALL_MS:g} ms (shorter pauses are normal scheduling noise and would "
             "make the watchdog spin); use 0 to switch it off"
+        )
+    return number
+
+
+def parse_min_ms(value: object, *, where: str = "min_ms") -> float:
+    """Validate a duration threshold: a number of milliseconds >= 0 (0: every call counts).
+
+    Raises:
+        ConfigError: naming the valid values.
+    """
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ConfigError(
+            f"invalid {where} {value!r}; valid values: a number of milliseconds >= 0 "
+            "(e.g. 5: only calls that blocked 5 ms or longer fail a test; 0: every call)"
         )
     return number
 
@@ -432,6 +468,9 @@ def settings_from_table(table: Mapping[str, Any], *, source: str = "[tool.loopwa
             check_max_findings(table["max_findings"], where=f"{source} max_findings")
             if "max_findings" in table
             else None
+        ),
+        min_ms=(
+            parse_min_ms(table["min_ms"], where=f"{source} min_ms") if "min_ms" in table else None
         ),
         allow=parse_allow(table.get("allow", ()), where=f"{source} allow"),
         rules=parse_rules(table.get("rules", ()), where=f"{source} rules"),

@@ -75,6 +75,17 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "[watchdog](watchdog.md) runs only when a threshold is given.",
     ),
     SettingDoc(
+        "Duration threshold",
+        pytest="block_detect_min_ms",
+        pyproject="min_ms",
+        values="Milliseconds, `0` or more; fractions are kept. A blocking call fails its test "
+        "only if it blocked the loop at least this long; shorter calls are still listed in the "
+        "summary and the JSON report. With a threshold, `raise` mode lets the call run and "
+        "fails the phase afterwards (the duration is known only then). Calls of unknown "
+        "duration (a certain deadlock) always count. Default: `0`, every blocking call fails. "
+        "See [How long it blocked](reports.md#how-long-it-blocked).",
+    ),
+    SettingDoc(
         "Report file",
         pytest="block_detect_report",
         pyproject="report",

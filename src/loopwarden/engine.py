@@ -51,6 +51,7 @@ global_allowances: list[Allowance] = []
 
 _tls = threading.local()
 _get_ident = threading.get_ident
+_perf_counter = time.perf_counter
 _broken_rules: set[str] = set()
 
 
@@ -129,33 +130,62 @@ def _checked_call(
                     )
         except Exception:  # noqa: BLE001 - never let a broken rule crash the host
             _rule_failed(rule, "check")
-        if finding is not None:
-            report(finding, user_frame)
-            calls_in_progress[ident] = finding
+        if finding is None:
+            if rule.check_nested:
+                tls.busy = False  # nested event loops: keep checking what runs inside
+            result = original(*args, **kwargs)
+            return _quiet_iterator(result) if rule.iterates else result
+        takers = _report(finding, user_frame)
+        calls_in_progress[ident] = finding
         if rule.check_nested:
-            tls.busy = False  # nested event loops: keep checking what runs inside
-        result = original(*args, **kwargs)
-        if rule.iterates:
-            return _quiet_iterator(result)
-        return result
+            tls.busy = False
+        # Only reported calls are timed: the duration is the original's wall time.
+        start = _perf_counter()
+        iterating = False
+        try:
+            result = original(*args, **kwargs)
+            iterating = rule.iterates
+        finally:
+            finding.details["duration_ms"] = (_perf_counter() - start) * 1000.0
+            calls_in_progress.pop(ident, None)
+            if not iterating:
+                tls.busy = True  # on_finding callbacks are never checked themselves
+                _notify(finding, takers)
+        return _quiet_iterator(result, finding, takers) if iterating else result
     finally:
         tls.busy = False
         calls_in_progress.pop(ident, None)
 
 
-def _quiet_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
+def _quiet_iterator(
+    iterator: Iterator[Any], finding: Finding | None = None, takers: list[Warden] | None = None
+) -> Iterator[Any]:
     # The call was already judged; the calls made while iterating are its own.
+    # A reported call's blocking happens while iterating: its duration grows
+    # with each step, and its callbacks run once the iteration ends.
     tls = _tls
-    while True:
-        outer_busy = getattr(tls, "busy", False)
-        try:
-            tls.busy = True
-            item = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            tls.busy = outer_busy
-        yield item
+    try:
+        while True:
+            outer_busy = getattr(tls, "busy", False)
+            start = _perf_counter()
+            try:
+                tls.busy = True
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                tls.busy = outer_busy
+                if finding is not None:
+                    finding.details["duration_ms"] += (_perf_counter() - start) * 1000.0
+            yield item
+    finally:
+        if finding is not None and takers:
+            outer_busy = getattr(tls, "busy", False)
+            try:
+                tls.busy = True
+                _notify(finding, takers)
+            finally:
+                tls.busy = outer_busy
 
 
 def _excused(rule: Rule, frame: FrameType | None) -> tuple[bool, FrameType | None]:
@@ -286,16 +316,31 @@ def _made_by(caller: FrameType) -> str:
     return outer.attribute_path[-1] if isinstance(outer, Rule) else ""
 
 
-def record(finding: Finding) -> str | None:
-    """Record ``finding`` on every active warden that wants it.
+def _take(finding: Finding) -> list[Warden]:
+    """Append ``finding`` to every active warden that wants it; return those wardens.
 
     A warden may decline a finding (the pytest plugin's scope and per-test
-    allowances). Returns the mode of the innermost warden that took it, which
-    decides what happens next, or None if none did.
+    allowances).
     """
     wardens = [warden for warden in list(active_wardens) if warden.wants(finding)]
     for warden in wardens:
-        warden._record(finding)
+        warden._record(finding, notify=False)
+    return wardens
+
+
+def _notify(finding: Finding, wardens: list[Warden]) -> None:
+    for warden in wardens:
+        warden._notify(finding)
+
+
+def record(finding: Finding) -> str | None:
+    """Record ``finding`` on every active warden that wants it and run their callbacks.
+
+    Returns the mode of the innermost warden that took it, which decides
+    what happens next, or None if none did.
+    """
+    wardens = _take(finding)
+    _notify(finding, wardens)
     return wardens[-1].mode if wardens else None
 
 
@@ -311,13 +356,27 @@ def report(finding: Finding, user_frame: FrameType | None = None) -> None:
             proceeding would hang the program for good).
     """
     __tracebackhide__ = True
-    mode = record(finding)
-    if mode is None:
-        return
+    _notify(finding, _report(finding, user_frame))
+
+
+def _report(finding: Finding, user_frame: FrameType | None) -> list[Warden]:
+    """:func:`report`, except that callbacks are left to the caller unless it raises.
+
+    The checked call runs its blocking original first, so that ``on_finding``
+    callbacks see ``details["duration_ms"]``; a call that raises here does
+    not run, and its callbacks run now, without a duration.
+    """
+    __tracebackhide__ = True
+    wardens = _take(finding)
+    if not wardens:
+        return wardens
+    mode = wardens[-1].mode
     if mode == "raise" or finding.details.get("hangs_forever"):
+        _notify(finding, wardens)
         raise BlockingCallError(finding)
     if mode == "warn":
         _warn(finding, user_frame)
+    return wardens
 
 
 def _warn(finding: Finding, frame: FrameType | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, NamedTuple, get_args
 
-__all__ = ["FAMILIES", "Family", "Finding", "StackFrame"]
+__all__ = ["FAMILIES", "Family", "Finding", "StackFrame", "format_duration"]
 
 Family = Literal[
     "sleep",
@@ -66,9 +66,13 @@ class Finding:
             hidden.
         suggestion: The non-blocking alternative.
         timestamp: ``time.time()`` when the call was seen.
-        details: Extra facts, e.g. ``{"duration_ms": 312.5}`` for a stall, or
-            ``{"owner_thread": "MainThread", "owner_thread_id": ...}`` for a
-            ``thread`` finding (whose ``thread_name`` is the calling thread).
+        details: Extra facts. ``details["duration_ms"]`` is how long the loop
+            was blocked, in milliseconds: the wall time of the blocking call
+            (set when the call returns; absent when it did not run, as in
+            ``"raise"`` mode) or the length of a stall. Read it with
+            :attr:`duration_ms`. A ``thread`` finding has
+            ``{"owner_thread": "MainThread", "owner_thread_id": ...}`` (its
+            ``thread_name`` is the calling thread).
         library_caller: When the call was made inside a library (the nearest
             frame outside the standard library is not your code): that
             library frame; empty otherwise.
@@ -109,6 +113,20 @@ class Finding:
             f'loopwarden.allow("{package}", reason="..."), or in pyproject.toml '
             f'[tool.loopwarden] allow = ["{package} = <reason>"].'
         )
+
+    @property
+    def duration_ms(self) -> float | None:
+        """How long the loop was blocked, in milliseconds; None when unknown.
+
+        For a blocking call, the wall time of the call itself, measured only
+        for calls that are reported; None while the call is still running and
+        when it never ran (``"raise"`` mode, a certain deadlock). For a stall,
+        how long the loop did not respond.
+        """
+        value = self.details.get("duration_ms")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
 
     @property
     def message(self) -> str:
@@ -169,6 +187,9 @@ class Finding:
         data = dataclasses.asdict(self)
         data["stack"] = [frame._asdict() for frame in self.stack]
         data["message"] = self.message
+        # Also at the top level for readers of the JSON; from_dict takes it
+        # back from details, where it lives.
+        data["duration_ms"] = self.duration_ms
         return data
 
     @classmethod
@@ -179,3 +200,16 @@ class Finding:
         kwargs["stack"] = tuple(StackFrame(**frame) for frame in data.get("stack", ()))
         kwargs.setdefault("details", {})
         return cls(**kwargs)
+
+
+def format_duration(duration_ms: float | None) -> str:
+    """``"0.02 ms"``, ``"12.3 ms"``, ``"1.25 s"``; ``"?"`` for an unknown duration."""
+    if duration_ms is None:
+        return "?"
+    if duration_ms >= 1000.0:
+        return f"{duration_ms / 1000.0:.2f} s"
+    if duration_ms >= 10.0:
+        return f"{duration_ms:.1f} ms"
+    if duration_ms >= 0.1:
+        return f"{duration_ms:.2f} ms"
+    return f"{duration_ms:.3f} ms"

@@ -253,12 +253,18 @@ class Warden:
         """
         return True
 
-    def _record(self, finding: Finding) -> None:
-        self._sites.add(finding)
+    def _record(self, finding: Finding, *, notify: bool = True) -> None:
         # len() then append is not atomic across threads: at worst a few findings
         # more than the limit, never an unbounded list.
         if len(self.findings) < self.max_findings:
             self.findings.append(finding)
+        if notify:
+            self._notify(finding)
+
+    def _notify(self, finding: Finding) -> None:
+        # For a blocking call the engine calls this once the call has returned,
+        # so the site counts and the callbacks see its duration (details["duration_ms"]).
+        self._sites.add(finding)
         for callback in list(self._callbacks):
             try:
                 callback(finding)

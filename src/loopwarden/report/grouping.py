@@ -89,7 +89,7 @@ def _start_time(finding: Finding, duration_ms: float | None) -> float:
     started = finding.details.get("started_at")
     if isinstance(started, (int, float)) and not isinstance(started, bool):
         return float(started)
-    if duration_ms is not None:
+    if duration_ms is not None and finding.family == "stall":
         return finding.timestamp - duration_ms / 1000.0
     return finding.timestamp
 
@@ -277,7 +277,8 @@ class TimelinePoint:
             the finding's timestamp minus its duration.
         group: Index of the finding's group in :attr:`FindingCollector.groups`
             order of creation.
-        duration_ms: For stalls, how long the loop was stuck.
+        duration_ms: How long the loop was stuck (a stall) or blocked (a
+            timed blocking call, drawn with its width); None when unknown.
     """
 
     timestamp: float
@@ -347,7 +348,7 @@ class FindingCollector:
     def add(self, finding: Finding) -> None:
         """Count one finding and keep it if the memory budget allows."""
         key = site_key(finding)
-        duration = stall_duration_ms(finding) if finding.family == "stall" else None
+        duration = duration_ms(finding)
         with self._lock:
             self._total += 1
             self._families[finding.family] += 1

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loopwarden._version import __version__
-from loopwarden.findings import Finding, StackFrame
+from loopwarden.findings import Finding, StackFrame, format_duration
 from loopwarden.report.files import write_atomic
 from loopwarden.report.grouping import FindingCollector, FindingGroup, TimelinePoint
 from loopwarden.report.terminal import relevant_frames, short_path
@@ -247,10 +247,18 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
         group = group_of(point)
         family = group.family if group else "custom"
         label = f"{group.primitive} at {short_path(group.user_caller)}" if group else ""
+        # A timed call is drawn with its real width (at least 3 px, to stay visible).
+        x0 = x(point.timestamp) - 1.5
+        w = 3.0
+        blocked = ""
+        if point.duration_ms is not None:
+            end = min(float(right), x(point.timestamp + point.duration_ms / 1000.0))
+            w = max(3.0, end - x0)
+            blocked = f", blocked {format_duration(point.duration_ms)}"
         parts.append(
-            f'<rect x="{x(point.timestamp) - 1.5:.1f}" y="{lane_y(point) + 3}" width="3" '
+            f'<rect x="{x0:.1f}" y="{lane_y(point) + 3}" width="{w:.1f}" '
             f'height="{lane_h - 6}" fill="{_color(family)}"><title>'
-            f"+{point.timestamp - start:.2f} s: {_e(label)}</title></rect>"
+            f"+{point.timestamp - start:.2f} s: {_e(label)}{blocked}</title></rect>"
         )
     axis_y = top + lanes * lane_h + 4
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="#9aa4b6"/>')
@@ -284,6 +292,8 @@ def _group_html(number: int, group: FindingGroup) -> str:
     else:
         what = f"{group.primitive}()"
         count = "once" if group.count == 1 else f"{group.count} times"
+        if group.timed:
+            count += f" · blocked {format_duration(group.blocked_ms_total)} in total"
     source = first.stack[-1].source_line() if first.stack else ""
     user_source = next(
         (f.source_line() for f in reversed(first.stack) if str(f) == group.user_caller), source
