@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from loopwarden.findings import format_duration
 from loopwarden.report.grouping import FindingGroup, group_findings, site_key
 from loopwarden.report.terminal import library_lines, short_path
 from pytest_loopwarden.records import ORIGINS, Record, kept_because
@@ -63,9 +64,14 @@ def _what(group: FindingGroup) -> str:
     text = group.what
     if group.count > 1:
         text += f", {group.count} calls"
-    if group.timed:
-        text += f", {group.blocked_ms_total:.0f} ms blocked"
     return text
+
+
+def _blocked(group: FindingGroup) -> str:
+    """``", blocked 12.3 ms"`` for timed calls (at the end of a line); "" otherwise."""
+    if group.kind == "stall" or not group.timed:
+        return ""
+    return f", blocked {format_duration(group.blocked_ms_total)}"
 
 
 def _label(records: Sequence[Record], scope: Sequence[str]) -> str:
@@ -119,7 +125,7 @@ def phase_failure(
         first = group.first
         lines.append(
             f"{number}) {_what(group)}{_label(group_records, scope)} on thread "
-            f"{first.thread_name!r} ({first.loop})"
+            f"{first.thread_name!r} ({first.loop}){_blocked(group)}"
         )
         lines.append(f"   at {group.user_caller}")
         source = _source(group)
@@ -166,7 +172,7 @@ def summary_lines(
     for number, (group, group_records) in enumerate(shown, 1):
         lines.append(
             f"{number:>2}. {group.count}x {_what_short(group)} at {short_path(group.user_caller)}"
-            f"{_label(group_records, scope)}"
+            f"{_label(group_records, scope)}{_blocked(group)}"
         )
         if verbosity < 0:
             continue
@@ -202,7 +208,4 @@ def _what_short(group: FindingGroup) -> str:
             f"event loop stalled (longest {group.stall_ms_max:.0f} ms, "
             f"{group.stall_ms_total:.0f} ms in all)"
         )
-    text = group.what
-    if group.timed:
-        text += f" ({group.blocked_ms_total:.0f} ms blocked)"
-    return text
+    return group.what

@@ -145,14 +145,30 @@ def test_no_scope_no_scope_label(run: pytest.RunResult) -> None:
     assert "[your code]" not in out
 
 
+def _blocked_ms(line: str) -> float | None:
+    """The ", blocked 12.3 ms" / ", blocked 1.25 s" at the end of a summary entry."""
+    found = re.search(r", blocked ([\d.]+) (ms|s)$", line)
+    if found is None:
+        return None
+    return float(found.group(1)) * (1000.0 if found.group(2) == "s" else 1.0)
+
+
 def test_the_summary_is_capped_largest_first(run: pytest.RunResult) -> None:
     summary = _summary(run)
     assert "loopwarden: 84 blocking calls and 1 stall at 16 places to fix" in summary[0]
     entries = [line for line in summary if re.match(r"\s*\d+\. ", line)]
     assert len(entries) == 10
     assert entries[0].startswith(" 1. 1x event loop stalled")  # the one measured: 300 ms
-    assert entries[1].startswith(" 2. 12x time.sleep() at places.py:12")
-    assert "... and 6 more places to fix with 12 findings (-v shows more, -vv all)" in summary
+    # Then largest first by time blocked: every call is timed (issue 15.4).
+    blocked = [_blocked_ms(line) for line in entries[1:]]
+    assert all(b is not None for b in blocked), entries
+    assert blocked == sorted(blocked, reverse=True), entries
+    assert any(
+        re.fullmatch(
+            r"\.\.\. and 6 more places to fix with \d+ findings \(-v shows more, -vv all\)", line
+        )
+        for line in summary
+    ), summary
     assert "Every finding with its stack: --block-detect-report=findings.json" in summary
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TextIO
 
-from loopwarden.findings import StackFrame
+from loopwarden.findings import StackFrame, format_duration
 from loopwarden.frames import is_stdlib_file
 from loopwarden.report.grouping import FindingCollector, FindingGroup
 
@@ -100,7 +100,7 @@ def group_head(group: FindingGroup) -> str:
         return f"event loop stalled {times}, longest {group.stall_ms_max:.0f} ms"
     head = f"{group.what} blocked {times}"
     if group.timed:
-        head += f", {group.blocked_ms_total:.0f} ms in all"
+        head += f", {format_duration(group.blocked_ms_total)} in all"
     return head
 
 
