@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import loopwarden
+from loopwarden.findings import format_duration
 from loopwarden.report import FindingCollector, format_summary, load_report, write_json
 from loopwarden.report.grouping import group_findings
 
@@ -90,4 +91,4 @@ def test_measured_durations_sort_groups_and_show_in_the_summary(tmp_path: Path) 
     assert groups[0].blocked_ms_total == 40.0 * len(by_line[rarest])
     assert groups[0].timed == len(by_line[rarest])
     summary = format_summary(collector)
-    assert f"{40 * len(by_line[rarest]):.0f} ms in all" in summary
+    assert f"{format_duration(40.0 * len(by_line[rarest]))} in all" in summary
