@@ -8,6 +8,7 @@ such as ``from time import sleep`` taken before activation.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
@@ -245,8 +246,10 @@ class Registry:
         ``tp_getattro`` binds instance access straight from its C method
         table, past the patched class attribute. We wrap the class's
         ``__getattribute__`` once; it wraps only the names in its table. The
-        rule's ``blocks_when`` then sees the instance call's arguments without
-        ``self``. Reverting the patch puts the C slot back exactly.
+        rule's ``blocks_when`` sees the instance first for an instance call,
+        ``(obj, *args)``, and only the arguments for a static call, so a
+        predicate tells the two forms apart by its first argument's type.
+        Reverting the patch puts the C slot back exactly.
         """
         table = self._instance_rules.get(owner)
         if table is not None:
@@ -359,7 +362,8 @@ def _instance_hook(original: Any, table: dict[str, Rule]) -> Callable[[Any, str]
         rule = table.get(attr)
         if rule is None or not callable(value):
             return value
-        return _wrap(rule, value)
+        # The predicate sees the instance first, as for any other method.
+        return functools.partial(_wrap(rule, _drop_first(value)), obj)
 
     return __getattribute__
 
@@ -369,6 +373,15 @@ def _wrap(rule: Rule, original: Any) -> Any:
     if rule.wrap is not None:
         return rule.wrap(rule, original)
     return make_wrapper(rule, original)
+
+
+def _drop_first(bound: Any) -> Callable[..., Any]:
+    def call(_obj: Any, *args: Any, **kwargs: Any) -> Any:
+        return bound(*args, **kwargs)
+
+    call.__name__ = getattr(bound, "__name__", call.__name__)
+    call.__qualname__ = getattr(bound, "__qualname__", call.__qualname__)
+    return call
 
 
 def _function_replacement(rule: Rule, original: Any) -> Any:

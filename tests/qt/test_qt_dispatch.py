@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLineEdit, QPushButton
+from PySide6.QtWidgets import QLineEdit, QPushButton
 from qt_support import in_worker, primitives
 
 import loopwarden
@@ -95,9 +95,6 @@ _DRIVERS: dict[str, Callable[[Target], Callable[[], Any]]] = {
     "SignalInstance.emit": lambda t: lambda: t.ping.emit(),
     "QCoreApplication.sendEvent": lambda t: (
         lambda: QCoreApplication.sendEvent(t, QEvent(QEvent.Type.User))
-    ),
-    "QApplication.notify": lambda t: (
-        lambda: QApplication.instance().notify(t, QEvent(QEvent.Type.User))
     ),
     "QMetaObject.invokeMethod": lambda t: (
         lambda: QMetaObject.invokeMethod(t, "on_ping", Qt.ConnectionType.DirectConnection)

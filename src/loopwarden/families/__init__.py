@@ -28,6 +28,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "console",
     "qt",
     "thread",
+    "qt_io",
 )
 
 #: Modules (absolute) holding a ``WRAPS`` table of :class:`~loopwarden.wraps.Wrap`.

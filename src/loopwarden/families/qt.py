@@ -10,8 +10,8 @@ ones stay static). A few names have both a static and an instance overload
 (``QFile.copy``, ``QFile.remove``, ``QMenu.exec``); Shiboken binds their
 instance calls straight from its C method table, so the registry also wraps
 those classes' ``__getattribute__`` (see ``Registry._hook_instance_access``).
-Predicates of such rules must not rely on ``self``: instance calls reach them
-without it.
+Predicates of such rules see ``(obj, *args)`` for an instance call and only
+``args`` for a static call; they tell the forms apart by the first argument.
 """
 
 from __future__ import annotations

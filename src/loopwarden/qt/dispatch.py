@@ -19,7 +19,8 @@ Cost: on any other thread (and on the GUI thread while no warden is active)
 the wrapper compares one thread id and calls the original. Threads without a
 probe never consult the list at all.
 
-What is not marked: other API that happens to run handlers synchronously
+What is not marked: ``QCoreApplication.notify`` (virtual: see
+:data:`ENTRY_POINTS`), other API that happens to run handlers synchronously
 (``show()``/``close()`` running showEvent/closeEvent, setters emitting
 ``valueChanged``), and a bare ``processEvents()`` from the test body, which
 stays unguarded by design (see the Qt guide).
@@ -89,9 +90,9 @@ ENTRY_POINTS: tuple[str, ...] = (
     f"{_QTGUI}:QAction.activate",
     f"{_QTCORE}:SignalInstance.emit",
     f"{_QTCORE}:QCoreApplication.sendEvent",
-    f"{_QTCORE}:QCoreApplication.notify",
-    f"{_QTGUI}:QGuiApplication.notify",
-    f"{_QTWIDGETS}:QApplication.notify",
+    # Not ``notify``: it is virtual, and with a Python attribute on the class
+    # Shiboken treats it as a Python override and routes every event that C++
+    # delivers through it (slow, and it misdispatched in PySide6 6.11).
     f"{_QTCORE}:QMetaObject.invokeMethod",
 )
 
