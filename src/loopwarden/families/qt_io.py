@@ -14,9 +14,10 @@ creates (a QImage returned by ``QImageReader.read()``) never pass through
 
 "Only when it would block": Qt resource paths (``":/icons/x.png"``) live in
 memory, images from bytes (``loadFromData``, ``fromData``) and devices in
-memory (``QBuffer``) touch no disk, in-memory SQLite connections touch no file, free locks are taken at once, and
-``tryLock()``/``tryAcquire()`` without a timeout never wait. Nothing here
-imports PySide6 (every rule has ``import_module=False``).
+memory (``QBuffer``) touch no disk, in-memory SQLite connections touch no
+file, free locks are taken at once, and ``tryLock()``/``tryAcquire()``
+without a timeout never wait. Nothing here imports PySide6 (every rule has
+``import_module=False``).
 
 Not covered (Qt does it in C++ behind calls that are not patched here):
 ``QIcon`` files loaded at first paint, ``QMovie`` frames read by its timer,
