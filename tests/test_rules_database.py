@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from loopwarden.families import default_rules
 from rules_support import (
     Case,
     CaseTable,
@@ -20,6 +21,10 @@ from rules_support import (
 )
 
 CASES = CaseTable("database")
+# QtSql rules (family database) run on a Qt loop: tests/qt/test_qt_io_rules.py.
+CASES.covered_elsewhere(
+    *(rule.name for rule in default_rules() if rule.target.startswith("PySide6.QtSql"))
+)
 
 
 def _database(peers: Peers, where: str | None = None, *, uri: bool = False) -> sqlite3.Connection:

@@ -488,7 +488,8 @@ def _free_locker() -> None:
 
 
 def _contended_untimed() -> bool:
-    mutex = _held(QMutex, QMutex.lock, QMutex.unlock)(Path(), True)
+    with loopwarden.allow_blocking(reason="the test waits for the holder thread"):
+        mutex = _held(QMutex, QMutex.lock, QMutex.unlock)(Path(), True)
     return bool(mutex.tryLock())
 
 
