@@ -224,8 +224,14 @@ class Registry:
     ) -> Patch | None:
         raw = owner.__dict__.get(name) if isinstance(owner, type) else None
         current = getattr(owner, name)
-        if getattr(current, "__loopwarden_rule__", None) is not None:
-            return None  # already ours (an alias of a rule patched earlier)
+        existing = getattr(current, "__loopwarden_rule__", None)
+        if existing is not None and (existing is rule or raw is None):
+            # Already ours: an alias of a rule patched earlier, or an inherited
+            # attribute patched on the base class.
+            return None
+        # Another rule on this very class attribute (a thread-affinity check and
+        # a blocking-call check on QPixmap.load): the later one wraps the earlier,
+        # and both come off in reverse order.
         if isinstance(owner, type):
             replacement = _method_replacement(
                 owner, name, raw, current, lambda original: _wrap(rule, original)
