@@ -36,6 +36,7 @@ FAMILY_COLORS = {
     "qt": "#2ca02c",
     "reentrancy": "#ff7f0e",
     "stall": "#d62728",
+    "thread": "#9467bd",
     "custom": "#555555",
 }
 _MAX_LANES = 16
