@@ -9,7 +9,13 @@ from pathlib import Path
 
 import loopwarden
 from loopwarden.findings import format_duration
-from loopwarden.report import FindingCollector, format_summary, load_report, write_json
+from loopwarden.report import (
+    FindingCollector,
+    format_summary,
+    load_report,
+    render_html,
+    write_json,
+)
 from loopwarden.report.grouping import group_findings
 
 
@@ -92,3 +98,10 @@ def test_measured_durations_sort_groups_and_show_in_the_summary(tmp_path: Path) 
     assert groups[0].timed == len(by_line[rarest])
     summary = format_summary(collector)
     assert f"{format_duration(40.0 * len(by_line[rarest]))} in all" in summary
+
+
+def test_html_card_names_every_primitive_of_the_line(tmp_path: Path) -> None:
+    collector, _ = _run(tmp_path)
+    page = render_html(collector)
+    assert "builtins.open() x2 + io.TextIOWrapper.read() x2" in page
+    assert "sqlite3.connect() + sqlite3.Connection.execute() + sqlite3.Connection.commit()" in page

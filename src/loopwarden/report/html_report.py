@@ -247,7 +247,7 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
     for point in calls:
         group = group_of(point)
         family = group.family if group else "custom"
-        label = f"{group.primitive} at {short_path(group.user_caller)}" if group else ""
+        label = f"{group.what} at {short_path(group.user_caller)}" if group else ""
         # A timed call is drawn with its real width (at least 3 px, to stay visible).
         x0 = x(point.timestamp) - 1.5
         w = 3.0
@@ -291,7 +291,7 @@ def _group_html(number: int, group: FindingGroup) -> str:
             f"{times} · longest {group.stall_ms_max:.0f} ms · total {group.stall_ms_total:.0f} ms"
         )
     else:
-        what = f"{group.primitive}()"
+        what = group.what  # everything the line made block, with counts
         count = "once" if group.count == 1 else f"{group.count} times"
         if group.timed:
             count += f" · blocked {format_duration(group.blocked_ms_total)} in total"
