@@ -113,7 +113,7 @@ def test_handlers_run_inside_an_entry_point_are_checked(entry: str) -> None:
     assert primitives(warden) == ["time.sleep"]
     finding = warden.findings[0]
     assert finding.loop == f"Qt event handling run by {entry}() on the GUI thread"
-    assert finding.user_caller.endswith("in Target.on_ping")
+    assert finding.user_caller.endswith("on_ping")  # "Target.on_ping" from Python 3.11
 
 
 def test_key_events_reach_the_handler() -> None:
@@ -122,7 +122,7 @@ def test_key_events_reach_the_handler() -> None:
         QTest.keyClicks(edit, "ab")
     assert edit.text() == "ab"
     assert primitives(warden) == ["time.sleep", "time.sleep"]
-    assert warden.findings[0].user_caller.endswith("in Edit.keyPressEvent")
+    assert warden.findings[0].user_caller.endswith("keyPressEvent")
 
 
 def test_the_test_body_around_the_entry_points_is_not_checked() -> None:
@@ -132,7 +132,7 @@ def test_the_test_body_around_the_entry_points_is_not_checked() -> None:
         target.ping.emit()
         QThread.msleep(1)
         assert dispatch.state.entries == []
-    assert [f.user_caller.split(" in ")[-1] for f in warden.findings] == ["Target.on_ping"]
+    assert [f.user_caller.split(" in ")[-1].split(".")[-1] for f in warden.findings] == ["on_ping"]
 
 
 def test_emit_from_a_worker_marks_nothing() -> None:
