@@ -95,7 +95,9 @@ def test_warn_mode_without_pytests_warnings_plugin_lists_them(
     out = result.stdout.str()
     assert "warnings summary" not in out
     assert out.count("Run file I/O in a worker") == 1, out  # now in our summary, once
-    result.stdout.fnmatch_lines(["*4x time.sleep() at test_inner.py:* in _sleepy ?test code?"])
+    result.stdout.fnmatch_lines(
+        ["*4x time.sleep() at test_inner.py:* in _sleepy ?test code?, blocked *"]
+    )
 
 
 SCOPE_FILES = {
