@@ -67,7 +67,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="block_detect_report",
         default=None,
         metavar="PATH",
-        help="Write every finding of the session to PATH as JSON.",
+        help="Write every finding of the session to PATH: PATH.json (for tools and "
+        "`loopwarden report`) or PATH.html (the HTML report).",
     )
     group.addoption(
         "--block-detect-stall-ms",
@@ -90,7 +91,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "block_detect_scope", "packages whose findings are kept (comma separated)", default=""
     )
-    parser.addini("block_detect_report", "write the findings to this JSON file", default="")
+    parser.addini(
+        "block_detect_report", "write the findings to this .json or .html file", default=""
+    )
     parser.addini("block_detect_stall_ms", "stall watchdog threshold in ms", default="")
     parser.addini(
         "block_detect_min_ms",
@@ -245,7 +248,12 @@ def _resolve(config: pytest.Config) -> Settings:
     if mode == "off":
         return Settings(mode_source=mode_source)
     scope, scope_source = _pick(config, "block_detect_scope", "command line")
-    report, _ = _pick(config, "block_detect_report", "")
+    report, report_source = _pick(config, "block_detect_report", "command line")
+    if report:
+        try:
+            _config.parse_report_path(report, where=f"--block-detect-report (from {report_source})")
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     stall, stall_source = _pick(config, "block_detect_stall_ms", "command line")
     if stall:
         stall_ms = _stall_ms(stall, stall_source)

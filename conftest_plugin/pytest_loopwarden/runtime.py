@@ -125,9 +125,9 @@ class BlockDetectPlugin:
             )
         elif self.settings.report is not None:
             try:
-                reporting.write_json_report(self.settings.report, self.settings, self.records)
+                reporting.write_report_file(self.settings.report, self.settings, self.records)
             except OSError as exc:  # a bad path must not turn the run into an internal error
-                self._report_error = f"could not write the JSON report: {exc}"
+                self._report_error = f"could not write the report: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Findings grouped by place to fix, largest first, capped to fit a screen."""

@@ -282,10 +282,11 @@ def test_allowed_off_and_expected_tests_leave_no_findings(
 
 def test_json_report(run: tuple[pytest.RunResult, dict[str, Any]]) -> None:
     result, report = run
-    assert report["schema"] == "loopwarden-pytest/1"
+    assert (report["schema"], report["version"]) == ("loopwarden-report", 1)
     assert report["settings"]["mode"] == "fail"
-    assert report["count"] == len(report["findings"]) == 6
+    assert report["summary"]["total"] == len(report["findings"]) == 6
     assert sum(group["count"] for group in report["groups"]) == 6
+    assert all(group["tests"] for group in report["groups"])
     first = report["findings"][0]
     assert {"primitive", "caller", "stack", "suggestion", "nodeid", "phase", "origin"} <= set(first)
     assert {f["origin"] for f in report["findings"]} == {"test code"}

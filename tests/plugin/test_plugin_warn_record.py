@@ -58,7 +58,7 @@ def test_warn_mode_passes_and_warns(warn_run: pytest.RunResult) -> None:
 
 
 def test_unwritable_report_is_a_message_not_a_crash(warn_run: pytest.RunResult) -> None:
-    warn_run.stdout.fnmatch_lines(["loopwarden: could not write the JSON report: *blocker*"])
+    warn_run.stdout.fnmatch_lines(["loopwarden: could not write the report: *blocker*"])
     assert "INTERNALERROR" not in warn_run.stdout.str()
 
 

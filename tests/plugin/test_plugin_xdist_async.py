@@ -67,7 +67,7 @@ def test_every_worker_detects_and_the_controller_reports_all(
 ) -> None:
     result, report = run
     assert result.parseoutcomes() == {"failed": 6, "errors": 1, "passed": 1}
-    assert report["count"] == 7
+    assert report["summary"]["total"] == 7
     assert {f["worker"] for f in report["findings"]} == {"gw0", "gw1"}
     result.stdout.fnmatch_lines(["*loopwarden: 7 blocking calls at 4 places to fix*"])
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from loopwarden._version import __version__
 from loopwarden.findings import Finding, StackFrame, format_duration
 from loopwarden.report.files import write_atomic
-from loopwarden.report.grouping import FindingCollector, FindingGroup, TimelinePoint
+from loopwarden.report.grouping import FindingCollector, FindingGroup, TimelinePoint, site_key
 from loopwarden.report.terminal import relevant_frames, short_path
 
 __all__ = ["render_html", "write_html"]
@@ -40,6 +40,8 @@ FAMILY_COLORS = {
     "custom": "#555555",
 }
 _MAX_LANES = 16
+#: Tests named on a card; the rest are counted.
+_MAX_TESTS = 8
 
 _CSS = """
 :root { color-scheme: light; --fg: #1d2330; --muted: #5d6576; --line: #dde1e8;
@@ -281,7 +283,30 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
     return "".join(parts)
 
 
-def _group_html(number: int, group: FindingGroup) -> str:
+def _in_test(finding: Finding) -> str:
+    test = _test_of(finding)
+    return f", in {_e(test)}" if test else ""
+
+
+def _test_of(finding: Finding) -> str:
+    """``"tests/test_x.py::test_y (call)"`` for a finding from the pytest plugin, else ""."""
+    nodeid = finding.details.get("nodeid")
+    if not isinstance(nodeid, str) or not nodeid:
+        return ""
+    phase = finding.details.get("phase")
+    return f"{nodeid} ({phase})" if isinstance(phase, str) and phase else nodeid
+
+
+def _tests_html(tests: Sequence[str]) -> str:
+    if not tests:
+        return ""
+    shown = ", ".join(_e(test) for test in tests[:_MAX_TESTS])
+    more = f" and {len(tests) - _MAX_TESTS} more" if len(tests) > _MAX_TESTS else ""
+    noun = "test" if len(tests) == 1 else "tests"
+    return f'<div class="meta tests">In {noun} (phase): {shown}{more}</div>'
+
+
+def _group_html(number: int, group: FindingGroup, tests: Sequence[str] = ()) -> str:
     first = group.first
     color = _color(group.family)
     if group.family == "stall":
@@ -317,21 +342,32 @@ def _group_html(number: int, group: FindingGroup) -> str:
         + (f", last at {_fmt_time(group.last_timestamp)}" if group.count > 1 else "")
         + "</div>"
     )
+    parts.append(_tests_html(tests))
     parts.append(f'<div class="fix"><strong>Fix:</strong> {_prose(group.suggestion)}</div>')
     if first.stack:
         # The most frequent site's stack starts open: one click less for the usual fix.
         state = " open" if number == 1 else ""
         parts.append(
-            f"<details{state}><summary>Stack of the first call</summary>"
+            f"<details{state}><summary>Stack of the first call{_in_test(first)}</summary>"
             f"{_stack_html(first)}</details>"
         )
     for index, sample in enumerate(group.samples[1:], start=2):
         parts.append(
-            f"<details><summary>Other stack {index} of {len(group.samples)}</summary>"
-            f"{_stack_html(sample)}</details>"
+            f"<details><summary>Other stack {index} of {len(group.samples)}"
+            f"{_in_test(sample)}</summary>{_stack_html(sample)}</details>"
         )
     parts.append("</section>")
     return "".join(parts)
+
+
+def _tests_by_site(collector: FindingCollector) -> dict[tuple[str, str], list[str]]:
+    """Place to fix -> the tests (and phases) its kept findings came from, in order."""
+    tests: dict[tuple[str, str], dict[str, None]] = {}
+    for finding in collector.findings:
+        test = _test_of(finding)
+        if test:
+            tests.setdefault(site_key(finding), {})[test] = None
+    return {key: list(names) for key, names in tests.items()}
 
 
 def render_html(collector: FindingCollector, *, title: str = "loopwarden report") -> str:
@@ -361,7 +397,8 @@ def render_html(collector: FindingCollector, *, title: str = "loopwarden report"
         )
         body.append(f'<div class="timeline">{_timeline_svg(collector, groups)}</div>')
         body.append(f"<h2>Call sites ({len(groups)})</h2>")
-        body.extend(_group_html(n, g) for n, g in enumerate(groups, start=1))
+        tests = _tests_by_site(collector)
+        body.extend(_group_html(n, g, tests.get(g.key, ())) for n, g in enumerate(groups, start=1))
         if collector.dropped:
             body.append(
                 f'<p class="meta">{collector.dropped} repeated findings were counted but not '

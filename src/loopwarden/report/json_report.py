@@ -16,13 +16,23 @@ Layout (``version`` 1)::
         "groups": 3,
         "by_family": {"sleep": 10, "filesystem": 2}
       },
-      "groups": [                         # one per call site, most frequent first
+      "groups": [                         # one per place to fix, largest first
         {"user_caller": "app.py:12 in on_click", "primitive": "time.sleep",
          "family": "sleep", "suggestion": "...", "count": 10,
          "first_timestamp": ..., "last_timestamp": ..., "sample_stacks": 1,
-         "stall_ms_total": ..., "stall_ms_max": ...}      # the last two for stalls
+         "primitives": {"time.sleep()": 10}, "families": {"sleep": 10},
+         "library_callers": {},
+         "blocked_ms_total": ...,                          # when durations were measured
+         "stall_ms_total": ..., "stall_ms_max": ...,       # for stalls
+         "tests": ["tests/test_x.py::test_y"]}             # pytest plugin only
       ],
-      "findings": [ Finding.to_dict(), ... ],            # in order of occurrence
+      "findings": [                       # in order of occurrence
+        {...Finding.to_dict()...,
+         "nodeid": "tests/test_x.py::test_y",              # pytest plugin only:
+         "phase": "call", "origin": "test code",           #   the test, its phase,
+         "worker": "gw0"}                                  #   whose code, xdist worker
+      ],
+      "settings": {"mode": "fail", "scope": [], ...},     # pytest plugin only
       "timeline": {
         "calls":  [{"timestamp": ..., "group": 0, "duration_ms": null}, ...],
         "stalls": [{"timestamp": ..., "group": 2, "duration_ms": 312.0}, ...]
@@ -31,7 +41,9 @@ Layout (``version`` 1)::
 
 ``group`` in timeline points indexes the groups in order of first
 appearance (the order of their first finding in ``findings``).
-:func:`load_report` also accepts a bare list of ``Finding.to_dict()`` objects.
+:func:`load_report` also accepts a bare list of ``Finding.to_dict()`` objects
+and the pytest plugin's older ``"loopwarden-pytest/1"`` files. The fields
+marked "pytest plugin only" are optional: readers must not require them.
 """
 
 from __future__ import annotations
@@ -49,7 +61,9 @@ from loopwarden.report.files import write_atomic
 from loopwarden.report.grouping import FindingCollector
 
 __all__ = [
+    "LEGACY_PYTEST_SCHEMA",
     "SCHEMA",
+    "TEST_FIELDS",
     "VERSION",
     "load_report",
     "merge_collectors",
@@ -60,6 +74,22 @@ __all__ = [
 
 SCHEMA = "loopwarden-report"
 VERSION = 1
+#: The pytest plugin's own schema before it wrote this one; still read.
+LEGACY_PYTEST_SCHEMA = "loopwarden-pytest/1"
+#: Optional per-finding fields the pytest plugin adds (kept in ``details`` in memory).
+TEST_FIELDS: tuple[str, ...] = ("nodeid", "phase", "origin", "worker")
+
+
+def _finding_to_dict(finding: Finding) -> dict[str, Any]:
+    data = finding.to_dict()
+    details = data.get("details")
+    if isinstance(details, dict) and any(name in details for name in TEST_FIELDS):
+        details = dict(details)
+        for name in TEST_FIELDS:
+            if name in details:
+                data[name] = details.pop(name)
+        data["details"] = details
+    return data
 
 
 def report_to_dict(collector: FindingCollector) -> dict[str, Any]:
@@ -82,7 +112,7 @@ def report_to_dict(collector: FindingCollector) -> dict[str, Any]:
             "by_family": collector.by_family(),
         },
         "groups": [group.to_dict() for group in groups],
-        "findings": [finding.to_dict() for finding in findings],
+        "findings": [_finding_to_dict(finding) for finding in findings],
         "timeline": {
             "calls": [_point(p.timestamp, p.group, p.duration_ms) for p in calls],
             "stalls": [_point(p.timestamp, p.group, p.duration_ms) for p in stalls],
@@ -113,6 +143,15 @@ def report_from_data(data: object) -> FindingCollector:
         if collector.total:
             collector.started_at = min(f.timestamp for f in collector.findings)
             collector.finish(max(f.timestamp for f in collector.findings))
+        return collector
+    if isinstance(data, Mapping) and data.get("schema") == LEGACY_PYTEST_SCHEMA:
+        findings = data.get("findings")
+        if not isinstance(findings, list):
+            raise ConfigError('"findings" is not a list')
+        collector = report_from_data(findings)
+        settings = data.get("settings")
+        if isinstance(settings, Mapping):
+            collector.meta.update(mode=settings.get("mode"), settings=dict(settings))
         return collector
     if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
         raise ConfigError(
@@ -184,8 +223,13 @@ def merge_collectors(collectors: Sequence[FindingCollector]) -> FindingCollector
 def _finding(item: object) -> Finding:
     if not isinstance(item, Mapping):
         raise ConfigError(f"a finding in the report is not a JSON object: {item!r}")
+    data = dict(item)
+    tests = {name: data.pop(name) for name in TEST_FIELDS if name in data}
+    if tests:
+        details = data.get("details")
+        data["details"] = {**(details if isinstance(details, Mapping) else {}), **tests}
     try:
-        return Finding.from_dict(dict(item))
+        return Finding.from_dict(data)
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"a finding in the report is malformed: {exc}") from exc
 
