@@ -100,7 +100,11 @@ def activate_from_env(
         options = warden_options(settings)
         if collector is not None:
             options["on_finding"] = collector
-            collector.meta.update(command=" ".join(sys.argv), mode=settings.warden_mode)
+            collector.meta.update(
+                command=" ".join(sys.argv),
+                mode=settings.warden_mode,
+                stall_ms=settings.watchdog_ms,
+            )
         warden = activate(**options)
         # An absolute path: the app may change directory before it exits.
         report = os.path.abspath(settings.report) if settings.report else None

@@ -148,18 +148,23 @@ def _stack_html(finding: Finding) -> str:
     )
 
 
+def _watchdog_ran(collector: FindingCollector, stall_count: int) -> bool:
+    """Whether stall figures mean anything: the watchdog was on, or stalls were seen."""
+    threshold = collector.meta.get("stall_ms")
+    on = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and threshold > 0
+    return on or stall_count > 0
+
+
 def _summary_html(collector: FindingCollector, groups: list[FindingGroup]) -> str:
     stalls = [g for g in groups if g.family == "stall"]
     stall_count = sum(g.count for g in stalls)
     longest = max((g.stall_ms_max for g in stalls), default=0.0)
     duration = max(0.0, collector.end_time - collector.started_at)
-    cards = [
-        (collector.total, "findings"),
-        (len(groups), "call sites"),
-        (stall_count, "stalls"),
-        (f"{longest:.0f} ms", "longest stall"),
-        (f"{duration:.1f} s", "run time"),
-    ]
+    cards: list[tuple[object, str]] = [(collector.total, "findings"), (len(groups), "call sites")]
+    # Only what ran: "0 stalls" would claim the loop never stalled when nobody watched.
+    if _watchdog_ran(collector, stall_count):
+        cards += [(stall_count, "stalls"), (f"{longest:.0f} ms", "longest stall")]
+    cards.append((f"{duration:.1f} s", "run time"))
     card_html = "".join(
         f'<div class="card"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>'
         for n, label in cards
@@ -181,11 +186,24 @@ def _nice_step(span: float, target_ticks: int = 6) -> float:
     return 10.0 * power  # pragma: no cover - the loop always returns
 
 
+#: Longest lane label, in characters (longer names keep their end: "…Connection.execute").
+_LABEL_CHARS = 40
+#: Width of one label character in the SVG's units, generous for proportional fonts at 12 px.
+_CHAR_WIDTH = 7.4
+
+
 def _lane_label(number: int, group: FindingGroup) -> str:
     name = "stall" if group.family == "stall" else group.primitive
-    if len(name) > 24:
-        name = "…" + name[-23:]
-    return f"#{number} {name}"
+    label = f"#{number} {name}"
+    if len(label) > _LABEL_CHARS:
+        label = "…" + label[-(_LABEL_CHARS - 1) :]
+    return label
+
+
+def _label_width(labels: Sequence[str]) -> float:
+    """Room for the longest label left of the lanes (so none is cut at the left edge)."""
+    longest = max((len(label) for label in labels), default=8)
+    return min(16 + longest * _CHAR_WIDTH, 16 + _LABEL_CHARS * _CHAR_WIDTH)
 
 
 def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> str:
@@ -204,7 +222,11 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
         index: min(number_of[id(g)], _MAX_LANES + 1) for index, g in enumerate(creation_order)
     }
     lanes = min(len(groups), _MAX_LANES + 1) or 1
-    left, right, top, lane_h = 190, 990, 8, 22
+    labels = [
+        _lane_label(lane, groups[lane - 1]) if lane <= _MAX_LANES else "more sites"
+        for lane in range(1, lanes + 1)
+    ]
+    left, right, top, lane_h = round(_label_width(labels)), 990, 8, 22
     width = right - left
     height = top + lanes * lane_h + 30
 
@@ -212,7 +234,7 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
         return left + (timestamp - start) / span * width
 
     parts = [
-        f'<svg viewBox="0 0 1000 {height}" xmlns="http://www.w3.org/2000/svg" '
+        f'<svg viewBox="0 0 1000 {height}" '
         'role="img" aria-label="Timeline of findings and stalls" '
         'font-family="system-ui, sans-serif" font-size="12">'
     ]
@@ -222,9 +244,10 @@ def _timeline_svg(collector: FindingCollector, groups: list[FindingGroup]) -> st
             parts.append(
                 f'<rect x="{left}" y="{y}" width="{width}" height="{lane_h}" fill="#f4f6f9"/>'
             )
-        label = _lane_label(lane, groups[lane - 1]) if lane <= _MAX_LANES else "more sites"
+        label = labels[lane - 1]
         parts.append(
-            f'<text x="{left - 8}" y="{y + lane_h / 2 + 4}" text-anchor="end" fill="#3d4556">'
+            f'<text class="lane" x="{left - 8}" y="{y + lane_h / 2 + 4}" text-anchor="end" '
+            'fill="#3d4556">'
             f"{_e(label)}</text>"
         )
 
