@@ -24,6 +24,7 @@ from PySide6.QtCore import (
     QByteArray,
     QCoreApplication,
     QDataStream,
+    QDir,
     QDirIterator,
     QFile,
     QFileInfo,
@@ -34,6 +35,7 @@ from PySide6.QtCore import (
     QReadLocker,
     QReadWriteLock,
     QRunnable,
+    QSaveFile,
     QSemaphore,
     QSettings,
     QTemporaryDir,
@@ -42,10 +44,19 @@ from PySide6.QtCore import (
     QThread,
     QThreadPool,
     QTimer,
+    QWaitCondition,
     QWriteLocker,
     Signal,
 )
 from PySide6.QtGui import QIcon, QImage, QImageReader, QImageWriter, QMovie, QPixmap
+from PySide6.QtNetwork import (
+    QHostAddress,
+    QLocalServer,
+    QLocalSocket,
+    QSslSocket,
+    QTcpServer,
+    QTcpSocket,
+)
 from PySide6.QtSql import QSqlDatabase, QSqlQuery, QSqlTableModel
 from PySide6.QtWidgets import QApplication
 from qt_support import run_coro
@@ -145,6 +156,51 @@ _HOLDERS: list[threading.Event] = []
 def _held(factory: Callable[[], Any], acquire: Any, release: Any) -> Callable[[Path, bool], Any]:
     hold = _holder(acquire, release)
     return lambda tmp, held: hold(factory(), tmp, held)
+
+
+def _save_file(tmp: Path, _held: bool) -> QSaveFile:
+    save = QSaveFile(str(tmp / f"{uuid.uuid4().hex}.txt"))
+    assert save.open(_WRITE)
+    return save
+
+
+def _settings(tmp: Path, _held: bool) -> QSettings:
+    settings = QSettings(str(tmp / f"{uuid.uuid4().hex}.ini"), QSettings.Format.IniFormat)
+    settings.setValue("key", 1)
+    return settings
+
+
+def _wait_briefly(condition_and_mutex: tuple[QWaitCondition, QMutex]) -> bool:
+    condition, mutex = condition_and_mutex
+    mutex.lock()
+    try:
+        return bool(condition.wait(mutex, 20))  # nobody wakes it: times out
+    finally:
+        mutex.unlock()
+
+
+def _local_pair(_tmp: Path, _held: bool) -> tuple[Any, ...]:
+    """A connected QLocalSocket (first) and what keeps it connected."""
+    server = QLocalServer()
+    assert server.listen(f"lw-{uuid.uuid4().hex[:12]}")
+    client = QLocalSocket()
+    client.connectToServer(server.fullServerName())
+    assert client.waitForConnected(5000)
+    assert server.waitForNewConnection(5000)[0]
+    return client, server, server.nextPendingConnection()
+
+
+def _tcp_pair(socket_type: type) -> Callable[[Path, bool], tuple[Any, ...]]:
+    def prepare(_tmp: Path, _held: bool) -> tuple[Any, ...]:
+        server = QTcpServer()
+        assert server.listen(QHostAddress.SpecialAddress.LocalHost, 0)
+        client = socket_type()
+        client.connectToHost("127.0.0.1", server.serverPort())
+        assert client.waitForConnected(5000)
+        assert server.waitForNewConnection(5000)[0]
+        return client, server, server.nextPendingConnection()
+
+    return prepare
 
 
 def _small_image() -> QImage:
@@ -298,6 +354,51 @@ SCENARIOS: dict[str, Scenario] = {
         _CORE + "QSemaphore.tryAcquire",
         lambda s: s.tryAcquire(1, 50) and s.release(),
         _held(lambda: QSemaphore(1), QSemaphore.acquire, QSemaphore.release),
+    ),
+    # rules of families.qt that existed before, in the same three loops
+    "QFile.exists(path)": Scenario(_CORE + "QFile.exists", lambda p: QFile.exists(p), _text),
+    "QFile.copy": Scenario(_CORE + "QFile.copy", lambda p: QFile.copy(p, p + ".copy"), _text),
+    "QFile().remove": Scenario(_CORE + "QFile.remove", lambda p: QFile(p).remove(), _text),
+    "QDir.entryList": Scenario(
+        _CORE + "QDir.entryList", lambda tmp: QDir(str(tmp)).entryList(), _no_prepare
+    ),
+    "QDir.mkpath": Scenario(
+        _CORE + "QDir.mkpath", lambda tmp: QDir(str(tmp)).mkpath("a/b"), _no_prepare
+    ),
+    "QSaveFile.commit": Scenario(_CORE + "QSaveFile.commit", lambda f: f.commit(), _save_file),
+    "QSettings.sync": Scenario(_CORE + "QSettings.sync", lambda st: st.sync(), _settings),
+    "QMutex.lock": Scenario(
+        _CORE + "QMutex.lock",
+        lambda m: (m.lock(), m.unlock()),
+        _held(QMutex, QMutex.lock, QMutex.unlock),
+    ),
+    "QReadWriteLock.lockForRead": Scenario(
+        _CORE + "QReadWriteLock.lockForRead",
+        lambda rw: (rw.lockForRead(), rw.unlock()),
+        _held(QReadWriteLock, QReadWriteLock.lockForWrite, QReadWriteLock.unlock),
+    ),
+    "QSemaphore.acquire": Scenario(
+        _CORE + "QSemaphore.acquire",
+        lambda sem: sem.acquire(),
+        lambda _t, held: QSemaphore(0 if held else 1),
+    ),
+    "QWaitCondition.wait": Scenario(
+        _CORE + "QWaitCondition.wait", _wait_briefly, lambda _t, _h: (QWaitCondition(), QMutex())
+    ),
+    "QLocalSocket.waitForReadyRead": Scenario(
+        "PySide6.QtNetwork.QLocalSocket.waitForReadyRead",
+        lambda pair: pair[0].waitForReadyRead(20),
+        _local_pair,
+    ),
+    "QAbstractSocket.waitForReadyRead": Scenario(
+        "PySide6.QtNetwork.QAbstractSocket.waitForReadyRead",
+        lambda pair: pair[0].waitForReadyRead(20),
+        _tcp_pair(QTcpSocket),
+    ),
+    "QSslSocket.waitForEncrypted": Scenario(
+        "PySide6.QtNetwork.QSslSocket.waitForEncrypted",
+        lambda pair: pair[0].waitForEncrypted(20),
+        _tcp_pair(QSslSocket),
     ),
 }
 
