@@ -661,3 +661,52 @@ def test_rules_command_and_reference_list_them(capsys: pytest.CaptureFixture[str
     reference = namespace["render_rules"]()
     for rule in qt_io.RULES:
         assert f"`{rule.name}`" in reference
+
+
+_START_UP = """
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+import loopwarden
+
+with loopwarden.guard(mode="record") as warden:  # active before PySide6 is imported
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtGui import QFont, QIcon, QImage, QPixmap
+    from PySide6.QtWidgets import QApplication, QLabel, QPushButton
+
+    app = QApplication([])  # platform, image and style plugins, fonts
+    results = []
+
+    def on_start():
+        # Resource-path images and icons, a label that paints with a font.
+        results.append(QImage(sys.argv[1]).isNull())
+        results.append(QPixmap(sys.argv[1]).isNull())
+        results.append(QIcon(sys.argv[1]).isNull())
+        label = QLabel("start-up")
+        label.setFont(QFont("Sans", 12))
+        label.show()
+        label.repaint()
+        button = QPushButton("ok")
+        button.show()
+        button.click()
+        QImage(sys.argv[2])  # a file on disk: the one finding, so detection was on
+        QTimer.singleShot(50, app.quit)
+
+    QTimer.singleShot(0, on_start)
+    app.exec()
+print(results, [f.primitive for f in warden.findings])
+"""
+
+
+def test_qt_start_up_plugins_fonts_and_resources_are_silent(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _START_UP, _RESOURCE_PNG, _png(tmp_path, True)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[False, False, False] ['PySide6.QtGui.QImage']"
