@@ -116,8 +116,12 @@ def build_finding(
         excused, nearest_own = engine._excused(rule, caller)
         if excused:
             return None, None
-        user_frame = nearest_own or caller
-        return _make_finding(rule, owner, caller, user_frame, extra or {}), user_frame
+        # Like blocking findings: the place to fix is the user's own code; a
+        # library frame that made the call is named beside it.
+        library_frame = nearest_own or caller
+        user_frame = _frames.nearest_own_frame(library_frame) or library_frame
+        finding = _make_finding(rule, owner, caller, user_frame, library_frame, extra or {})
+        return finding, user_frame
     except Exception:  # noqa: BLE001 - a broken check must never break the host
         engine.logger.exception("loopwarden: the thread check of %s failed", rule.name)
         return None, None
@@ -145,7 +149,12 @@ def report_wrong_thread(
 
 
 def _make_finding(
-    rule: Rule, owner: Owner, caller: FrameType, user_frame: FrameType, extra: dict[str, Any]
+    rule: Rule,
+    owner: Owner,
+    caller: FrameType,
+    user_frame: FrameType,
+    library_frame: FrameType,
+    extra: dict[str, Any],
 ) -> Finding:
     stack = _frames.capture_stack(caller)
     thread = threading.current_thread()
@@ -166,6 +175,9 @@ def _make_finding(
         suggestion=rule.suggestion,
         timestamp=time.time(),
         details=details,
+        library_caller=(
+            _frames.frame_label(library_frame) if library_frame is not user_frame else ""
+        ),
     )
 
 
