@@ -82,6 +82,12 @@ def _click(target: Target) -> Callable[[], Any]:
     return lambda: button.click()
 
 
+def _animate_click(target: Target) -> Callable[[], Any]:
+    button = QPushButton("go")
+    button.pressed.connect(target.on_ping)  # emitted inside animateClick(); clicked comes later
+    return lambda: button.animateClick()
+
+
 def _trigger(target: Target) -> Callable[[], Any]:
     action = _action(target)
     return lambda: action.trigger()
@@ -91,6 +97,7 @@ def _trigger(target: Target) -> Callable[[], Any]:
 _DRIVERS: dict[str, Callable[[Target], Callable[[], Any]]] = {
     "QTest.mouseClick": _click_with_mouse,
     "QAbstractButton.click": _click,
+    "QAbstractButton.animateClick": _animate_click,
     "QAction.trigger": _trigger,
     "SignalInstance.emit": lambda t: lambda: t.ping.emit(),
     "QCoreApplication.sendEvent": lambda t: (
