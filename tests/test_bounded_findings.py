@@ -149,3 +149,11 @@ def test_counts_are_exact_across_loop_threads(tmp_path: Path) -> None:
     assert warden.total == 4 * 300
     assert len(warden.findings) <= 10 + 4  # the limit, give or take a racing append
     assert sorted(s.count for s in warden.sites) == [600, 600]
+
+
+def test_the_plugins_test_warden_keeps_every_finding_of_its_test(tmp_path: Path) -> None:
+    from pytest_loopwarden.wardens import TestWarden
+
+    with TestWarden("record") as warden:
+        asyncio.run(_stat_twice_per_round(tmp_path, 6000))
+    assert len(warden.findings) == warden.total == 12_000 > DEFAULT_MAX_FINDINGS

@@ -287,3 +287,27 @@ def test_a_non_utf8_file_name_in_findings_breaks_neither_writer(tmp_path: Path) 
     again = run_cli("report", str(json_report), "-o", str(tmp_path / "y.html"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "caf\\xe9.py" in (tmp_path / "y.html").read_text(encoding="utf-8")
+
+
+def test_sigterm_never_hangs_when_it_lands_inside_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The signal interrupts the main thread while it holds the collector's lock
+    # (inside an on_finding call): the handler must go on to the app's handler.
+    monkeypatch.setattr(env_report, "SIGTERM_WRITE_TIMEOUT_S", 0.2)
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    report = tmp_path / "late.json"
+    collector = FindingCollector()
+    try:
+        assert env_report.arm(collector, str(report), None, flush_interval=0)
+        with collector._lock:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert received == [signal.SIGTERM]
+        deadline = time.monotonic() + 30  # the writer finishes once the lock is free
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _total(report) == 0
+    finally:
+        env_report.disarm()
+        signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,9 @@ class TestWarden(Warden):
         allow_all: bool = False,
         **options: Any,
     ) -> None:
+        # Every finding of a test, not the first max_findings: each phase is
+        # judged on the findings it added, and one test's warden is short-lived.
+        options.setdefault("max_findings", sys.maxsize)
         super().__init__(mode, **options)
         self.scope = tuple(scope)
         self.allowed = allowed

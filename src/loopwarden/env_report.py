@@ -32,6 +32,10 @@ __all__ = ["FLUSH_INTERVAL_S", "arm", "disarm", "flush"]
 #: Seconds between two writes of the report while the app runs (only when
 #: there are new findings): a crash or ``kill -9`` loses at most this much.
 FLUSH_INTERVAL_S = 60.0
+#: How long the SIGTERM handler waits for the report to be written before it
+#: goes on to the app's handler (the write may wait for a lock the interrupted
+#: main thread holds: it must never hang the app's exit).
+SIGTERM_WRITE_TIMEOUT_S = 5.0
 
 _lock = threading.RLock()  # re-entrant: SIGTERM may arrive during a write on the same thread
 _armed: dict[str, Any] = {}  # collector, path, written (total at the last write)
@@ -151,7 +155,22 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    flush(final=True, announce=True)
+    # Written from another thread: the signal may have interrupted the main
+    # thread while it held the collector's lock (inside an on_finding call).
+    writer = threading.Thread(
+        target=flush,
+        kwargs={"final": True, "announce": True},
+        name="loopwarden-sigterm-report",
+        daemon=True,
+    )
+    writer.start()
+    writer.join(SIGTERM_WRITE_TIMEOUT_S)
+    if writer.is_alive():
+        print(
+            "loopwarden: the report could not be written at SIGTERM in time "
+            f"(waited {SIGTERM_WRITE_TIMEOUT_S:g} s); it is written at exit if the app exits",
+            file=sys.stderr,
+        )
     previous = _previous_sigterm
     if callable(previous):
         previous(signum, frame)
@@ -160,9 +179,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         return
     # The default action (or a handler set outside Python): die by the signal,
     # as the app would have, so the exit status still says SIGTERM.
+    # No lock here: the writer may still hold it, waiting for the main thread.
     with contextlib.suppress(Exception):
-        with _lock:
-            _armed.clear()  # written just now: not again at exit
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
