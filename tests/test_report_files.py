@@ -311,3 +311,32 @@ def test_sigterm_never_hangs_when_it_lands_inside_the_collector(
     finally:
         env_report.disarm()
         signal.signal(signal.SIGTERM, previous)
+
+
+FORKING_APP = """
+import asyncio, os, sys, time
+import loopwarden
+loopwarden.activate_from_env()
+
+async def main():
+    time.sleep(0.001)
+asyncio.run(main())
+pid = os.fork()
+if pid == 0:
+    asyncio.run(main())
+    asyncio.run(main())
+    sys.exit(0)  # a normal exit: atexit handlers, hence the report, run in the child too
+os.waitpid(pid, 0)
+print(pid)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_writes_its_own_file(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FORKING_APP)
+    report = tmp_path / "report.json"
+    result = run_python("app.py", cwd=tmp_path, LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report))
+    assert result.returncode == 0, result.stderr
+    child = result.stdout.split()[-1]
+    assert _total(report) == 1  # the parent's, not overwritten by the child
+    assert _total(tmp_path / f"report.pid{child}.json") == 3  # inherited finding + its two
