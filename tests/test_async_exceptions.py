@@ -7,12 +7,22 @@ Every test interrupts loopwarden's own code at every program point it passes
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+from collections.abc import Callable
+from time import sleep as aliased_sleep  # noqa: F401 - an alias the patches must restore
+from typing import Any
+
+import pytest
 
 import loopwarden
-from interrupts import injection_points, interrupted
-from loopwarden import engine
+from interrupts import Point, injection_points, interrupted
+from loophelpers import run_in_worker, run_on_loop
+from loopwarden import engine, loop_starts, threads, watchdog
+from loopwarden import warden as warden_module
+from loopwarden.registry import _resolve, registry
+from loopwarden.rules import Rule
 
 
 def test_interrupt_inside_a_checked_call_never_silences_the_thread() -> None:
@@ -38,3 +48,153 @@ def test_interrupt_inside_a_checked_call_never_silences_the_thread() -> None:
         return failures
 
     assert asyncio.run(main()) == []
+
+
+# -- guard() enter and exit ---------------------------------------------------------
+
+
+def _snapshot() -> dict[str, Any]:
+    """Everything activation changes, by identity: patch targets, hooks, stacks, threads."""
+    raw: dict[tuple[int, str], Any] = {}
+    for target in [*registry.rules(), *registry._wrap_source()]:
+        resolved = _resolve(target)
+        if resolved is not None:
+            owner, name = resolved
+            namespace = owner.__dict__ if isinstance(owner, type) else vars(owner)
+            raw[(id(owner), name)] = namespace.get(name, "<missing>")
+    raw[(id(globals()), "aliased_sleep")] = globals()["aliased_sleep"]
+    raw[(id(asyncio.events), "_set_running_loop")] = asyncio.events._set_running_loop
+    return {
+        "raw": raw,
+        "meta_path": list(sys.meta_path),
+        "probes": dict(threads.thread_probes),
+        "wardens": list(engine.active_wardens),
+        "holders": list(warden_module._holders),
+        "patches": list(registry._patches),
+        "watchdog": watchdog.current_watchdog(),
+        "attached": list(watchdog._attached) + list(watchdog._retired),
+        "watchdog_threads": [t for t in threading.enumerate() if t.name == watchdog.THREAD_NAME],
+    }
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, value in before.items():
+        if key == "raw":
+            changed = [k for k in value if after["raw"].get(k) is not value[k]]
+            if changed or after["raw"].keys() != value.keys():
+                problems.append(f"{len(changed)} patch targets not restored exactly")
+        elif after[key] != value:
+            problems.append(f"{key}: {value!r} -> {after[key]!r}")
+    return problems
+
+
+def _held_locks() -> list[str]:
+    """loopwarden's locks that another thread cannot take (one left held would deadlock)."""
+    locks = {
+        "warden state": warden_module._state_lock,
+        "registry": registry._lock,
+        "watchdog attach": watchdog._attach_lock,
+        "loop starts": loop_starts._lock,
+    }
+    held: list[str] = []
+    limbo = threading._active_limbo_lock  # type: ignore[attr-defined]
+    if getattr(limbo, "_is_owned", getattr(limbo, "locked", bool))():
+        # Left held through a patched `with lock:`: no thread can start now.
+        return ["threading._active_limbo_lock"]
+
+    def probe() -> None:
+        for name, lock in locks.items():
+            if lock.acquire(timeout=2):
+                lock.release()
+            else:
+                held.append(name)
+
+    run_in_worker(probe)
+    return held
+
+
+def _guard_works_on_another_thread() -> bool:
+    def worker() -> bool:
+        with loopwarden.guard(mode="record", stall_ms=50) as warden:
+            run_on_loop(lambda: time.sleep(0.001))
+        return [f.primitive for f in warden.findings] == ["time.sleep"]
+
+    return run_in_worker(worker)
+
+
+def _interrupt_cycles(cycle: Callable[[], loopwarden.Warden], points: list[Point]) -> list[str]:
+    """Interrupt ``cycle`` (an enter and exit) at each point; what was left behind."""
+    failures: list[str] = []
+    before = _snapshot()
+    for point in points:
+        failure = interrupted(point, cycle)
+        if failure:
+            failures.append(failure)
+        left = [w for w in _made_wardens if w._entered]
+        _made_wardens.clear()
+        if left:
+            # Only a Ctrl-C before the first instruction of __exit__ (where no
+            # code can catch it) may leave the warden active, and then all of
+            # it: exiting again finishes cleanly.
+            if not _at_exit_entry(point):
+                failures.append(f"warden left active by an interrupt at {point}")
+            for warden in left:
+                warden.__exit__(None, None, None)
+        problems = _differences(before, _snapshot()) + _held_locks()
+        if problems:
+            failures.append(f"after an interrupt at {point}: {problems}")
+            break  # the state is broken: later points would only repeat it
+    return failures
+
+
+def _at_exit_entry(point: Point) -> bool:
+    (filename, line, event), _ = point
+    code = loopwarden.Warden.__exit__.__code__
+    return event == "call" and filename == code.co_filename and line == code.co_firstlineno
+
+
+_made_wardens: list[loopwarden.Warden] = []
+
+
+def _guard(**options: Any) -> loopwarden.Warden:
+    warden = loopwarden.guard(**options)
+    _made_wardens.append(warden)
+    return warden
+
+
+def _cycle(**options: Any) -> Callable[[], loopwarden.Warden]:
+    def cycle() -> loopwarden.Warden:
+        with _guard(**options) as warden:
+            pass
+        return warden
+
+    return cycle
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stall_ms", [None, 50], ids=["patches", "watchdog"])
+def test_guard_enter_and_exit_are_all_or_nothing_under_ctrl_c(stall_ms: float | None) -> None:
+    # Every program point of a whole guard() cycle: installing and removing
+    # every patch, the Qt hooks, the watchdog thread.
+    cycle = _cycle(mode="raise", stall_ms=stall_ms)
+    points = injection_points(cycle, rounds=1)
+    assert len(points) > 200
+    assert _interrupt_cycles(cycle, points) == []
+    assert _guard_works_on_another_thread()
+
+
+@pytest.mark.timeout(300)
+def test_nested_and_held_guards_are_all_or_nothing_under_ctrl_c() -> None:
+    # With the patches held (the pytest plugin) and inside an outer guard
+    # with extra rules: the list operations, rule patches and threshold changes.
+    extra = Rule(target="json:dumps", family="custom", suggestion="a test rule")
+    with loopwarden.keep_installed(), loopwarden.guard(mode="record", stall_ms=80) as outer:
+        cycle = _cycle(mode="raise", stall_ms=40, rules=[extra])
+        points = injection_points(cycle, rounds=1)
+        assert len(points) > 50
+        assert _interrupt_cycles(cycle, points) == []
+        assert loopwarden.current_warden() is outer
+        run_on_loop(lambda: time.sleep(0.001))  # the outer warden still records
+        assert [f.primitive for f in outer.findings][-1] == "time.sleep"
+    assert _guard_works_on_another_thread()

@@ -22,6 +22,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial as _partial
+from itertools import starmap as _starmap
 from types import FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +70,34 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             return original(*args, **kwargs)
         __tracebackhide__ = True  # pytest: show the user's call, not our frames
         return checked_call(rule, original, args, kwargs)
+
+    undo = rule.undo
+    if undo is not None:
+        main_thread = threading.main_thread
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            on_main = get_ident() == main_thread().ident
+            if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+                if not on_main:
+                    return original(*args, **kwargs)  # signal handlers run on the main thread
+            elif not on_main or (active_wardens and guarded_loop()):
+                __tracebackhide__ = True
+                return checked_call(rule, original, args, kwargs)
+            # Not checked, on the main thread (possibly its Qt probe with no
+            # loop running right now). C code (list.extend over a starmap)
+            # calls the original and stores its result before any bytecode of
+            # ours runs again, so a Ctrl-C handled right after the call still
+            # finds the result and gives the lock back instead of leaving it
+            # held (an unpatched `with lock:` is atomic that way too).
+            call = _partial(original, **kwargs) if kwargs else original
+            box: list[Any] = []
+            try:
+                box.extend(_starmap(call, (args,)))
+                return box[0]
+            except BaseException:
+                if box and box[0] is True:
+                    undo(args[0])
+                raise
 
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
     wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)

@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from loopwarden.uninterruptible import OwnLock
+
 __all__ = ["install", "uninstall"]
 
 logger = logging.getLogger("loopwarden")
@@ -36,7 +38,7 @@ Listener = Callable[[asyncio.AbstractEventLoop, int], None]
 
 _original: Callable[[Any], None] | None = None
 _listener: Listener | None = None
-_lock = threading.Lock()
+_lock = OwnLock()  # atomic under Ctrl-C, never through our own lock patches
 
 
 def _wrapper(loop: Any) -> None:

@@ -90,10 +90,20 @@ def _write(owner: Any, name: str, value: Any, builtin_type: bool) -> None:
         setattr(owner, name, value)
 
 
-def apply_patch(owner: Any, name: str, replacement: Any) -> Patch:
-    """Replace ``owner.name`` with ``replacement`` and return the undo record."""
+def apply_patch(
+    owner: Any, name: str, replacement: Any, journal: list[Patch] | None = None
+) -> Patch:
+    """Replace ``owner.name`` with ``replacement`` and return the undo record.
+
+    With ``journal``, the record is appended to it *before* the attribute is
+    written: an exception from a signal handler arriving anywhere in between
+    leaves a record for a patch that may or may not be in place, and
+    :func:`revert_patch` handles both, so no write is ever lost.
+    """
     builtin_type = _is_immutable_type(owner)
     patch = Patch(owner, name, _raw_get(owner, name), replacement, builtin_type)
+    if journal is not None:
+        journal.append(patch)
     _write(owner, name, replacement, builtin_type)
     return patch
 
@@ -102,7 +112,8 @@ def revert_patch(patch: Patch) -> None:
     """Put back exactly what :func:`apply_patch` replaced.
 
     If someone else replaced the attribute after us, their value is kept:
-    reverting blindly would silently drop their patch.
+    reverting blindly would silently drop their patch. Reverting a patch that
+    is not (or no longer) in place does nothing, so it is safe to repeat.
     """
     current = _raw_get(patch.owner, patch.name)
     if current is not patch.replacement:

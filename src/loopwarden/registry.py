@@ -4,6 +4,12 @@ Installing is all-or-nothing: if any patch fails, the ones already applied
 are reverted before the error propagates. Uninstalling restores every
 original exactly (the very same objects), including module-level aliases
 such as ``from time import sleep`` taken before activation.
+
+Both survive an exception from a signal handler (Ctrl-C) at any point: every
+patch is recorded in ``_patches`` before it is written, records are dropped
+only after their revert, and reverting is idempotent, so an interrupted
+install rolls back completely and an interrupted uninstall can simply be run
+again (see :mod:`loopwarden.uninterruptible`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import functools
 import importlib
 import logging
 import sys
-import threading
 import types
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 from loopwarden.engine import make_wrapper
 from loopwarden.patching import Patch, apply_patch, revert_patch
 from loopwarden.rules import Rule
+from loopwarden.uninterruptible import OwnLock
 from loopwarden.wraps import Wrap
 
 __all__ = ["Registry", "registry"]
@@ -64,7 +70,7 @@ class Registry:
         self._wrapped: dict[int, Any] = {}  # id(original) -> wrapper, for aliases
         # Shiboken class -> {name: rule} served by its patched __getattribute__.
         self._instance_rules: dict[type, dict[str, Rule]] = {}
-        self._lock = threading.RLock()
+        self._lock = OwnLock()
         # originals -> id(module) -> (module, namespace size, alias names); see _alias_names.
         self._alias_index: dict[
             frozenset[int], dict[int, tuple[types.ModuleType, int, tuple[str, ...]]]
@@ -95,11 +101,17 @@ class Registry:
             if rule in self._extra_rules:
                 self._extra_rules.remove(rule)
             self._unresolved = None
-            for patch in reversed(self._patched_rules.pop(rule.target, [])):
+            patches = self._patched_rules.get(rule.target, [])
+            while patches:
+                # Revert first, forget after: restartable if interrupted.
+                patch = patches[-1]
                 revert_patch(patch)
-                self._patches.remove(patch)
                 self._wrapped.pop(id(patch.original), None)
                 self._instance_rules.get(patch.owner, {}).pop(patch.name, None)
+                if patch in self._patches:
+                    self._patches.remove(patch)
+                patches.pop()
+            self._patched_rules.pop(rule.target, None)
 
     # -- installing --------------------------------------------------------
 
@@ -146,7 +158,8 @@ class Registry:
         """Restore every original, in reverse order of patching."""
         with self._lock:
             while self._patches:
-                revert_patch(self._patches.pop())
+                revert_patch(self._patches[-1])  # then forget it: restartable
+                self._patches.pop()
             self._patched_rules.clear()
             self._wrap_patches.clear()
             self._wrapped.clear()
@@ -155,6 +168,9 @@ class Registry:
 
     def _install_wraps(self) -> None:
         """Apply the wraps whose targets exist and are not wrapped yet."""
+        # Journaled like _install_rules: recorded before written, so an
+        # interruption anywhere rolls back every write.
+        mark = len(self._patches)
         applied: list[Patch] = []
         try:
             for wrap in self._wrap_source():
@@ -171,21 +187,24 @@ class Registry:
                 if getattr(current, "__loopwarden_rule__", None) is not None:
                     continue  # a rule got there first: wrapping it would not come off exactly
                 replacement = _method_replacement(owner, name, raw, current, _wrap_maker(wrap))
-                patch = apply_patch(owner, name, replacement)
+                patch = apply_patch(owner, name, replacement, self._patches)
                 applied.append(patch)
                 self._wrap_patches[wrap.target] = patch
         except BaseException as exc:
-            for patch in reversed(applied):
-                revert_patch(patch)
+            while len(self._patches) > mark:
+                revert_patch(self._patches[-1])
+                self._patches.pop()
             for key in [k for k, v in self._wrap_patches.items() if v in applied]:
                 del self._wrap_patches[key]
             if isinstance(exc, Exception):
                 raise PatchError(f"loopwarden could not install its patches: {exc}") from exc
             raise
-        self._patches.extend(applied)
 
     def _install_rules(self, rules: list[Rule]) -> None:
-        applied: list[Patch] = []
+        # Every patch goes into self._patches before it is written (the
+        # journal): whatever interrupts this, everything after `mark` is
+        # exactly what may have been written, and is reverted.
+        mark = len(self._patches)
         new_wrappers: dict[int, tuple[Any, Any, Rule]] = {}
         new_instance_rules: list[tuple[type, str]] = []
         try:
@@ -197,17 +216,15 @@ class Registry:
                 raw = owner.__dict__.get(name) if isinstance(owner, type) else None
                 patch = self._patch_one(rule, owner, name, new_wrappers)
                 if patch is not None:
-                    applied.append(patch)
                     self._patched_rules.setdefault(rule.target, []).append(patch)
                     if isinstance(raw, staticmethod) and _is_shiboken_type(owner):
-                        hook = self._hook_instance_access(rule, owner, name)
                         new_instance_rules.append((owner, name))
-                        if hook is not None:
-                            applied.append(hook)
-            applied.extend(self._patch_aliases(new_wrappers))
+                        self._hook_instance_access(rule, owner, name)
+            self._patch_aliases(new_wrappers)
         except BaseException as exc:
-            for patch in reversed(applied):
-                revert_patch(patch)
+            while len(self._patches) > mark:
+                revert_patch(self._patches[-1])
+                self._patches.pop()
             for owner, name in new_instance_rules:
                 self._instance_rules.get(owner, {}).pop(name, None)
             for rule in rules:
@@ -217,7 +234,6 @@ class Registry:
             if isinstance(exc, Exception):
                 raise PatchError(f"loopwarden could not install its patches: {exc}") from exc
             raise
-        self._patches.extend(applied)
 
     def _patch_one(
         self, rule: Rule, owner: Any, name: str, new_wrappers: dict[int, tuple[Any, Any, Rule]]
@@ -243,7 +259,7 @@ class Registry:
                 replacement = _function_replacement(rule, current)
                 self._wrapped[id(current)] = replacement
                 new_wrappers[id(current)] = (current, replacement, rule)
-        return apply_patch(owner, name, replacement)
+        return apply_patch(owner, name, replacement, self._patches)
 
     def _hook_instance_access(self, rule: Rule, owner: type, name: str) -> Patch | None:
         """Also catch ``obj.name(...)`` for a Shiboken name with static and instance overloads.
@@ -265,7 +281,7 @@ class Registry:
         if not isinstance(own, types.WrapperDescriptorType):
             return None  # instance access goes through the class attribute already
         table = self._instance_rules[owner] = {name: rule}
-        return apply_patch(owner, "__getattribute__", _instance_hook(own, table))
+        return apply_patch(owner, "__getattribute__", _instance_hook(own, table), self._patches)
 
     def _patch_aliases(self, new_wrappers: dict[int, tuple[Any, Any, Rule]]) -> list[Patch]:
         """Replace module-level aliases (``from time import sleep``) too."""
@@ -283,7 +299,7 @@ class Registry:
                 value = namespace.get(attr)
                 entry = new_wrappers.get(id(value))
                 if entry is not None and entry[0] is value:
-                    patch = apply_patch(module, attr, entry[1])
+                    patch = apply_patch(module, attr, entry[1], self._patches)
                     patches.append(patch)
                     self._patched_rules.setdefault(entry[2].target, []).append(patch)
         return patches

@@ -76,6 +76,12 @@ class Rule:
             by detectors with another question than "would it block here?"
             (thread affinity, :mod:`loopwarden.affinity`); the registry still
             installs, aliases and restores it.
+        undo: For primitives that take something (lock acquisition): called
+            with the primitive's first argument to give it back when an
+            exception from a signal handler (Ctrl-C) arrives after the
+            original succeeded but before its result reached the caller.
+            Without it, a patched ``with lock:`` on the main thread could be
+            left holding the lock, which an unpatched one never is.
     """
 
     target: str
@@ -91,6 +97,7 @@ class Rule:
     allowed_in: frozenset[str] = frozenset()
     diagnose: Diagnose | None = None
     wrap: Wrap | None = None
+    undo: Callable[[Any], object] | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.target:

@@ -9,7 +9,6 @@ decides whether the call raises, warns or only records.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
@@ -22,6 +21,7 @@ from loopwarden.modes import MODES, Mode
 from loopwarden.registry import registry
 from loopwarden.rules import Rule
 from loopwarden.sites import Site, SiteTable, check_max_findings
+from loopwarden.uninterruptible import OwnLock, finish
 
 __all__ = [
     "MODES",
@@ -41,7 +41,9 @@ logger = logging.getLogger("loopwarden")
 OnFinding = Callable[[Finding], object]
 AllowSpec = Allowance | tuple[str, str]
 
-_state_lock = threading.RLock()
+# An OwnLock: `with _state_lock:` stays atomic under Ctrl-C even while the
+# lock types are patched (see loopwarden.uninterruptible).
+_state_lock = OwnLock()
 
 #: Called without arguments, under the state lock, after a warden is activated
 #: or deactivated. Integrations use it to switch per-thread probes on and off
@@ -49,8 +51,8 @@ _state_lock = threading.RLock()
 state_hooks: list[Callable[[], None]] = []
 
 _global_warden: Warden | None = None
-# Wardens that keep the patches installed without being active (pytest plugin).
-_holds = 0
+# What keeps the patches installed without a warden being active (pytest plugin).
+_holders: list[_Hold] = []
 
 
 def check_mode(mode: object) -> Mode:
@@ -118,6 +120,7 @@ class Warden:
         self.allowances: list[Allowance] = [_to_allowance(a, self._rules) for a in allow]
         self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
         self._active = False
+        self._entered = False  # activation started and not fully undone yet
 
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"
@@ -192,47 +195,68 @@ class Warden:
 
     # -- activation -----------------------------------------------------------
 
+    # Activation and deactivation are all-or-nothing, also when an exception
+    # from a signal handler (Ctrl-C) arrives at any point: a failed activation
+    # is rolled back, an interrupted deactivation is completed, and the
+    # exception is re-raised afterwards. _leave() is idempotent: it converges
+    # on "this warden left no trace" from any partial state.
+
     def _activate(self) -> None:
         with _state_lock:
-            if self._active:
+            if self._entered:
                 return
-            registry.install()
             try:
-                for rule in self._rules:
-                    registry.add_rule(rule)
+                self._enter()
             except BaseException:
-                for rule in self._rules:
-                    registry.remove_rule(rule)
-                if not engine.active_wardens and not _holds:
-                    registry.uninstall()
+                finish(self._leave, "rollback of a failed activation")
                 raise
-            engine.active_wardens.append(self)
-            self._active = True
-            _run_state_hooks()  # first: the Qt GUI-thread probe the watchdog may use
-            try:
-                _watchdog.attach(self)
-            except Exception:
-                logger.exception("loopwarden: the stall watchdog could not start")
+
+    def _enter(self) -> None:
+        self._entered = True  # from here on, _leave() has something to undo
+        registry.install()
+        for rule in self._rules:
+            registry.add_rule(rule)
+        engine.active_wardens.append(self)
+        self._active = True
+        _run_state_hooks()  # first: the Qt GUI-thread probe the watchdog may use
+        try:
+            _watchdog.attach(self)
+        except Exception:
+            logger.exception("loopwarden: the stall watchdog could not start")
+
+    def _leave(self) -> None:
+        self._active = False
+        # Before leaving the stack: the watchdog's last check still records
+        # a stall that ended just now on this warden.
+        _watchdog.detach(self)
+        while self in engine.active_wardens:
+            engine.active_wardens.remove(self)
+        for rule in self._rules:
+            registry.remove_rule(rule)
+        if not engine.active_wardens and not _holders:
+            registry.uninstall()
+        _run_state_hooks()
+        self._entered = False
 
     def _deactivate(self) -> None:
         with _state_lock:
-            if not self._active:
+            if not self._entered:
                 return
-            self._active = False
-            # Before leaving the stack: the watchdog's last check still records
-            # a stall that ended just now on this warden.
-            _watchdog.detach(self)
-            if self in engine.active_wardens:
-                engine.active_wardens.remove(self)
-            for rule in self._rules:
-                registry.remove_rule(rule)
-            if not engine.active_wardens and not _holds:
-                registry.uninstall()
-            _run_state_hooks()
+            try:
+                self._leave()
+            except BaseException:
+                finish(self._leave, "deactivation")
+                raise
 
     def __enter__(self) -> Warden:
-        self._activate()
-        return self
+        try:
+            self._activate()
+            return self
+        except BaseException:
+            # Also an interruption after the activation completed, on the
+            # way out of it: the with block will not run, so undo it all.
+            finish(self._deactivate, "rollback of a failed activation")
+            raise
 
     def __exit__(
         self,
@@ -240,7 +264,11 @@ class Warden:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._deactivate()
+        try:
+            self._deactivate()
+        except BaseException:
+            finish(self._deactivate, "deactivation")
+            raise
 
     # -- called by the engine -------------------------------------------------
 
@@ -352,27 +380,8 @@ def activate(
     """
     global _global_warden
     with _state_lock:
-        if _global_warden is not None and _global_warden.active:
-            old = _global_warden
-            new = Warden(
-                mode,
-                on_finding=on_finding,
-                allow=allow,
-                rules=rules,
-                stall_ms=stall_ms,
-                max_findings=max_findings,
-            )
-            new.findings = old.findings
-            new._sites = old._sites
-            index = engine.active_wardens.index(old)
-            new._activate()
-            # Keep the position in the stack: inner guards stay innermost.
-            engine.active_wardens.remove(new)
-            engine.active_wardens.insert(index, new)
-            old._deactivate()
-            _global_warden = new
-            return new
-        _global_warden = Warden(
+        old = _global_warden
+        new = Warden(
             mode,
             on_finding=on_finding,
             allow=allow,
@@ -380,17 +389,55 @@ def activate(
             stall_ms=stall_ms,
             max_findings=max_findings,
         )
-        _global_warden._activate()
-        return _global_warden
+        if old is None or not old.active:
+            try:
+                new._activate()
+                _global_warden = new
+                return new
+            except BaseException:
+                finish(new._deactivate, "rollback of a failed activation")
+                raise
+        new.findings = old.findings
+        new._sites = old._sites
+        try:
+            new._activate()
+            _take_over(old, new)
+        except BaseException:
+            # Once the new warden is active, finish replacing the old one.
+            if new._entered:
+                finish(lambda: _take_over(old, new), "replacement of the process-wide warden")
+            raise
+        return new
+
+
+def _take_over(old: Warden, new: Warden) -> None:
+    """Put ``new`` where ``old`` is in the stack and switch ``old`` off (idempotent)."""
+    global _global_warden
+    stack = engine.active_wardens
+    if old in stack and new in stack:
+        # Keep the position in the stack: inner guards stay innermost. One
+        # slice assignment, so an interruption cannot lose a warden.
+        order = [warden for warden in stack if warden is not new]
+        order.insert(order.index(old), new)
+        stack[:] = order
+    _global_warden = new
+    old._deactivate()
 
 
 def deactivate() -> None:
     """Switch off the warden started by :func:`activate`. A no-op if none is active."""
     global _global_warden
     with _state_lock:
-        if _global_warden is not None:
-            _global_warden._deactivate()
+        warden = _global_warden
+        if warden is None:
+            return
+        try:
+            warden._deactivate()
             _global_warden = None
+        except BaseException:
+            finish(warden._deactivate, "deactivation")
+            _global_warden = None
+            raise
 
 
 def current_warden() -> Warden | None:
@@ -403,17 +450,29 @@ class _Hold:
     """Keeps the patches installed between wardens (cheap per-test switching)."""
 
     def __enter__(self) -> None:
-        global _holds
         with _state_lock:
-            _holds += 1
-            registry.install()
+            try:
+                if self not in _holders:
+                    _holders.append(self)
+                registry.install()
+            except BaseException:
+                finish(self._release, "rollback of keep_installed()")
+                raise
 
     def __exit__(self, *exc: object) -> None:
-        global _holds
         with _state_lock:
-            _holds -= 1
-            if not _holds and not engine.active_wardens:
-                registry.uninstall()
+            try:
+                self._release()
+            except BaseException:
+                finish(self._release, "end of keep_installed()")
+                raise
+
+    def _release(self) -> None:
+        # Idempotent: membership, not a counter, so running it twice is harmless.
+        while self in _holders:
+            _holders.remove(self)
+        if not _holders and not engine.active_wardens:
+            registry.uninstall()
 
 
 def keep_installed() -> _Hold:

@@ -85,8 +85,10 @@ What the GIL allows:
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import atexit
+import contextlib
 import logging
 import math
 import sys
@@ -108,6 +110,7 @@ from loopwarden.heartbeats import (
     prepare_qt_if_gui_thread,
 )
 from loopwarden.stall_findings import Sample, build_finding, culprit, deliver, excused, take_sample
+from loopwarden.uninterruptible import OwnLock, unpatched
 
 if TYPE_CHECKING:
     from loopwarden.warden import Warden
@@ -134,6 +137,11 @@ _MAX_CHECK_S = 0.05
 #: Pause between two looks for uvloop loops on other threads' stacks.
 _SCAN_S = 0.5
 THREAD_NAME = "loopwarden-watchdog"
+
+# The unpatched C methods: the watchdog's own waiting is never a finding, and
+# a Ctrl-C cannot fall between the call and this module's code.
+_lock_acquire = unpatched(_thread.LockType, "acquire")
+_lock_release = unpatched(_thread.LockType, "release")
 
 
 def check_stall_ms(value: object, *, minimum: float | None = None) -> float | None:
@@ -258,9 +266,16 @@ class Watchdog:
         self._clock = clock
         self._watches: dict[int, _Watch] = {}
         self._unwatchable: set[int] = set()  # probe threads the Qt heartbeat cannot serve
-        self._stop = threading.Event()
+        # Stopping: a flag and a raw lock the thread sleeps on (released to
+        # wake it). Not a threading.Event: its Python-level `with` on a lock
+        # can be left holding the lock by a Ctrl-C in stop(), and the next
+        # stop() would then deadlock.
+        self._stop_requested = False
+        self._finished: set[threading.Thread] = set()  # threads whose _run returned
+        self._start_called: threading.Thread | None = None
+        self._wake = _thread.allocate_lock()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards _watches against watch_loop() callers
+        self._lock = OwnLock()  # guards _watches against watch_loop() callers
         self._next_scan = 0.0  # clock time of the next look for loops on stacks
 
     # -- lifecycle ------------------------------------------------------------
@@ -268,7 +283,11 @@ class Watchdog:
     @property
     def running(self) -> bool:
         """True while the watchdog thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        # Not Thread.is_alive(): a Ctrl-C inside it can mark a live thread as
+        # stopped for good (CPython's bpo-45274 handling releases the running
+        # thread's own state lock), and a second watchdog would be started.
+        thread = self._thread
+        return thread is not None and thread.ident is not None and thread not in self._finished
 
     @property
     def interval(self) -> float:
@@ -279,24 +298,44 @@ class Watchdog:
         """Start the watchdog thread (no-op if it runs)."""
         if self.running:
             return
-        self._stop.clear()
+        self._stop_requested = False
+        wake = _thread.allocate_lock()
+        _lock_acquire(wake)  # held until stop() releases it
+        self._wake = wake
         thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         # pydevd/debugpy: neither trace nor suspend this thread.
         thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
         thread.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
         self._thread = thread
         loop_starts.install(self._loop_started)
+        self._start_called = thread
         thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread; stalls that ended meanwhile are reported first."""
+        """Stop the thread; stalls that ended meanwhile are reported first.
+
+        Safe to call again after an interruption (Ctrl-C) and on a thread
+        that never started.
+        """
         thread = self._thread
         if thread is None:
             return
         loop_starts.uninstall()
-        self._stop.set()
-        if thread is not threading.current_thread():
-            thread.join(timeout)
+        self._stop_requested = True
+        wake = self._wake
+        if wake.locked():
+            # The raw C method, not the patched one: nothing runs between the
+            # release and this frame.
+            with contextlib.suppress(RuntimeError):  # released meanwhile
+                _lock_release(wake)
+        if thread.ident is None and self._start_called is thread:
+            # start() was interrupted while waiting for the thread to come
+            # up: it is coming up, and will see the stop request at once.
+            started = getattr(thread, "_started", None)
+            if started is not None:
+                started.wait(timeout)
+        if thread.ident is not None and thread is not threading.current_thread():
+            thread.join(timeout)  # never before it started (start() interrupted)
         self._thread = None
 
     def _loop_started(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
@@ -325,9 +364,11 @@ class Watchdog:
         # still unwinding its calls, and its frames are in flux.
         timeout = self.interval
         previous = self._clock()
+        wake = self._wake
         try:
             while True:
-                if self._stop.wait(timeout):
+                _lock_acquire(wake, True, timeout)
+                if self._stop_requested:
                     self._final_check()
                     return
                 now = self._clock()
@@ -338,6 +379,8 @@ class Watchdog:
                 timeout = self._check(now, late_ms)
         except Exception:  # the watchdog must never take the host down
             logger.exception("loopwarden: the stall watchdog failed and stopped")
+        finally:
+            self._finished.add(threading.current_thread())
 
     def _check(self, now: float, late_ms: float) -> float:
         """One round over every watched loop; returns the time to sleep."""
@@ -547,9 +590,11 @@ def _in_loop_machinery(sample: Sample) -> bool:
 
 # -- the process-wide watchdog, driven by wardens ----------------------------------
 
-_attach_lock = threading.RLock()
+_attach_lock = OwnLock()
 _watchdog: Watchdog | None = None
 _attached: list[Warden] = []
+# Watchdogs that detach() took out of service and has not finished stopping.
+_retired: list[Watchdog] = []
 
 
 _exit_hook_registered = False
@@ -567,9 +612,11 @@ def _stop_at_exit_once() -> None:
 def _stop_at_exit() -> None:
     global _watchdog
     with _attach_lock:
-        watchdog, _watchdog = _watchdog, None
+        running = [dog for dog in (_watchdog, *_retired) if dog is not None]
+        _watchdog = None
         _attached.clear()
-    if watchdog is not None:
+        _retired.clear()
+    for watchdog in running:
         watchdog.stop(timeout=0.5)
 
 
@@ -603,16 +650,29 @@ def attach(warden: Warden) -> None:
 
 
 def detach(warden: Warden) -> None:
-    """Stop the watchdog when the last warden with ``stall_ms`` leaves."""
+    """Stop the watchdog when the last warden with ``stall_ms`` leaves.
+
+    Idempotent, and restartable after an interruption: it converges on "a
+    watchdog runs if and only if a warden with ``stall_ms`` is attached".
+    """
     global _watchdog
     with _attach_lock:
-        if warden not in _attached:
-            return
-        _attached.remove(warden)
-        if _watchdog is None:
-            return
-        if _attached:
-            _watchdog.stall_ms = min(w.stall_ms for w in _attached if w.stall_ms is not None)
-            return
-        watchdog, _watchdog = _watchdog, None
-    watchdog.stop()
+        while warden in _attached:
+            _attached.remove(warden)
+        watchdog = _watchdog
+        if watchdog is not None:
+            if _attached:
+                watchdog.stall_ms = min(w.stall_ms for w in _attached if w.stall_ms is not None)
+            else:
+                # Retired first, then forgotten: never lost in between.
+                if watchdog not in _retired:
+                    _retired.append(watchdog)
+                _watchdog = None
+        while _watchdog in _retired:  # retired by an interrupted round, then kept
+            _retired.remove(_watchdog)
+        retired = list(_retired)
+    for old in retired:
+        old.stop()  # outside the lock: its last check records on wardens
+        with _attach_lock:
+            while old in _retired:
+                _retired.remove(old)

@@ -363,6 +363,7 @@ _LOCK_RULES = tuple(
         )
         + "; the standard library's own short critical sections are excused",
         allowed_in=_STDLIB_CRITICAL_SECTIONS,
+        undo=_original(cls, "release"),
     )
     for target, label, cls in _LOCK_TYPES
     for method in ("acquire", "__enter__")

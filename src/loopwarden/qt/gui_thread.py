@@ -167,6 +167,6 @@ def sync() -> None:
         _heartbeats.prepare_qt()  # on the GUI thread: safe, and the watchdog may need it
     if state.thread_id not in (None, ident):
         _remove_probe(keep=ident)
+    state.thread_id = ident  # first: a Ctrl-C right after the next line must not lose it
     add_thread_probe(ident, describe_qt_loop)
-    state.thread_id = ident
     dispatch.state.gui_thread = ident
