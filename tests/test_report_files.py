@@ -340,3 +340,15 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path) -> None:
     child = result.stdout.split()[-1]
     assert _total(report) == 1  # the parent's, not overwritten by the child
     assert _total(tmp_path / f"report.pid{child}.json") == 3  # inherited finding + its two
+
+
+def test_run_refuses_an_unwritable_report_before_running_the_target(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "app.py").write_text("open('ran', 'w').close()\n")
+    result = run_cli("run", "--report", "a_file/r.html", "app.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"loopwarden: cannot write the report 'a_file/r.html': {tmp_path / 'a_file'} "
+        "is not a directory"
+    ]
+    assert not (tmp_path / "ran").exists()

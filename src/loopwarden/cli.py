@@ -55,6 +55,7 @@ from loopwarden.report import (
     print_summary,
     write_report,
 )
+from loopwarden.report.files import check_writable
 from loopwarden.warden import guard
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -365,6 +366,11 @@ def _run_with_detection(args: argparse.Namespace, target: _Target, stderr: TextI
     settings = _settings_for_run(args)
     # Resolve now: the target may change the working directory.
     report_path = os.path.abspath(settings.report) if settings.report else None
+    if report_path:
+        # Now, not after a long run: an unusable path must not be found at the end.
+        problem = check_writable(report_path)
+        if problem is not None:
+            raise _UsageError(f"cannot write the report {settings.report!r}: {problem}")
     if report_path and os.environ.get(ENV_REPORT):
         # Child processes that inherit LOOPWARDEN_REPORT write their own files.
         from loopwarden import env_report

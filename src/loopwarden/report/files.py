@@ -80,6 +80,11 @@ def check_writable(path: str) -> str | None:
     target = Path(path)
     if target.is_dir() and not target.is_symlink():
         return "it is a directory"
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{os.fspath(ancestor)} is not a directory"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
