@@ -259,11 +259,18 @@ def _excused(rule: Rule, frame: FrameType | None) -> tuple[bool, FrameType | Non
         if info.boundary and seen_own_code:
             break
         seen_own_code = seen_own_code or info.category not in (stdlib, hidden)
+        module, qualname = info.module, info.qualname
+        scheduled = _frames.scheduled_site(f) if info.category == _frames.SCHEDULED else None
+        if scheduled is not None:
+            # A callback with no user frame: allowances apply where it was scheduled.
+            module, qualname = scheduled.site.module, scheduled.site.function
         for allowance in user_allowances:
-            if allowance.matches_frame(info.module, info.qualname) and allowance.covers(
+            if allowance.matches_frame(module, qualname) and allowance.covers(
                 rule.name, rule.family
             ):
                 return True, None
+        if scheduled is not None:
+            break
         f = f.f_back
     return False, nearest_own
 
@@ -310,6 +317,9 @@ def _make_finding(
     if via:
         # A flush that seek() made: the user called seek, the flush blocked.
         details.setdefault("via", via)
+    scheduled = _frames.scheduled_site(user_frame)
+    if scheduled is not None:
+        details.setdefault("scheduled_via", scheduled.via)
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
     library_label = ""
@@ -413,6 +423,13 @@ def _warn(finding: Finding, frame: FrameType | None) -> None:
     warning = BlockingCallWarning(finding.message)
     if frame is None:
         warnings.warn(warning, stacklevel=2)
+        return
+    scheduled = _frames.scheduled_site(frame)
+    if scheduled is not None:
+        site = scheduled.site  # a callback: the warning belongs where it was scheduled
+        warnings.warn_explicit(
+            warning, BlockingCallWarning, site.filename, site.lineno, site.module
+        )
         return
     # warn_explicit attributes the warning to the user's line, so filters by
     # module and `-W error::loopwarden.BlockingCallWarning` work as expected.

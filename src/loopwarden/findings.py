@@ -134,7 +134,16 @@ class Finding:
         where = self.caller
         if self.library_caller and self.library_caller != self.caller:
             where = f"{self.caller} in {self.library_caller}"
-        if self.user_caller and self.user_caller != self.caller:
+        scheduled_via = self.details.get("scheduled_via")
+        if isinstance(scheduled_via, str) and scheduled_via:
+            # A callback with no user frame: say where it was scheduled.
+            if self.user_caller == self.caller:
+                where = f"{where}, in a callback scheduled there with {scheduled_via}()"
+            else:
+                where = (
+                    f"{where}, in a callback scheduled with {scheduled_via}() at {self.user_caller}"
+                )
+        elif self.user_caller and self.user_caller != self.caller:
             where = f"{where} (reached from {self.user_caller})"
         if self.family == "stall":
             duration = self.details.get("duration_ms")

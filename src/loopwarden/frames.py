@@ -30,6 +30,7 @@ STDLIB = 0  # standard library: look further out for the code responsible
 TOOL = 1  # a development tool (pytest, pluggy, coverage, debuggers, loopwarden)
 USER = 2  # anything else: the application, its libraries, the tests
 HIDDEN = 3  # loopwarden's own wrapper frames: never shown, never responsible
+SCHEDULED = 4  # a callback's trampoline: stands for the code that scheduled it
 
 #: Top-level packages whose frames excuse a call when they are the nearest
 #: frame outside the standard library: their I/O is the tool's, not the app's.
@@ -115,7 +116,9 @@ class FrameInfo:
         self.key = f"{module}:{qualname}"
         #: The event loop's callback dispatcher: frames further out are the
         #: loop's own machinery, the same for every finding, so stacks stop here.
-        self.boundary = self.key in _LOOP_DISPATCH or module in _DISPATCH_MODULES
+        self.boundary = (
+            self.key in _LOOP_DISPATCH or module in _DISPATCH_MODULES or category == SCHEDULED
+        )
 
 
 _LOOP_DISPATCH = frozenset({"asyncio.events:Handle._run", "asyncio.events:_run"})
@@ -155,7 +158,34 @@ def _qualname_from_globals(code: CodeType, f_globals: dict[str, Any]) -> str | N
     return None
 
 
+#: Code objects of :class:`loopwarden.scheduling.Scheduled` trampolines.
+_scheduled_codes: set[CodeType] = set()
+
+
+def register_scheduled(code: CodeType) -> None:
+    """Give frames of ``code`` (a trampoline's ``__call__``) the category SCHEDULED."""
+    _scheduled_codes.add(code)
+    info = _cache.get(code)
+    if info is not None:
+        info.category = SCHEDULED
+        info.boundary = True
+
+
+def scheduled_site(frame: FrameType | None) -> Any:
+    """The :class:`~loopwarden.scheduling.Scheduled` whose trampoline ``frame`` runs, or None.
+
+    It has ``site`` (a :class:`StackFrame`: where the callback was scheduled)
+    and ``via`` (the scheduler). Read from the frame's ``self``; off the hot path.
+    """
+    if frame is None or frame.f_code not in _scheduled_codes:
+        return None
+    trampoline = frame.f_locals.get("self")
+    return trampoline if isinstance(getattr(trampoline, "site", None), StackFrame) else None
+
+
 def _categorize(code: CodeType, module: str) -> int:
+    if code in _scheduled_codes:
+        return SCHEDULED
     if module in _HIDDEN_MODULES:
         return HIDDEN
     top = module.partition(".")[0]
@@ -204,7 +234,14 @@ def capture_stack(frame: FrameType | None, limit: int = 200) -> tuple[StackFrame
         info = cache_get(code)
         if info is None:
             info = classify(code, frame.f_globals)
-        if info.boundary and seen_own_code:
+        if info.category == SCHEDULED:
+            # A callback with no user frame: its scheduling site is the outermost
+            # frame that matters (what lies further out is loop machinery).
+            scheduled = scheduled_site(frame)
+            if scheduled is not None:
+                append(scheduled.site)
+                break
+        elif info.boundary and seen_own_code:
             break
         if info.category != HIDDEN:
             append(make(StackFrame, (code.co_filename, frame.f_lineno, info.qualname, info.module)))
@@ -276,7 +313,10 @@ def nearest_own_frame(frame: FrameType | None) -> FrameType | None:
 
 
 def frame_label(frame: FrameType) -> str:
-    """``"path:line in func"`` for one frame."""
+    """``"path:line in func"`` for one frame (a trampoline: where it was scheduled)."""
+    scheduled = scheduled_site(frame)
+    if scheduled is not None:
+        return str(scheduled.site)
     code = frame.f_code
     return f"{code.co_filename}:{frame.f_lineno} in {_qualname(code)}"
 

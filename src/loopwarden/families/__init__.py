@@ -32,7 +32,7 @@ FAMILY_MODULES: tuple[str, ...] = (
 )
 
 #: Modules (absolute) holding a ``WRAPS`` table of :class:`~loopwarden.wraps.Wrap`.
-WRAP_MODULES: tuple[str, ...] = ("loopwarden.qt.dispatch",)
+WRAP_MODULES: tuple[str, ...] = ("loopwarden.qt.dispatch", "loopwarden.scheduling")
 
 _cache: tuple[Rule, ...] | None = None
 _wraps_cache: tuple[Wrap, ...] | None = None

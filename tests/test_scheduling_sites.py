@@ -1,0 +1,147 @@
+"""Callbacks with no user frame name where they were scheduled (issue 15.3).
+
+Real loops (asyncio, uvloop, qasync) and real blocking calls of a few ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import loopwarden
+from loopwarden.findings import Finding
+
+SLEEP = 0.002
+
+
+def _schedule_sleep_soon() -> None:
+    asyncio.get_running_loop().call_soon(time.sleep, SLEEP)
+
+
+def _findings(main: object, *, mode: str = "record", **options: object) -> list[Finding]:
+    with loopwarden.guard(mode=mode, **options) as warden:  # type: ignore[arg-type]
+        asyncio.run(main)  # type: ignore[arg-type]
+    return list(warden.findings)
+
+
+async def _run_soon_and_wait() -> None:
+    _schedule_sleep_soon()
+    await asyncio.sleep(0.02)
+
+
+def test_call_soon_names_the_scheduling_line() -> None:
+    (finding,) = _findings(_run_soon_and_wait())
+    assert finding.primitive == "time.sleep"
+    assert finding.user_caller.endswith("in _schedule_sleep_soon")
+    assert f"{__file__}:" in finding.user_caller
+    assert finding.stack[0].function == "_schedule_sleep_soon"  # the site is the stack's root
+    assert finding.stack[0].module == __name__
+    assert finding.details["scheduled_via"] == "loop.call_soon"
+    assert "in a callback scheduled there with loop.call_soon()" in finding.message
+
+
+def test_call_later_and_call_at_with_partials(tmp_path: Path) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("x", encoding="utf-8")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.001, functools.partial(time.sleep, SLEEP))
+        loop.call_at(loop.time(), os.stat, path)
+        await asyncio.sleep(0.05)
+
+    found = {f.primitive: f for f in _findings(main())}
+    assert found["time.sleep"].details["scheduled_via"] == "loop.call_later"
+    assert found["os.stat"].details["scheduled_via"] == "loop.call_at"
+    for finding in found.values():
+        assert finding.user_caller.endswith("main")  # Python 3.10 has no co_qualname
+
+
+def test_add_done_callback_names_its_line_and_remove_still_works(tmp_path: Path) -> None:
+    with open(tmp_path / "log.txt", "w", encoding="utf-8") as log:
+
+        async def main() -> None:
+            fut = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(time.sleep)  # removed again below: never runs
+            fut.remove_done_callback(time.sleep)
+            fut.add_done_callback(functools.partial(print, file=log, flush=True))
+            fut.set_result(None)
+            await asyncio.sleep(0.02)
+
+        found = _findings(main())
+    assert found, "print() to a real file in a done callback blocks"
+    assert {f.details.get("scheduled_via") for f in found} == {"Future.add_done_callback"}
+    assert all(f.user_caller.endswith("main") for f in found)
+    assert "<Future finished result=None>" in (tmp_path / "log.txt").read_text(encoding="utf-8")
+
+
+def test_a_user_function_callback_keeps_its_own_frame() -> None:
+    def nap() -> None:
+        time.sleep(SLEEP)
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(nap)
+        await asyncio.sleep(0.02)
+
+    (finding,) = _findings(main())
+    assert "scheduled_via" not in finding.details  # not wrapped: nap's frame says it all
+    assert finding.user_caller.endswith("nap")
+
+
+def test_allowance_on_the_scheduling_function_covers_the_callback() -> None:
+    spec = f"{__name__}:_schedule_sleep_soon"
+    assert _findings(_run_soon_and_wait(), allow=[(spec, "test")]) == []
+    # An allowance elsewhere does not.
+    assert len(_findings(_run_soon_and_wait(), allow=[(f"{__name__}:_findings", "x")])) == 1
+
+
+def test_warn_mode_attributes_the_warning_to_the_scheduling_line() -> None:
+    with pytest.warns(loopwarden.BlockingCallWarning) as caught:
+        _findings(_run_soon_and_wait(), mode="warn")
+    (warning,) = [w for w in caught if issubclass(w.category, loopwarden.BlockingCallWarning)]
+    assert warning.filename == __file__
+    assert "_schedule_sleep_soon" in str(warning.message)
+
+
+def test_off_the_loop_nothing_is_wrapped_or_reported() -> None:
+    seen: list[object] = []
+
+    def worker() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            handle = loop.call_soon(time.sleep, 0)
+            seen.append(handle._callback)  # type: ignore[attr-defined]
+            handle.cancel()
+        finally:
+            loop.close()
+
+    with loopwarden.guard(mode="record") as warden:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    assert warden.findings == []
+    assert type(seen[0]).__name__ != "Scheduled"  # no loop runs there: no trampoline
+
+
+def test_uvloop_call_soon_names_the_scheduling_line() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        _schedule_sleep_soon()
+        await asyncio.sleep(0.02)
+
+    with loopwarden.guard(mode="record") as warden:
+        loop = uvloop.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    (finding,) = warden.findings
+    assert finding.user_caller.endswith("in _schedule_sleep_soon")
+    assert finding.details["scheduled_via"] == "loop.call_soon"
