@@ -119,15 +119,21 @@ class Scheduled:
 _frames.register_scheduled(Scheduled.__call__.__code__)
 
 
+_SITE_CATEGORIES = frozenset({_frames.STDLIB, _frames.HIDDEN})
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
+
+
 def _needs_site(callback: object) -> bool:
     """True for a callback whose own frames would not name the code responsible."""
     kind = type(callback)
-    if kind is types.MethodType:
+    if kind is _MethodType:
         callback = callback.__func__  # type: ignore[attr-defined]
         kind = type(callback)
-    if kind is types.FunctionType:
-        info = _frames.classify(callback.__code__, callback.__globals__)  # type: ignore[attr-defined]
-        return info.category in (_frames.STDLIB, _frames.HIDDEN)
+    if kind is _FunctionType:
+        code = callback.__code__  # type: ignore[attr-defined]
+        info = _frames._cache.get(code) or _frames.classify(code, callback.__globals__)  # type: ignore[attr-defined]
+        return info.category in _SITE_CATEGORIES
     if not isinstance(callback, _PLAIN_CALLABLES):
         return False  # a callable object, a Task step, a Qt signal: leave it alone
     # A Task's wake-up is a bound builtin of the Task: asyncio's own business.
@@ -177,18 +183,22 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
         probes = thread_probes
         get_ident = threading.get_ident
         getframe = sys._getframe
+        needs_site = _needs_site
+        least = max(position, 0) + 1  # positional arguments the callback needs
 
         def schedule(*args: Any, **kwargs: Any) -> Any:
             if (
                 not wardens
-                or len(args) <= max(position, 0)
+                or len(args) < least
                 or (loop_of_this_thread() is None and (not probes or get_ident() not in probes))
             ):
                 return original(*args, **kwargs)
             index = position if position >= 0 else len(args) - 1
             callback = args[index]
             try:
-                site = _site_of(getframe(1)) if _needs_site(callback) else None
+                if not needs_site(callback):
+                    return original(*args, **kwargs)
+                site = _site_of(getframe(1))
             except Exception:  # noqa: BLE001 - never break the host's scheduling
                 site = None
             if site is not None:
