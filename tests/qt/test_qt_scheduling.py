@@ -56,3 +56,19 @@ def test_single_shot_in_a_plain_qt_event_loop() -> None:
         loop.exec()
     (finding,) = [f for f in warden.findings if f.primitive == "time.sleep"]
     assert finding.user_caller.endswith("in _schedule_with_single_shot")
+
+
+def test_qtasyncio_call_soon_names_the_scheduling_line(qapp: object) -> None:
+    from PySide6 import QtAsyncio
+
+    async def main() -> None:
+        _schedule_with_qasync()  # any running loop: here QtAsyncio's
+        await asyncio.sleep(0.05)
+
+    with loopwarden.guard(mode="record") as warden:
+        # quit_qapp=True only ends this app.exec(); pytest-qt's QApplication lives on.
+        QtAsyncio.run(asyncio.wait_for(main(), 5), keep_running=False, quit_qapp=True)
+    (finding,) = [f for f in warden.findings if f.primitive == "time.sleep"]
+    assert "QAsyncioEventLoop" in finding.loop
+    assert finding.user_caller.endswith("in _schedule_with_qasync")
+    assert finding.details["scheduled_via"] == "loop.call_soon"
