@@ -21,8 +21,10 @@ import _thread
 import asyncio
 import collections.abc
 import concurrent.futures
+import gc
 import queue
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -219,7 +221,38 @@ def completes_on_running_loop(future: object) -> bool:
             and _closure_value(callback, "loop") is loop
         ):
             return True
-    return False
+    return _scheduled_elsewhere(future, loop)
+
+
+def _is_scheduler_of(function: object, future: object, loop: object) -> bool:
+    return (
+        getattr(function, "__qualname__", "").startswith("run_coroutine_threadsafe.")
+        and _closure_value(function, "future") is future
+        and _closure_value(function, "loop") is loop
+    )
+
+
+def _scheduled_elsewhere(future: object, loop: object) -> bool:
+    """The scheduling callback is queued where Python cannot list it.
+
+    qasync and QtAsyncio post ``call_soon_threadsafe`` callbacks through Qt's
+    event queue (and uvloop keeps them in C), so the loop has no ``_ready``
+    to look in. The callback is still a Python closure over the future: find
+    it through the garbage collector's referrers (future -> closure cell ->
+    closure tuple -> function). That walks the heap, but only runs for a
+    pending ``result()`` on a loop thread, which is a finding anyway.
+    """
+    cells = [r for r in gc.get_referrers(future) if type(r) is types.CellType]
+    if not cells:
+        return False
+    closures = [r for r in gc.get_referrers(*cells) if type(r) is tuple]
+    if not closures:
+        return False
+    return any(
+        _is_scheduler_of(f, future, loop)
+        for f in gc.get_referrers(*closures)
+        if type(f) is types.FunctionType
+    )
 
 
 def _deadlock(timeout: object) -> dict[str, Any]:
