@@ -215,3 +215,47 @@ def test_another_selector_on_the_loop_thread_fires(peers: Peers) -> None:
     other.register(idle, selectors.EVENT_READ)
     finding = expect_finding(lambda: other.select(0.5), f"selectors.{type(other).__name__}.select")
     assert "add_reader" in finding.suggestion
+
+
+# -- Rule.skip_when: the wrapper's own exemption -------------------------------------------
+
+
+def _skip_rule(skip: Callable[..., bool]) -> loopwarden.Rule:
+    return loopwarden.Rule(
+        target="json:dumps", family="custom", suggestion="do not", skip_when=skip
+    )
+
+
+def test_skip_when_true_runs_the_original_without_a_finding() -> None:
+    import json
+
+    rule = _skip_rule(lambda obj, *_, **__: obj == "skipped")
+
+    async def main() -> tuple[str, str]:
+        first = json.dumps("skipped")
+        try:
+            json.dumps("checked")
+        except loopwarden.BlockingCallError as error:
+            return first, error.finding.primitive
+        return first, ""
+
+    with loopwarden.guard(mode="raise", rules=[rule]):
+        assert asyncio.run(main()) == ('"skipped"', "json.dumps")
+
+
+def test_a_broken_skip_when_counts_as_false() -> None:
+    import json
+
+    def broken(*_: object, **__: object) -> bool:
+        raise RuntimeError("broken predicate")
+
+    async def main() -> None:
+        json.dumps(1)
+
+    rule = _skip_rule(broken)
+    with (
+        loopwarden.guard(mode="raise", rules=[rule]) as warden,
+        pytest.raises(loopwarden.BlockingCallError),
+    ):
+        asyncio.run(main())
+    assert [f.primitive for f in warden.findings] == ["json.dumps"]

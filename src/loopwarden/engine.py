@@ -65,6 +65,8 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
     get_ident = _get_ident
     checked_call = _checked_call
 
+    skip = rule.skip_when
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
             return original(*args, **kwargs)
@@ -99,6 +101,20 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                     undo(args[0])
                 raise
 
+    def skipping_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+            return original(*args, **kwargs)
+        try:
+            skipped = skip(*args, **kwargs)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a broken predicate must not break the host
+            skipped = False
+        if skipped:
+            return original(*args, **kwargs)
+        __tracebackhide__ = True
+        return checked_call(rule, original, args, kwargs)
+
+    if skip is not None:
+        wrapper = skipping_wrapper  # a separate function: the usual wrapper pays nothing
     wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
     wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
     if isinstance(original, FunctionType):

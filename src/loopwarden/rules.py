@@ -82,6 +82,12 @@ class Rule:
             original succeeded but before its result reached the caller.
             Without it, a patched ``with lock:`` on the main thread could be
             left holding the lock, which an unpatched one never is.
+        skip_when: Optional cheap predicate, called with the primitive's own
+            arguments by the wrapper itself on a thread where a loop runs,
+            before any other check: true means the call is certainly not a
+            finding and the original runs at once. For calls the loop itself
+            makes on every turn (its own selector's ``select``); it must be
+            fast, and an error in it counts as false.
     """
 
     target: str
@@ -98,6 +104,7 @@ class Rule:
     diagnose: Diagnose | None = None
     wrap: Wrap | None = None
     undo: Callable[[Any], object] | None = None
+    skip_when: BlocksWhen | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.target:

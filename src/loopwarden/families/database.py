@@ -11,7 +11,8 @@ An in-memory database (``":memory:"``, ``"file::memory:?cache=shared"``, any
 files a connection uses is not an attribute in Python: on the guarded thread
 only, the rule asks the connection itself (``pragma_database_list``, a
 read-only query of a few microseconds, run on a fresh cursor so the caller's
-cursors and row factory are untouched). A connection with a file database
+cursors and row factory are untouched; a trace callback set with
+``set_trace_callback`` sees it). A connection with a file database
 attached is reported, and so are ``ATTACH`` and ``VACUUM`` statements, which
 open or write files even from an in-memory connection.
 """

@@ -229,7 +229,7 @@ RULES: tuple[Rule, ...] = (
         attempt=_get_attempt,
         condition=_EMPTY,
     ),
-    # JoinableQueue first: it overrides put, and inherits get from Queue.
+    # JoinableQueue overrides put (its get is Queue's): it needs a rule of its own.
     _rule(
         "multiprocessing.queues:JoinableQueue.put",
         _QUEUE,

@@ -9,9 +9,10 @@ have returned.
 
 The running loop's own selector is never reported: asyncio's selector loop
 waits in ``self._selector.select(timeout)`` on the loop thread on every turn.
-The rule compares the selector (or the ``epoll``/``poll``/``kqueue`` object
-under it) with the running loop's ``_selector`` by identity, one attribute
-read per call; what that selector calls inside is not checked again. qasync's
+The wrappers compare the selector (or the ``epoll``/``poll``/``kqueue`` object
+under it) with the running loop's ``_selector`` by identity before anything
+else (:attr:`Rule.skip_when`), so a loop turn costs two attribute reads per
+wrapper, not a full check. qasync's
 selector loop waits in Qt (its selector's ``select`` is never called),
 QtAsyncio has no selector, and uvloop waits in libuv: none of them calls
 these functions.
@@ -57,25 +58,9 @@ POLL_TYPE: type | None = _object_type("poll")
 DEVPOLL_TYPE: type | None = _object_type("devpoll")
 
 
-def _own_selector() -> Any:
-    """The running loop's selector (asyncio's selector loops), or None."""
-    return getattr(running_loop(), "_selector", None)
-
-
-def _is_own(obj: object) -> bool:
-    """``obj`` is the running loop's selector, or the poll object inside it."""
-    own = _own_selector()
-    return own is not None and (obj is own or obj is getattr(own, "_selector", None))
-
-
 def _seconds_wait(timeout: object) -> bool:
     """For selectors, select.select and kqueue: None waits forever, <= 0 only polls."""
     return timeout is None or (isinstance(timeout, (int, float)) and timeout > 0)
-
-
-def _poll_waits(timeout: object) -> bool:
-    """For poll, epoll and devpoll: None or a negative timeout waits forever, 0 only polls."""
-    return timeout is None or (isinstance(timeout, (int, float)) and timeout != 0)
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
@@ -96,19 +81,30 @@ def _select_attempt(
     return ready if any(ready) else NOT_BLOCKED
 
 
-def _selector_blocks(selector: object, *args: Any, **kwargs: Any) -> bool:
-    return _seconds_wait(_arg(args, kwargs, 0, "timeout")) and not _is_own(selector)
+def _loops_own(obj: object, *_: object, **__: object) -> bool:
+    """``skip_when``: ``obj`` is the running loop's selector or the poll object inside it.
+
+    asyncio's loop calls its selector (and the selector its poll object) on
+    every turn: the wrappers answer with this identity test alone, before the
+    usual checks, so a loop turn pays two attribute reads per wrapper.
+    """
+    own = getattr(running_loop(), "_selector", None)
+    return own is not None and (obj is own or obj is getattr(own, "_selector", None))
 
 
-def _poll_blocks(poller: object, *args: Any, **kwargs: Any) -> bool:
-    return _poll_waits(_arg(args, kwargs, 0, "timeout")) and not _is_own(poller)
+def _selector_blocks(selector: object, timeout: Any = None) -> bool:
+    return timeout is None or bool(timeout > 0)  # selectors poll without waiting for <= 0
+
+
+def _poll_blocks(poller: object, timeout: Any = None, *_: object, **__: object) -> bool:
+    return bool(timeout != 0)  # None or a negative timeout waits forever
 
 
 def _kqueue_blocks(kq: object, *args: Any, **kwargs: Any) -> bool:
     max_events = _arg(args, kwargs, 1, "maxevents")
     if not isinstance(max_events, int) or max_events <= 0:
         return False  # only applies the change list
-    return _seconds_wait(_arg(args, kwargs, 2, "timeout")) and not _is_own(kq)
+    return _seconds_wait(_arg(args, kwargs, 2, "timeout"))
 
 
 def _timeout_zero_attempt(
@@ -171,6 +167,7 @@ RULES: tuple[Rule, ...] = (
         _rule(
             f"selectors:{cls}.select",
             blocks_when=_selector_blocks,
+            skip_when=_loops_own,
             attempt=_timeout_zero_attempt,
             condition="timeout is None or > 0 and nothing is ready yet" + _NOT_OWN,
         )
@@ -180,6 +177,7 @@ RULES: tuple[Rule, ...] = (
         "loopwarden.families.polling:POLL_TYPE.poll",
         name="select.poll.poll",
         blocks_when=_poll_blocks,
+        skip_when=_loops_own,
         attempt=_timeout_zero_attempt,
         condition="timeout is None or != 0 (milliseconds; negative waits forever) and nothing "
         "is ready yet" + _NOT_OWN,
@@ -188,6 +186,7 @@ RULES: tuple[Rule, ...] = (
         "loopwarden.families.polling:DEVPOLL_TYPE.poll",
         name="select.devpoll.poll",
         blocks_when=_poll_blocks,
+        skip_when=_loops_own,
         attempt=_timeout_zero_attempt,
         condition="timeout is None or != 0 (milliseconds; negative waits forever) and nothing "
         "is ready yet" + _NOT_OWN,
@@ -195,6 +194,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "select:epoll.poll",
         blocks_when=_poll_blocks,
+        skip_when=_loops_own,
         attempt=_epoll_attempt,
         condition="timeout is None or != 0 (negative waits forever) and nothing is ready yet"
         + _NOT_OWN,
@@ -202,6 +202,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "select:kqueue.control",
         blocks_when=_kqueue_blocks,
+        skip_when=_loops_own,
         attempt=_kqueue_attempt,
         condition="max_events > 0, timeout is None or > 0 and nothing is ready yet" + _NOT_OWN,
     ),
