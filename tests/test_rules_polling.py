@@ -7,6 +7,7 @@ import select
 import selectors
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -178,6 +179,24 @@ async def _idle_turns() -> None:
 def test_the_running_loops_own_selector_is_silent(selector_class: str) -> None:
     selector = getattr(selectors, selector_class)()
     loop = asyncio.SelectorEventLoop(selector)
+    try:
+        with loopwarden.guard(mode="raise") as warden:
+            loop.run_until_complete(_idle_turns())
+    finally:
+        loop.close()
+    assert warden.findings == []
+
+
+class _LateBoundSelect(selectors.SelectSelector):
+    """SelectSelector as on Windows: it looks select.select up on every call."""
+
+    def _select(self, r: Any, w: Any, _: Any, timeout: float | None = None) -> Any:
+        r, w, x = select.select(r, w, w, timeout)
+        return r, w + x, []
+
+
+def test_the_loops_own_select_select_calls_are_silent() -> None:
+    loop = asyncio.SelectorEventLoop(_LateBoundSelect())
     try:
         with loopwarden.guard(mode="raise") as warden:
             loop.run_until_complete(_idle_turns())

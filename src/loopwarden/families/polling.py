@@ -21,6 +21,7 @@ these functions.
 from __future__ import annotations
 
 import select
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,20 @@ def _loops_own(obj: object, *_: object, **__: object) -> bool:
     return own is not None and (obj is own or obj is getattr(own, "_selector", None))
 
 
+def _called_by_loops_selector(*_: object, **__: object) -> bool:
+    """``skip_when`` of ``select.select``: the caller is a method of the loop's own selector.
+
+    On Windows ``selectors.SelectSelector`` calls ``select.select`` on every
+    loop turn (elsewhere it holds the original, bound when ``selectors`` was
+    imported, and never reaches the patch).
+    """
+    own = getattr(running_loop(), "_selector", None)
+    if own is None:
+        return False
+    caller = sys._getframe(2)  # 0: here, 1: the wrapper, 2: who called select.select
+    return caller.f_locals.get("self") is own
+
+
 def _selector_blocks(selector: object, timeout: Any = None) -> bool:
     return timeout is None or bool(timeout > 0)  # selectors poll without waiting for <= 0
 
@@ -161,6 +176,7 @@ RULES: tuple[Rule, ...] = (
         "select:select",
         blocks_when=_select_blocks,
         attempt=_select_attempt,
+        skip_when=_called_by_loops_selector,
         condition="timeout is None or > 0 and no descriptor is ready yet",
     ),
     *(
