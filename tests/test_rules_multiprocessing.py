@@ -165,7 +165,8 @@ def _pool_join(peers: Peers, name: str) -> Case:
     closing = SPAWN.Pool(1)
     peers.defer(closing.join)
     peers.defer(closing.terminate)
-    closing.close()  # workers and threads still shutting down: join waits for them
+    closing.apply_async(sum, (range(3 * 10**7),))  # keeps the worker busy for a while
+    closing.close()  # the task still runs: join waits for it and the workers to exit
     gone = SPAWN.Pool(1)
     gone.terminate()  # terminate() joins everything itself
     return Case(lambda: closing.join(), nonblocking=[gone.join])
@@ -177,7 +178,7 @@ def _async_result(peers: Peers, name: str) -> Case:
     workers = peers.fixture("pool")
     ready = workers.apply_async(abs, (-1,))
     ready.wait(PEER_TIMEOUT)
-    pending = workers.apply_async(sum, (range(10**7),))  # busy a moment in the worker
+    pending = workers.apply_async(sum, (range(3 * 10**7),))  # busy a while in the worker
     return Case(
         lambda: getattr(pending, method)(),
         nonblocking=[
