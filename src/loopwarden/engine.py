@@ -31,7 +31,7 @@ from loopwarden import frames as _frames
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
 from loopwarden.findings import Finding
-from loopwarden.rules import NOT_BLOCKED, Rule
+from loopwarden.rules import NOT_BLOCKED, Attempt, Rule
 from loopwarden.threads import describe_loop, guarded_loop, running_loop, thread_probes
 
 if TYPE_CHECKING:
@@ -67,11 +67,15 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     skip = rule.skip_when
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
-            return original(*args, **kwargs)
-        __tracebackhide__ = True  # pytest: show the user's call, not our frames
-        return checked_call(rule, original, args, kwargs)
+    if rule.precheck is not None:
+        wrapper = _prechecked_wrapper(rule, original, rule.precheck)
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+                return original(*args, **kwargs)
+            __tracebackhide__ = True  # pytest: show the user's call, not our frames
+            return checked_call(rule, original, args, kwargs)
 
     undo = rule.undo
     if undo is not None:
@@ -125,6 +129,33 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         wrapper.__doc__ = original.__doc__
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _prechecked_wrapper(
+    rule: Rule, original: Callable[..., Any], precheck: Attempt
+) -> Callable[..., Any]:
+    """:func:`make_wrapper`'s wrapper for a rule with a cheap verdict of its own.
+
+    The off-loop test is the same; on a guarded thread the rule's precheck
+    comes first, so a call that does not block (an uncontended lock) costs a
+    few attribute reads instead of the warden, allowance and frame lookups.
+    """
+    loop_of_this_thread = running_loop
+    probes = thread_probes
+    get_ident = _get_ident
+    checked_call = _checked_call
+    not_blocked = NOT_BLOCKED
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+            return original(*args, **kwargs)
+        __tracebackhide__ = True  # pytest: show the user's call, not our frames
+        result = precheck(original, args, kwargs)
+        if result is not not_blocked:
+            return result
+        return checked_call(rule, original, args, kwargs)
+
     return wrapper
 
 

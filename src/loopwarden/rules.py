@@ -51,6 +51,14 @@ class Rule:
             its result is returned as the call's result unless it is
             :data:`NOT_BLOCKED`, in which case the call is a finding and the
             original runs. Used for locks ("only when contended").
+        precheck: Optional fast verdict ``(original, args, kwargs)`` tried
+            first on a guarded thread, before the warden, allowance and
+            finding machinery (which it must not need): it returns the call's
+            result when the call certainly does not block (an uncontended
+            lock taken with a non-blocking acquire, ``Queue.get(block=False)``
+            run as is), or :data:`NOT_BLOCKED` to take the full path. It must
+            be exactly equivalent to the call whenever it returns a result,
+            and must not raise errors of its own.
         name: Display name; defaults to the target with ``:`` replaced by ``.``.
         check_nested: Keep checking calls made *inside* this primitive. Off by
             default, so ``subprocess.run`` is reported once, not again for the
@@ -96,6 +104,7 @@ class Rule:
     blocks_when: BlocksWhen | None = None
     condition: str = "always"
     attempt: Attempt | None = None
+    precheck: Attempt | None = None
     name: str = ""
     check_nested: bool = False
     iterates: bool = False

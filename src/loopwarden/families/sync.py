@@ -96,6 +96,49 @@ def _lock_attempt(acquire: Callable[[Any, bool], bool]) -> Attempt:
     return attempt
 
 
+def _lock_precheck(acquire: Callable[[Any, bool], bool]) -> Attempt:
+    def precheck(
+        original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if len(args) == 1 and not kwargs:
+            # `lock.acquire()` and `with lock:`: a free lock is taken at once,
+            # which is all the blocking call would do; a held one takes the
+            # full path.
+            return True if acquire(args[0], False) else NOT_BLOCKED
+        if len(args) == 2 and args[1] is False and not kwargs:
+            return acquire(args[0], False)  # Condition._is_owned() on every notify()
+        try:
+            would_block = _acquire_blocks(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - bad arguments: the full path reports them
+            return NOT_BLOCKED
+        # acquire(blocking=False) or timeout=0 never waits.
+        return NOT_BLOCKED if would_block else original(*args, **kwargs)
+
+    return precheck
+
+
+def _queue_precheck(blocks: Callable[..., bool], attempt: Attempt, arity: int) -> Attempt:
+    def precheck(
+        original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if len(args) == arity and len(kwargs) == 1 and kwargs.get("block", True) is False:
+            return original(*args, **kwargs)  # get_nowait() and put_nowait(), as they call it
+        try:
+            would_block = blocks(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - bad arguments: the full path reports them
+            return NOT_BLOCKED
+        if not would_block:
+            # get_nowait(), put(block=False), timeout=0: never waits. The
+            # queue's own mutex is excused (a stdlib critical section), so
+            # running it unmarked changes no verdict.
+            return original(*args, **kwargs)
+        # A blocking get on a non-empty queue (put on a non-full one) takes
+        # the item now, exactly as the blocking call would.
+        return attempt(original, args, kwargs)
+
+    return precheck
+
+
 def _would_wait(timeout: float | None) -> bool:
     # None waits forever; a positive timeout waits; 0 or less only polls.
     return timeout is None or timeout > 0
@@ -389,6 +432,7 @@ _LOCK_RULES = tuple(
         name=f"{label}.{method}",
         blocks_when=_acquire_blocks,
         attempt=_lock_attempt(_original(cls, "acquire")),
+        precheck=_lock_precheck(_original(cls, "acquire")),
         condition=(
             "another thread holds the lock and the call waits (blocking=True, timeout != 0)"
             if method == "acquire"
@@ -439,6 +483,7 @@ RULES: tuple[Rule, ...] = (
         _QUEUE,
         blocks_when=_get_blocks,
         attempt=_get_attempt,
+        precheck=_queue_precheck(_get_blocks, _get_attempt, 1),
         condition="the queue is empty and block=True (timeout is None or > 0)",
     ),
     _rule(
@@ -446,6 +491,7 @@ RULES: tuple[Rule, ...] = (
         _QUEUE,
         blocks_when=_put_blocks,
         attempt=_put_attempt,
+        precheck=_queue_precheck(_put_blocks, _put_attempt, 2),
         condition="the queue is full and block=True (timeout is None or > 0)",
     ),
     _rule(
@@ -453,6 +499,7 @@ RULES: tuple[Rule, ...] = (
         _QUEUE,
         blocks_when=_get_blocks,
         attempt=_get_attempt,
+        precheck=_queue_precheck(_get_blocks, _get_attempt, 1),
         condition="the queue is empty and block=True (timeout is None or > 0)",
     ),
     _rule(
