@@ -10,10 +10,14 @@ call that does block still takes the full path and is reported.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -142,3 +146,67 @@ def test_a_precheck_with_bad_arguments_leaves_the_error_to_the_original() -> Non
         message = asyncio.run(main())
     assert "get()" in message
     assert warden.findings == []
+
+
+def test_logging_to_an_in_memory_stream_never_reaches_the_full_check() -> None:
+    stream = io.StringIO()
+    log = logging.getLogger("loopwarden.tests.fast_verdict")
+    handler = logging.StreamHandler(stream)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        _, checks = _checked_calls_during(lambda: log.info("tick %d", 1))
+    finally:
+        log.removeHandler(handler)
+    assert stream.getvalue() == "tick 1\n"
+    assert checks == 0
+
+
+def test_logging_to_a_file_still_takes_the_full_path(tmp_path: Path) -> None:
+    log = logging.getLogger("loopwarden.tests.fast_verdict.file")
+    handler = logging.FileHandler(tmp_path / "app.log")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    async def main() -> None:
+        log.info("written to disk")
+
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            asyncio.run(main())
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert "logging.Handler.handle" in [f.primitive for f in warden.findings]
+    assert (tmp_path / "app.log").read_text() == "written to disk\n"
+
+
+def test_allow_blocking_is_decided_before_the_loop_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    # allow_blocking is task-local: inside it the engine must not even ask
+    # which loop guards the thread (the lookup that precedes any frame walk).
+    lookups = 0
+    real = engine.guarded_loop
+
+    def counting() -> object | None:
+        nonlocal lookups
+        lookups += 1
+        return real()
+
+    monkeypatch.setattr(engine, "guarded_loop", counting)
+
+    async def main() -> tuple[int, int]:
+        nonlocal lookups
+        with loopwarden.allow_blocking("time.sleep", reason="test"):
+            lookups = 0
+            time.sleep(0.001)
+            inside = lookups
+        lookups = 0
+        time.sleep(0.001)  # outside: checked, and reported
+        return inside, lookups
+
+    with loopwarden.guard(mode="record") as warden:
+        inside, outside = asyncio.run(main())
+    assert [f.primitive for f in warden.findings] == ["time.sleep"]
+    assert (inside, outside) == (0, 1)

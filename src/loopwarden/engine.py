@@ -174,11 +174,13 @@ def _checked_call(
     tls = _tls
     if not active_wardens or getattr(tls, "busy", False):
         return original(*args, **kwargs)
-    loop = guarded_loop()
-    if loop is None:
-        return original(*args, **kwargs)
+    # allow_blocking is task-local (a context variable): one read, before the
+    # loop lookup and any frame walk.
     allowed = allowed_here.get()
     if allowed and ("*" in allowed or rule.name in allowed or rule.family in allowed):
+        return original(*args, **kwargs)
+    loop = guarded_loop()
+    if loop is None:
         return original(*args, **kwargs)
 
     ident = _get_ident()

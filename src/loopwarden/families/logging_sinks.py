@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
 from loopwarden.families.filesystem import _file_io_blocks
-from loopwarden.rules import Rule
+from loopwarden.rules import NOT_BLOCKED, Rule
 
 __all__ = ["RULES"]
 
@@ -91,6 +92,19 @@ def _handle_blocks(handler: Any, record: Any = None, *_: object) -> bool:
     return _first_report(handler, getattr(record, "pathname", ""), getattr(record, "lineno", 0))
 
 
+def _handle_precheck(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    # Console and in-memory handlers never write to a file: hand the record
+    # over at once. Only _writes_to_file is asked here: _handle_blocks counts
+    # the first report of each call site, so it must run once, on the full path.
+    try:
+        to_file = not args or _writes_to_file(args[0])
+    except Exception:  # noqa: BLE001 - a strange handler: the full path decides
+        return NOT_BLOCKED
+    return NOT_BLOCKED if to_file else original(*args, **kwargs)
+
+
 def _diagnose_handle(handler: Any, record: Any = None, *_: object) -> dict[str, Any]:
     stream = getattr(handler, "stream", None)
     return {
@@ -132,6 +146,7 @@ RULES: tuple[Rule, ...] = (
         suggestion=_LOGGING,
         name="logging.Handler.handle",
         blocks_when=_handle_blocks,
+        precheck=_handle_precheck,
         # Keep checking inside: a handler of the application's own (one that posts
         # records over HTTP) is still reported; logging's own frames are excused.
         check_nested=True,
