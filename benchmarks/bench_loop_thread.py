@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import io
 import logging
 import platform
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds, n = (2, 200) if args.quick else (args.rounds or 31, 5000)
     print(
         f"Python {platform.python_version()} on {sys.platform}, "
-        f"BlockBuster {getattr(blockbuster, '__version__', '?')}, rounds={rounds}, n={n}"
+        f"BlockBuster {importlib.metadata.version('blockbuster')}, rounds={rounds}, n={n}"
     )
     print(render(asyncio.run(_run(rounds, n))))
     return 0
