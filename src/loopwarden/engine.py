@@ -80,6 +80,8 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
     undo = rule.undo
     if undo is not None:
         main_thread = threading.main_thread
+        precheck = rule.precheck
+        not_blocked = NOT_BLOCKED
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             on_main = get_ident() == main_thread().ident
@@ -88,6 +90,12 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                     return original(*args, **kwargs)  # signal handlers run on the main thread
             elif not on_main or (active_wardens and guarded_loop()):
                 __tracebackhide__ = True
+                if precheck is not None:
+                    # Where the call is checked anyway, the rule's cheap verdict
+                    # comes first (see _prechecked_wrapper).
+                    result = precheck(original, args, kwargs)
+                    if result is not not_blocked:
+                        return result
                 return checked_call(rule, original, args, kwargs)
             # Not checked, on the main thread (possibly its Qt probe with no
             # loop running right now). C code (list.extend over a starmap)
