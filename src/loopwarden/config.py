@@ -208,6 +208,18 @@ def parse_mode(value: object, *, where: str = "mode", valid: tuple[str, ...] = M
     return str(text)
 
 
+def _milliseconds(value: object) -> float | None:
+    """``value`` as a float (a number, or a string holding one), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
     """Validate a stall threshold: ``0`` (off) or a number of milliseconds >= :data:`MIN_STALL_MS`.
 
@@ -216,14 +228,7 @@ def parse_stall_ms(value: object, *, where: str = "stall_ms") -> float:
     Raises:
         ConfigError: naming the valid values.
     """
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = _milliseconds(value)
     if number is None or not math.isfinite(number) or number < 0:
         raise ConfigError(
             f"invalid {where} {value!r}; valid values: a number of milliseconds >= "
@@ -244,14 +249,7 @@ def parse_min_ms(value: object, *, where: str = "min_ms") -> float:
     Raises:
         ConfigError: naming the valid values.
     """
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = _milliseconds(value)
     if number is None or not math.isfinite(number) or number < 0:
         raise ConfigError(
             f"invalid {where} {value!r}; valid values: a number of milliseconds >= 0 "
