@@ -166,3 +166,17 @@ def test_plugin_usage_error_is_a_heading(pytester: pytest.Pytester) -> None:
 def test_activate_from_env_bad_value_is_a_heading(capsys: pytest.CaptureFixture[str]) -> None:
     assert loopwarden.activate_from_env({"LOOPWARDEN": "loud"}) is None
     assert capsys.readouterr().err.strip() in HEADINGS
+
+
+def test_type_version_pool_log_is_a_heading(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The decision is ours to replace; tests/test_type_versions.py spends the
+    # real pool on CPython 3.12.
+    monkeypatch.setattr(registry, "can_modify_builtin_types", lambda: False)
+    monkeypatch.setattr(registry, "_pool_warned", False)
+    with caplog.at_level(logging.WARNING, logger="loopwarden"), loopwarden.guard(mode="record"):
+        pass
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("type version tags" in message for message in messages), messages
+    assert all(message in HEADINGS for message in messages if "type version tags" in message)

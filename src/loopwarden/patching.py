@@ -20,6 +20,8 @@ import ctypes
 import dataclasses
 from typing import Any
 
+from loopwarden.type_versions import is_builtin_type
+
 __all__ = ["Patch", "apply_patch", "revert_patch"]
 
 _MISSING: Any = object()
@@ -44,19 +46,6 @@ def _find_type_dict(cls: type) -> dict[str, Any]:
         builtins.dir = original_dir
     real_dict: dict[str, Any] = patchable_builtin(cls)
     return real_dict
-
-
-_Py_TPFLAGS_IMMUTABLETYPE = 1 << 8
-_Py_TPFLAGS_HEAPTYPE = 1 << 9
-
-
-def _is_immutable_type(owner: object) -> bool:
-    if not isinstance(owner, type):
-        return False
-    flags = owner.__flags__
-    # Static C types (io.TextIOWrapper) and heap types marked immutable
-    # (_thread.lock) refuse setattr.
-    return not flags & _Py_TPFLAGS_HEAPTYPE or bool(flags & _Py_TPFLAGS_IMMUTABLETYPE)
 
 
 @dataclasses.dataclass
@@ -100,7 +89,7 @@ def apply_patch(
     leaves a record for a patch that may or may not be in place, and
     :func:`revert_patch` handles both, so no write is ever lost.
     """
-    builtin_type = _is_immutable_type(owner)
+    builtin_type = is_builtin_type(owner)
     patch = Patch(owner, name, _raw_get(owner, name), replacement, builtin_type)
     if journal is not None:
         journal.append(patch)

@@ -25,6 +25,7 @@ from typing import Any
 from loopwarden.engine import make_wrapper
 from loopwarden.patching import Patch, apply_patch, revert_patch
 from loopwarden.rules import Rule
+from loopwarden.type_versions import can_modify_builtin_types, class_attribute, is_builtin_type
 from loopwarden.uninterruptible import OwnLock
 from loopwarden.wraps import Wrap
 
@@ -80,6 +81,9 @@ class Registry:
         # activation, so it retries only these instead of filtering every rule.
         self._unresolved: list[Rule] | None = None
         self._modules_seen = -1  # len(sys.modules) when _unresolved was computed
+        # Whether this install may rewrite built-in types; asked once per
+        # install or refresh, because asking spends a type version tag.
+        self._builtin_verdict: bool | None = None
 
     # -- rules -----------------------------------------------------------
 
@@ -130,6 +134,7 @@ class Registry:
             if self.installed:
                 self.refresh()
                 return
+            self._builtin_verdict = None
             rules = self.rules()
             self._install_wraps()  # first: a rule on the same attribute goes on top
             try:
@@ -148,6 +153,7 @@ class Registry:
             if self._unresolved is not None and len(sys.modules) == self._modules_seen:
                 return  # no module imported since: nothing new can resolve
             self._modules_seen = len(sys.modules)
+            self._builtin_verdict = None
             candidates = self.rules() if self._unresolved is None else self._unresolved
             pending = [r for r in candidates if r.target not in self._patched_rules]
             self._install_wraps()
@@ -182,8 +188,10 @@ class Registry:
                 owner, name = resolved
                 if not isinstance(owner, type):
                     continue  # wraps are for methods (module functions take rules)
+                if not self._may_patch(owner):
+                    continue
                 raw = owner.__dict__.get(name)
-                current = getattr(owner, name)
+                current = class_attribute(owner, name)
                 if getattr(current, "__loopwarden_rule__", None) is not None:
                     continue  # a rule got there first: wrapping it would not come off exactly
                 replacement = _method_replacement(owner, name, raw, current, _wrap_maker(wrap))
@@ -213,6 +221,8 @@ class Registry:
                 if resolved is None:
                     continue
                 owner, name = resolved
+                if not self._may_patch(owner):
+                    continue  # left unresolved: refresh() asks again, cheaply
                 raw = owner.__dict__.get(name) if isinstance(owner, type) else None
                 patch = self._patch_one(rule, owner, name, new_wrappers)
                 if patch is not None:
@@ -239,7 +249,7 @@ class Registry:
         self, rule: Rule, owner: Any, name: str, new_wrappers: dict[int, tuple[Any, Any, Rule]]
     ) -> Patch | None:
         raw = owner.__dict__.get(name) if isinstance(owner, type) else None
-        current = getattr(owner, name)
+        current = _attribute(owner, name)
         existing = getattr(current, "__loopwarden_rule__", None)
         if existing is not None and (existing is rule or raw is None):
             # Already ours: an alias of a rule patched earlier, or an inherited
@@ -260,6 +270,21 @@ class Registry:
                 self._wrapped[id(current)] = replacement
                 new_wrappers[id(current)] = (current, replacement, rule)
         return apply_patch(owner, name, replacement, self._patches)
+
+    def _may_patch(self, owner: Any) -> bool:
+        """False for a built-in type once CPython 3.12's type version tags run low.
+
+        See :mod:`loopwarden.type_versions`: past that point one more rewrite
+        of a built-in type could crash the interpreter, so the rules on its
+        methods stay off, and the rest of loopwarden keeps working.
+        """
+        if not is_builtin_type(owner):
+            return True
+        if self._builtin_verdict is None:
+            self._builtin_verdict = can_modify_builtin_types()
+            if not self._builtin_verdict:
+                _warn_pool_spent()
+        return self._builtin_verdict
 
     def _hook_instance_access(self, rule: Rule, owner: type, name: str) -> Patch | None:
         """Also catch ``obj.name(...)`` for a Shiboken name with static and instance overloads.
@@ -351,9 +376,11 @@ def _resolve(rule: Rule | Wrap) -> tuple[Any, str] | None:
         owner = getattr(owner, part, None)
         if owner is None:
             return None
-    if not hasattr(owner, name):
+    try:
+        value = _attribute(owner, name)
+    except AttributeError:
         return None  # not on this Python version or platform
-    if isinstance(getattr(owner, name), type):
+    if isinstance(value, type):
         # A class replaced by a function breaks subclassing and isinstance() in the
         # host; the config reader and mark_blocking() refuse these with an error.
         if rule.target not in _class_targets_warned:
@@ -365,6 +392,35 @@ def _resolve(rule: Rule | Wrap) -> tuple[Any, str] | None:
             )
         return None
     return owner, name
+
+
+def _attribute(owner: Any, name: str) -> Any:
+    """``getattr(owner, name)``, without spending a type version tag on a built-in class.
+
+    Every write into a built-in type invalidates its tag, and a plain
+    ``getattr`` after it takes a new one from a pool that CPython 3.12 never
+    refills (see :mod:`loopwarden.type_versions`); installing a dozen rules on
+    ``_io.BufferedRandom`` one after another would spend a dozen.
+    """
+    if isinstance(owner, type):
+        return class_attribute(owner, name)
+    return getattr(owner, name)
+
+
+_pool_warned = False
+
+
+def _warn_pool_spent() -> None:
+    global _pool_warned
+    if _pool_warned:
+        return
+    _pool_warned = True
+    # The page docs/troubleshooting.md has this message as a heading.
+    logger.warning(
+        "loopwarden: CPython 3.12 is almost out of type version tags (python/cpython#89811); "
+        "rules on methods of built-in types (locks, files, sqlite3, asyncio futures) are off "
+        "for the rest of this process so that it cannot crash"
+    )
 
 
 def _wrap_maker(wrap: Wrap) -> Callable[[Any], Any]:
