@@ -15,6 +15,7 @@ QtAsyncio's and uvloop's go straight to their internals.
 from __future__ import annotations
 
 from loopwarden.affinity.checks import asyncio_owned
+from loopwarden.affinity.tables import method_rules
 from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
@@ -185,31 +186,27 @@ def _rules() -> tuple[Rule, ...]:
     on_loop = asyncio_owned(bound=False)
     on_bound = asyncio_owned(bound=True)
     for module, cls, methods, import_module in _LOOP_CLASSES:
-        rules += [
-            Rule(
-                target=f"{module}:{cls}.{method}",
-                family="thread",
-                suggestion=LOOP,
-                condition=_LOOP_WHEN,
-                name=f"loop.{method}",
-                import_module=import_module,
-                wrap=on_loop,
-            )
-            for method in methods
-        ]
+        rules += method_rules(
+            module,
+            cls,
+            methods,
+            prefix="loop",
+            suggestion=LOOP,
+            condition=_LOOP_WHEN,
+            import_module=import_module,
+            wrap=on_loop,
+        )
     for module, cls, prefix, methods, suggestion, import_module in _BOUND_CLASSES:
-        rules += [
-            Rule(
-                target=f"{module}:{cls}.{method}",
-                family="thread",
-                suggestion=suggestion,
-                condition=_BOUND_WHEN,
-                name=f"{prefix}.{method}",
-                import_module=import_module,
-                wrap=on_bound,
-            )
-            for method in methods
-        ]
+        rules += method_rules(
+            module,
+            cls,
+            methods,
+            prefix=prefix,
+            suggestion=suggestion,
+            condition=_BOUND_WHEN,
+            import_module=import_module,
+            wrap=on_bound,
+        )
     return tuple(rules)
 
 

@@ -304,14 +304,18 @@ def _gui_thread_now() -> int:
     return ident
 
 
-def gui_only(rule: Rule, original: Any) -> Callable[..., Any]:
-    """Wrapper for GUI classes: every call must be made on the GUI thread.
+def _free_on_gui_thread(
+    rule: Rule,
+    original: Any,
+    slow: Callable[[Rule, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any],
+) -> Callable[..., Any]:
+    """A wrapper that calls ``original`` straight on the GUI thread, and ``slow`` elsewhere.
 
-    Takes ``*args`` so it serves instance and static methods alike.
+    On the GUI thread (the common case) the call costs one thread-identity
+    comparison; ``slow`` decides everywhere else.
     """
     gui = _gui
     get_ident = _get_ident
-    slow = _off_gui_call
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if get_ident() == gui.ident:
@@ -320,6 +324,14 @@ def gui_only(rule: Rule, original: Any) -> Callable[..., Any]:
         return slow(rule, original, args, kwargs)
 
     return _finish(rule, wrapper, original)
+
+
+def gui_only(rule: Rule, original: Any) -> Callable[..., Any]:
+    """Wrapper for GUI classes: every call must be made on the GUI thread.
+
+    Takes ``*args`` so it serves instance and static methods alike.
+    """
+    return _free_on_gui_thread(rule, original, _off_gui_call)
 
 
 def _off_gui_call(
@@ -419,17 +431,7 @@ def single_shot(rule: Rule, original: Any) -> Callable[..., Any]:
     delay is 0 and a context object on a thread with an event loop is given
     (Qt then posts the call to that object's thread).
     """
-    gui = _gui
-    get_ident = _get_ident
-    slow = _single_shot_elsewhere
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if get_ident() == gui.ident:
-            return original(*args, **kwargs)
-        __tracebackhide__ = True
-        return slow(rule, original, args, kwargs)
-
-    return _finish(rule, wrapper, original)
+    return _free_on_gui_thread(rule, original, _single_shot_elsewhere)
 
 
 def _single_shot_elsewhere(

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden.affinity.checks import gui_only, qobject_owned, single_shot
+from loopwarden.affinity.tables import method_rules
 from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
@@ -160,17 +161,18 @@ def _table(
     wrap: Callable[[Rule, Any], Any],
 ) -> list[Rule]:
     return [
-        Rule(
-            target=f"{module}:{cls}.{method}",
-            family="thread",
+        rule
+        for module, cls, methods in entries
+        for rule in method_rules(
+            module,
+            cls,
+            methods,
+            prefix=cls,
             suggestion=suggestion,
             condition=condition,
-            name=f"{cls}.{method}",
             import_module=False,
             wrap=wrap,
         )
-        for module, cls, methods in entries
-        for method in methods
     ]
 
 
