@@ -121,9 +121,14 @@ def _mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 WRAPS: tuple[Wrap, ...] = tuple(Wrap(target, _mark) for target in ENTRY_POINTS)
 
 
-def describe_dispatch() -> str | None:
-    """Describe the event handling marked on this thread, or None (GUI thread only)."""
+def describe_dispatch(skip: int = 0) -> str | None:
+    """Describe the event handling marked on this thread, or None (GUI thread only).
+
+    Args:
+        skip: How many outermost marked calls do not count (a forked child's
+            inherited ones).
+    """
     entries = state.entries
-    if entries:
-        return f"Qt event handling run by {entries[0]}() on the GUI thread"
+    if len(entries) > skip:
+        return f"Qt event handling run by {entries[skip]}() on the GUI thread"
     return None

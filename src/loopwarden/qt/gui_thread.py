@@ -28,12 +28,19 @@ Wiring, without any call beyond ``guard()``:
 * Outside any event loop, the probe also answers "yes" while Qt runs event
   handlers inside a call marked by :mod:`loopwarden.qt.dispatch`
   (``qtbot.mouseClick``, ``button.click()``, ``signal.emit()``...).
+* A forked child (``multiprocessing`` with the fork start method, a
+  ``ProcessPoolExecutor`` worker) inherits the loop level and the marked
+  calls of the thread that forked, not its event loop: the child runs its own
+  code on that thread. Only the loops and marked calls it enters itself count
+  (:func:`_after_fork_in_child`), as asyncio's running-loop lookup ignores a
+  loop set in the parent process.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -64,6 +71,9 @@ class _State:
         self.current_thread: Callable[[], Any] | None = None  # QThread.currentThread
         self.pyside_installed: bool | None = None
         self.rule_modules: frozenset[str] | None = None
+        # In a forked child: (loop level, marked calls) inherited from the
+        # parent at fork, which are not the child's own; None elsewhere.
+        self.inherited: tuple[int, int] | None = None
 
 
 _state = _State()
@@ -114,9 +124,50 @@ def describe_qt_loop() -> str | None:
         # another thread after PySide6 was imported).
         _heartbeats.prepare_qt()
     level = current_thread().loopLevel()
+    if _state.inherited is not None:
+        return _describe_in_forked_child(level, _state.inherited)
     if level > 0:
         return f"Qt event loop (QThread.loopLevel() == {level}) on the GUI thread"
     return dispatch.describe_dispatch()
+
+
+def _describe_in_forked_child(level: int, inherited: tuple[int, int]) -> str | None:
+    """The probe's answer in a forked child: only what the child entered itself."""
+    inherited_level, inherited_marks = inherited
+    marks = len(dispatch.state.entries)
+    if level < inherited_level or marks < inherited_marks:
+        # The child left what it inherited: whatever it enters next is its own.
+        inherited_level, inherited_marks = min(level, inherited_level), min(marks, inherited_marks)
+        _state.inherited = (inherited_level, inherited_marks)
+    if level > inherited_level:
+        return f"Qt event loop (QThread.loopLevel() == {level}) on the GUI thread"
+    return dispatch.describe_dispatch(skip=inherited_marks)
+
+
+def _after_fork_in_child() -> None:
+    """Forget the GUI thread's loops that the forked child only inherited.
+
+    fork() copies one thread, the one that forked, and in the child it runs the
+    child's code (multiprocessing's bootstrap and the target), never the
+    parent's event loop, even though the copied memory says a Qt loop runs.
+    Runs in the child right after fork; must never raise.
+    """
+    state = _state
+    state.inherited = None
+    if state.thread_id is None or state.current_thread is None:
+        return  # no probe registered: nothing inherited to forget
+    try:
+        if threading.get_ident() != state.thread_id:
+            # Forked on another thread: the GUI thread does not exist in the child.
+            _remove_probe(keep=None)
+            return
+        state.inherited = (state.current_thread().loopLevel(), len(dispatch.state.entries))
+    except Exception:  # noqa: BLE001 - a fork hook must not break the child
+        _remove_probe(keep=None)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; registered once per process
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _on_pyside_import(name: str) -> None:
