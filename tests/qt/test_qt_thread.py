@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ from PySide6.QtCore import (
     QEventLoop,
     QMetaObject,
     QObject,
+    QSocketNotifier,
     Qt,
     QThread,
     QTimer,
@@ -462,3 +464,27 @@ def test_qt_warning_findings_in_raise_and_warn_modes(
     assert primitives(warning) == ["QObject.__init__"]
     ours = [w for w in caught if issubclass(w.category, loopwarden.BlockingCallWarning)]
     assert len(ours) == 1 and ours[0].filename == __file__
+
+
+def test_a_socket_notifier_toggled_from_another_thread_gets_notifier_advice(
+    qapp: QApplication,
+) -> None:
+    # qasync's own suite closes a loop from another thread than the one that
+    # ran it; its read notifiers are disabled there and Qt warns.
+    ours, theirs = socket.socketpair()
+    notifier = QSocketNotifier(ours.fileno(), QSocketNotifier.Type.Read)
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            notifier.setEnabled(False)  # on its own thread: silent
+            # Qt warns and leaves its dispatcher alone (enabling, not disabling:
+            # a registration left behind for a closed socket crashes later).
+            in_worker(lambda: notifier.setEnabled(True))
+            notifier.setEnabled(False)
+        assert primitives(warden) == ["QSocketNotifier.setEnabled"]
+        finding = warden.findings[0]
+        assert finding.thread_name == "test-worker"
+        assert "QSocketNotifier" in finding.suggestion
+        assert "timer" not in finding.suggestion.lower()
+    finally:
+        ours.close()  # the notifier is disabled on its own thread by now
+        theirs.close()

@@ -60,6 +60,13 @@ _TIMER = (
     "connected to timer.start/stop, or `QMetaObject.invokeMethod(timer, 'start', "
     "Qt.QueuedConnection)`."
 )
+_NOTIFIER = (
+    "A QSocketNotifier is watched by the event dispatcher of the thread it was created in: "
+    "enable, disable and delete it on that thread (a queued signal, or "
+    "`QMetaObject.invokeMethod(notifier, 'setEnabled', Qt.QueuedConnection, Q_ARG(bool, "
+    "False))`). Under qasync, notifiers belong to the loop: close a loop on the thread that "
+    "ran it."
+)
 _NO_LOOP = (
     "Timers need a Qt event loop in their thread, and this thread has none. Use "
     "`QTimer.singleShot(0, gui_object, fn)` with a context object on the GUI thread, or run "
@@ -132,7 +139,7 @@ MESSAGES: tuple[QtThreadMessage, ...] = (
     QtThreadMessage(
         "Socket notifiers cannot be enabled or disabled from another thread",
         "QSocketNotifier.setEnabled",
-        _TIMER,
+        _NOTIFIER,
     ),
     QtThreadMessage(
         "Cannot filter events for objects in a different thread",
