@@ -22,10 +22,14 @@ Usage::
 
     python scripts/run_qasync_suite.py ~/src/qasync
     python scripts/run_qasync_suite.py ~/src/qasync --python .venv/bin/python --modes record,raise
+    python scripts/run_qasync_suite.py ~/src/qasync --as-library
 
 The qasync checkout's ``src`` directory comes first on ``PYTHONPATH`` (its tests
 import names that only its own source has), then this repository's ``src`` and
-``conftest_plugin``. The Python running the suite needs PySide6 and pytest.
+``conftest_plugin``. With ``--as-library`` a copy of that source is imported
+from a ``site-packages`` directory instead, so loopwarden treats qasync as a
+third-party library, as in a project that depends on it. The Python running
+the suite needs PySide6 and pytest.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,9 +150,9 @@ def read_outcomes(junit: Path) -> dict[str, str]:
     return outcomes
 
 
-def _environment(checkout: Path) -> dict[str, str]:
+def _environment(qasync_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWARDEN")}
-    path = [str(checkout / "src"), str(REPO / "src"), str(REPO / "conftest_plugin")]
+    path = [str(qasync_path), str(REPO / "src"), str(REPO / "conftest_plugin")]
     if env.get("PYTHONPATH"):
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(path)
@@ -173,10 +178,19 @@ def _plugin_args(python: str, env: dict[str, str]) -> list[str]:
 
 
 def run_suite(
-    python: str, checkout: Path, mode: str | None, workdir: Path, extra: Sequence[str]
+    python: str,
+    checkout: Path,
+    qasync_path: Path,
+    mode: str | None,
+    workdir: Path,
+    extra: Sequence[str],
 ) -> Run:
-    """Run the suite once; ``mode`` None is the baseline (loopwarden off)."""
-    env = _environment(checkout)
+    """Run the suite once; ``mode`` None is the baseline (loopwarden off).
+
+    ``qasync_path`` is the directory qasync is imported from: the checkout's
+    ``src``, or a copy under a ``site-packages`` directory (``--as-library``).
+    """
+    env = _environment(qasync_path)
     name = mode or "baseline"
     junit = workdir / f"{name}.xml"
     report = workdir / f"{name}.json"
@@ -309,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated --block-detect modes (from {', '.join(MODES)})",
     )
     parser.add_argument("--keep", type=Path, help="keep the logs and JSON reports here")
+    parser.add_argument(
+        "--as-library",
+        action="store_true",
+        help="import qasync from a copy under a site-packages directory, as a project that "
+        "depends on it would (findings inside qasync then name the test's line)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args(argv)
     checkout: Path = args.checkout.resolve()
@@ -323,8 +343,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qasync-suite-") as tmp:
         workdir = args.keep.resolve() if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        baseline = run_suite(args.python, checkout, None, workdir, args.pytest_args)
-        runs = [run_suite(args.python, checkout, m, workdir, args.pytest_args) for m in modes]
+        qasync_path = checkout / "src"
+        if args.as_library:
+            qasync_path = Path(tmp) / "site-packages"
+            shutil.copytree(checkout / "src" / "qasync", qasync_path / "qasync")
+        baseline = run_suite(args.python, checkout, qasync_path, None, workdir, args.pytest_args)
+        runs = [
+            run_suite(args.python, checkout, qasync_path, mode, workdir, args.pytest_args)
+            for mode in modes
+        ]
         return report(baseline, runs, checkout)
 
 
