@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import importlib.metadata
 import json
 import logging
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -351,7 +353,12 @@ def child(config: str, seconds: float, warmup: float, kinds: frozenset[str]) -> 
 
 
 def _run_child(
-    config: str, seconds: float, warmup: float, kinds: frozenset[str], workdir: str
+    config: str,
+    seconds: float,
+    warmup: float,
+    kinds: frozenset[str],
+    workdir: str,
+    profile_out: str | None = None,
 ) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWARDEN")}
     env.update(CONFIGS[config])
@@ -367,6 +374,7 @@ def _run_child(
         str(warmup),
         "--kinds",
         ",".join(sorted(kinds)),
+        *(["--profile-out", profile_out] if profile_out else []),
     ]
     console = os.path.join(workdir, "console.log")
     with open(console, "w") as stderr:
@@ -411,6 +419,10 @@ def render(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in averages)
+
+
 def _kinds(text: str) -> frozenset[str]:
     kinds = frozenset(k for k in text.split(",") if k)
     unknown = kinds - set(KINDS)
@@ -427,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds (default 5)")
     parser.add_argument(
+        "--profile",
+        choices=tuple(CONFIGS),
+        help="run this configuration once under cProfile and print where its time goes",
+    )
+    parser.add_argument(
         "--without",
         action="append",
         default=[],
@@ -437,11 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=tuple(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
     parser.add_argument("--kinds", type=_kinds, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         kinds = args.kinds if args.kinds is not None else frozenset(KINDS)
-        print(json.dumps(child(args.child, args.seconds or 5.0, args.warmup, kinds)), flush=True)
+        run = (args.child, args.seconds or 5.0, args.warmup, kinds)
+        if args.profile_out:
+            profiler = cProfile.Profile()
+            figures = profiler.runcall(child, *run)
+            profiler.dump_stats(args.profile_out)
+        else:
+            figures = child(*run)
+        print(json.dumps(figures), flush=True)
         # Skip the interpreter's teardown of Qt objects: the figures are out.
         os._exit(0)
 
@@ -449,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (1.0 if args.quick else 5.0)
     warmup = 0.2 if args.quick else 0.5
     kinds = frozenset(KINDS) - set(args.without)
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="loopwarden-devapp-") as workdir:
+            out = os.path.join(workdir, "app.prof")
+            _run_child(args.profile, seconds, warmup, kinds, workdir, out)
+            pstats.Stats(out).sort_stats("tottime").print_stats(30)
+        return 0
+    load_before = os.getloadavg()
     results: dict[str, list[dict[str, Any]]] = {config: [] for config in CONFIGS}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loopwarden-devapp-") as workdir:
@@ -460,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         f"PySide6 {importlib.metadata.version('PySide6')}, "
         f"qasync {importlib.metadata.version('qasync')}, "
         f"BlockBuster {importlib.metadata.version('blockbuster')}, "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load average (1, 5, 15 min) {_load(load_before)} before, {_load(os.getloadavg())} after"
     )
     print(
         f"{rounds} interleaved rounds of {seconds:g} s per configuration (after {warmup:g} s "
