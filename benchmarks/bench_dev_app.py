@@ -505,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\nloopwarden reported (false positives: nothing in this app blocks):")
         for site in sites:
             print(f"  {site}")
+    print(
+        "\nBlockBuster: nothing in the app raised under blockbuster_ctx(); allow_blocking has no "
+        "BlockBuster equivalent, so both allowed os.stat calls are allowed there with "
+        "can_block_in(this file, function)."
+    )
     echoes = {c: _median(runs, "echoed_per_s") for c, runs in results.items()}
     print("\nechoed lines/s (sockets): " + ", ".join(f"{c} {v:.0f}" for c, v in echoes.items()))
     print(f"(total {time.perf_counter() - started:.1f} s)")
