@@ -4,7 +4,8 @@ A PySide6 + qasync app (offscreen) keeps its loop busy for ``--seconds`` with
 the everyday work of a GUI, none of which blocks:
 
 * **queues**: a producer task hands items to a consumer task through an
-  ``asyncio.Queue`` (one item is one *work unit*);
+  ``asyncio.Queue(maxsize=8)`` (one item is one *work unit*; left out, the
+  consumer makes its own items and yields to the loop every 8 of them);
 * **locks**: the consumer updates shared state under two uncontended
   ``threading.Lock`` s (``with lock:`` and ``acquire()``/``release()``);
 * **signals**: it emits a signal to a model ``QObject`` whose slot emits a
@@ -216,7 +217,9 @@ async def _consumer(queue: asyncio.Queue[int] | None, controller: Any) -> None:
             item = await queue.get()
         else:
             item += 1
-            await asyncio.sleep(0)
+            if item % QUEUE_SIZE == 0:
+                # As often as the consumer waits for the producer when the queue runs dry.
+                await asyncio.sleep(0)
         controller.process(item)
         writer: asyncio.StreamWriter | None = controller.writer
         if writer is not None and writer.transport.get_write_buffer_size() > 65536:
@@ -419,6 +422,50 @@ def render(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _added_us(unguarded: Sequence[dict[str, Any]], guarded: Sequence[dict[str, Any]]) -> float:
+    """CPU microseconds loopwarden adds per work unit (medians of the rounds)."""
+    return 1e6 / _median(guarded, "units_per_cpu_s") - 1e6 / _median(unguarded, "units_per_cpu_s")
+
+
+def ablate(rounds: int, seconds: float, warmup: float) -> str:
+    """Leave each workload kind out in turn; return a table of what loopwarden adds per unit.
+
+    CPU time per unit, not wall time: it is what the patches cost, and other
+    processes' load disturbs it less. A kind's share is the added cost of the
+    whole app minus the added cost without that kind.
+    """
+    variants: dict[str, frozenset[str]] = {"(none)": frozenset(KINDS)}
+    variants.update({kind: frozenset(KINDS) - {kind} for kind in KINDS})
+    pair = ("unguarded", "LOOPWARDEN=warn")
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {(v, c): [] for v in variants for c in pair}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="loopwarden-devapp-") as workdir:
+        for _ in range(rounds):
+            for variant, kinds in variants.items():
+                for config in pair:
+                    runs[variant, config].append(
+                        _run_child(config, seconds, warmup, kinds, workdir)
+                    )
+    whole = _added_us(runs["(none)", pair[0]], runs["(none)", pair[1]])
+    lines = [
+        f"{rounds} interleaved rounds of {seconds:g} s, load average {_load(load_before)} before, "
+        f"{_load(os.getloadavg())} after; CPU us per work unit (median of the rounds)",
+        "",
+        "| left out | unguarded us/unit | LOOPWARDEN=warn us/unit | added us/unit "
+        "| share of the added cost (us/unit) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant in variants:
+        base, guarded = runs[variant, pair[0]], runs[variant, pair[1]]
+        added = _added_us(base, guarded)
+        share = "-" if variant == "(none)" else f"{whole - added:+.1f}"
+        lines.append(
+            f"| {variant} | {1e6 / _median(base, 'units_per_cpu_s'):.1f} "
+            f"| {1e6 / _median(guarded, 'units_per_cpu_s'):.1f} | {added:+.1f} | {share} |"
+        )
+    return "\n".join(lines)
+
+
 def _load(averages: tuple[float, float, float]) -> str:
     return " ".join(f"{x:.2f}" for x in averages)
 
@@ -442,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         choices=tuple(CONFIGS),
         help="run this configuration once under cProfile and print where its time goes",
+    )
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="unguarded vs LOOPWARDEN=warn with each workload kind left out in turn: "
+        "what each kind adds under loopwarden",
     )
     parser.add_argument(
         "--without",
@@ -479,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
             out = os.path.join(workdir, "app.prof")
             _run_child(args.profile, seconds, warmup, kinds, workdir, out)
             pstats.Stats(out).sort_stats("tottime").print_stats(30)
+        return 0
+    if args.ablate:
+        print(ablate(args.rounds or (1 if args.quick else 3), seconds, warmup))
         return 0
     load_before = os.getloadavg()
     results: dict[str, list[dict[str, Any]]] = {config: [] for config in CONFIGS}
