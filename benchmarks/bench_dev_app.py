@@ -38,6 +38,8 @@ Run from the repository root::
     python benchmarks/bench_dev_app.py                 # 5 rounds of 5 s per configuration
     python benchmarks/bench_dev_app.py --quick         # smoke run for CI: 1 round of 1 s
     python benchmarks/bench_dev_app.py --without logging --without sockets  # leave kinds out
+    python benchmarks/bench_dev_app.py --ablate --rounds 3 --seconds 2  # each kind's share
+    python benchmarks/bench_dev_app.py --profile LOOPWARDEN=warn        # cProfile of one run
 
 Throughput is work units per wall second (and per CPU second of the app
 process, which other processes' load disturbs less); latency is the 99th
@@ -105,7 +107,7 @@ def _stat_allowed_here(path: str) -> float:
 
 @dataclass
 class Counters:
-    """What the app did; the parent reads a snapshot at the start and end of the window."""
+    """What the app did; snapshots at the start and end of the measured window."""
 
     units: int = 0
     echoed_lines: int = 0
