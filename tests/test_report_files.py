@@ -10,8 +10,10 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,11 +38,17 @@ async def main():
     for _ in range(3):
         time.sleep(0.001)
     print("ready", flush=True)
-    await asyncio.sleep(120)
+    {wait}
 
 asyncio.run(main())
 print("the app ended normally", flush=True)
 """
+#: One long sleep: the main thread waits in epoll_wait until it is killed.
+IDLE = "await asyncio.sleep(120)"
+#: An app's own Python handler runs on the main thread, and only once it runs
+#: bytecode again (a signal landing just before epoll_wait waits for it, with
+#: or without loopwarden): a loop that wakes now and then always gets there.
+WAKING = "while True: await asyncio.sleep(0.05)"
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +58,10 @@ def _switched_off() -> Iterator[None]:
     env_report.disarm()
 
 
-def _start(tmp_path: Path, report: Path, before: str = "") -> subprocess.Popen[str]:
-    (tmp_path / "app.py").write_text(WAITING_APP.format(before=before))
+def _start(
+    tmp_path: Path, report: Path, before: str = "", wait: str = IDLE
+) -> subprocess.Popen[str]:
+    (tmp_path / "app.py").write_text(WAITING_APP.format(before=before, wait=wait))
     process = subprocess.Popen(
         [sys.executable, "app.py"],
         cwd=tmp_path,
@@ -82,6 +92,115 @@ def test_sigterm_writes_the_report_and_the_process_still_dies_by_it(tmp_path: Pa
     assert "report written to" in err
 
 
+#: SIGTERM reaches the app on a thread other than the main one while the main
+#: thread sleeps in the loop's epoll_wait (the kernel may hand a process-wide
+#: signal to any thread; one landing just before the main thread enters the
+#: system call leaves it in the same state). Python's handler then waits for
+#: the main thread to run bytecode again: here in 120 s. /proc tells the
+#: signalling thread when the main thread really waits there.
+SIGNAL_WHILE_BLOCKED_APP = """
+import asyncio, os, signal, threading, time
+import loopwarden
+
+loopwarden.activate_from_env()
+
+
+def main_thread_waits_in_epoll():
+    status = f"/proc/self/task/{threading.main_thread().native_id}/syscall"
+    with open(status) as handle:
+        fields = handle.read().split()
+    if len(fields) < 5 or not fields[0].isdigit():
+        return False  # running, or not in a system call
+    try:
+        target = os.readlink(f"/proc/self/fd/{int(fields[1], 16)}")
+    except (OSError, ValueError):
+        return False  # the first argument is no file descriptor (a futex...)
+    # The 4th argument of epoll_wait/epoll_pwait is the timeout: 0 only polls.
+    return target == "anon_inode:[eventpoll]" and int(fields[4], 16) != 0
+
+
+def signal_from_this_thread():
+    while not main_thread_waits_in_epoll():
+        time.sleep(0.001)
+    print("signalling", flush=True)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+
+async def main():
+    time.sleep(0.001)
+    await asyncio.sleep(120)
+
+
+threading.Thread(target=signal_from_this_thread, daemon=True).start()
+asyncio.run(main())
+print("the app ended normally", flush=True)
+"""
+
+
+@pytest.mark.skipif(
+    not Path(f"/proc/self/task/{threading.get_native_id()}/syscall").exists(),
+    reason="needs Linux's /proc/<pid>/task/<tid>/syscall",
+)
+def test_sigterm_kills_at_once_while_the_main_thread_sleeps_in_the_loop(tmp_path: Path) -> None:
+    # Without loopwarden the default action kills the process at once: with
+    # it, the report is written and the process dies by the signal just as
+    # soon, without waiting for the main thread to wake up.
+    (tmp_path / "app.py").write_text(SIGNAL_WHILE_BLOCKED_APP)
+    report = tmp_path / "report.json"
+    result = run_python("app.py", cwd=tmp_path, LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report))
+    assert result.stdout.split() == ["signalling"]
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    assert _total(report) == 1
+    assert "report written to" in result.stderr
+
+
+#: An idle Qt event loop: Qt's poll() retries on EINTR inside C++, so the
+#: main thread never runs Python's handler until Qt calls Python again.
+IDLE_QT_APP = """
+import sys, time
+import loopwarden
+
+loopwarden.activate_from_env()
+from PySide6.QtCore import QCoreApplication, QTimer
+
+
+def say_ready():
+    time.sleep(0.001)
+    print("ready", flush=True)
+
+
+app = QCoreApplication(sys.argv)
+QTimer.singleShot(0, say_ready)
+app.exec()
+print("the app ended normally", flush=True)
+"""
+
+
+def test_sigterm_kills_an_idle_qt_app_and_writes_its_report(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6.QtCore")
+    (tmp_path / "app.py").write_text(IDLE_QT_APP)
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=tmp_path,
+        env=clean_env(LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, err
+    assert "the app ended normally" not in out
+    assert "report written to" in err
+    assert json.loads(report.read_text())["schema"] == "loopwarden-report"
+
+
 def test_sigterm_runs_the_apps_own_handler_after_writing(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     before = (
@@ -90,7 +209,7 @@ def test_sigterm_runs_the_apps_own_handler_after_writing(tmp_path: Path) -> None
         "    sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, on_term)\n"
     )
-    process = _start(tmp_path, report, before)
+    process = _start(tmp_path, report, before, wait=WAKING)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert "app handler ran" in out
@@ -120,10 +239,29 @@ def test_the_handler_is_put_back_on_deactivate(tmp_path: Path) -> None:
         assert _total(tmp_path / "r.json") == 0  # and written first
         loopwarden.deactivate()
         assert signal.getsignal(signal.SIGTERM) is app_handler
+        assert signal.set_wakeup_fd(-1) == -1  # the signal watcher's fd is given back too
         os.kill(os.getpid(), signal.SIGTERM)
         assert received == [signal.SIGTERM, signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the signal watcher is POSIX only")
+def test_a_wakeup_fd_the_app_set_first_is_left_alone(tmp_path: Path) -> None:
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        assert signal.set_wakeup_fd(writer.fileno()) == -1
+        assert env_report.arm(FindingCollector(), str(tmp_path / "r.json"), None, flush_interval=0)
+        assert signal.set_wakeup_fd(writer.fileno()) == writer.fileno()  # still the app's
+        env_report.disarm()
+        assert signal.set_wakeup_fd(-1) == writer.fileno()
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, previous)
+        reader.close()
+        writer.close()
 
 
 def test_an_unwritable_path_is_reported_at_start_up_and_the_app_carries_on(
@@ -340,6 +478,48 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path) -> None:
     child = result.stdout.split()[-1]
     assert _total(report) == 1  # the parent's, not overwritten by the child
     assert _total(tmp_path / f"report.pid{child}.json") == 3  # inherited finding + its two
+
+
+#: The parent SIGTERMs its forked child while the child's loop sleeps.
+SIGTERM_TO_A_FORKED_CHILD_APP = """
+import asyncio, os, signal, sys, time
+import loopwarden
+loopwarden.activate_from_env()
+
+async def main(ready_fd=None):
+    time.sleep(0.001)
+    if ready_fd is not None:
+        os.write(ready_fd, b"ready")
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+ready_read, ready_write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(ready_read)
+    asyncio.run(main(ready_write))
+    os._exit(0)
+os.close(ready_write)
+os.read(ready_read, 5)
+os.kill(pid, signal.SIGTERM)
+_, status = os.waitpid(pid, 0)
+print(pid, os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exited", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_dies_by_its_own_sigterm_and_the_parent_lives_on(tmp_path: Path) -> None:
+    # The child inherits the signal watcher's pipe: without a pipe and thread
+    # of its own, its SIGTERM would reach the parent's watcher (and end the
+    # parent), while the child slept on.
+    (tmp_path / "app.py").write_text(SIGTERM_TO_A_FORKED_CHILD_APP)
+    report = tmp_path / "report.json"
+    result = run_python("app.py", cwd=tmp_path, LOOPWARDEN="record", LOOPWARDEN_REPORT=str(report))
+    assert result.returncode == 0, result.stderr
+    child, how = result.stdout.split()
+    assert how == str(int(signal.SIGTERM))
+    assert _total(tmp_path / f"report.pid{child}.json") == 2  # inherited + its own
+    assert _total(report) == 1  # the parent's, written at its normal exit
 
 
 def test_run_refuses_an_unwritable_report_before_running_the_target(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from types import FrameType
 from typing import Any
 
-from loopwarden import engine
+from loopwarden import engine, signal_watch
 from loopwarden.report import FindingCollector, write_report
 from loopwarden.report.files import OWNER_VARIABLE, check_writable, path_for_process
 
@@ -43,6 +43,11 @@ _atexit_registered = False
 _previous_sigterm: Any = None
 _flusher: threading.Thread | None = None
 _stop = threading.Event()
+#: Serialises the SIGTERM writes of the main thread's handler and the signal
+#: watcher; "final" is set once a report was written for a SIGTERM that ends
+#: the process, so the other one does not write (and announce) it again.
+_sigterm_write_lock = threading.Lock()
+_sigterm_written: dict[str, bool] = {"final": False}
 
 
 def claim(environ: Mapping[str, str] | None) -> str | None:
@@ -154,12 +159,25 @@ def _at_exit() -> None:
 # -- SIGTERM ------------------------------------------------------------------------------
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _dies_by_default(previous: Any) -> bool:
+    """True if SIGTERM, once we are done with it, ends the process (no app handler)."""
+    return not callable(previous) and previous != signal.SIG_IGN
+
+
+def _write_at_sigterm(ends_process: bool) -> None:
+    with _sigterm_write_lock:
+        if _sigterm_written["final"]:
+            return  # the other path wrote it for this same, last SIGTERM
+        flush(final=True, announce=True)
+        _sigterm_written["final"] = ends_process
+
+
+def _write_within_bound(ends_process: bool) -> None:
     # Written from another thread: the signal may have interrupted the main
     # thread while it held the collector's lock (inside an on_finding call).
     writer = threading.Thread(
-        target=flush,
-        kwargs={"final": True, "announce": True},
+        target=_write_at_sigterm,
+        args=(ends_process,),
         name="loopwarden-sigterm-report",
         daemon=True,
     )
@@ -171,7 +189,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
             f"(waited {SIGTERM_WRITE_TIMEOUT_S:g} s); it is written at exit if the app exits",
             file=sys.stderr,
         )
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     previous = _previous_sigterm
+    _write_within_bound(_dies_by_default(previous))
     if callable(previous):
         previous(signum, frame)
         return
@@ -185,18 +207,33 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _on_sigterm_off_main() -> None:
+    """The signal watcher heard SIGTERM: end the process now if SIGTERM would.
+
+    The main thread runs :func:`_on_sigterm` only once it runs Python code
+    again; an idle loop (or Qt's, which retries its poll on EINTR) may not for
+    minutes. An app's own handler can only run there, so it is left to it.
+    """
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        return  # replaced by the app since (or put back): not ours to act on
+    if not _dies_by_default(_previous_sigterm):
+        return
+    _write_within_bound(True)
+    signal_watch.die_by(signal.SIGTERM)
+
+
 def _install_sigterm() -> None:
     global _previous_sigterm
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
     try:
         current = signal.getsignal(signal.SIGTERM)
-        if current is _on_sigterm:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _previous_sigterm = current
+        if current is not _on_sigterm:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _previous_sigterm = current
     except (ValueError, OSError):  # an embedded interpreter without signals
         return
+    signal_watch.start(signal.SIGTERM, _on_sigterm_off_main)
 
 
 def _restore_sigterm() -> None:
@@ -209,6 +246,8 @@ def _restore_sigterm() -> None:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     except (ValueError, OSError, TypeError):
         return
+    finally:
+        signal_watch.stop()
 
 
 # -- periodic flush ----------------------------------------------------------------------
