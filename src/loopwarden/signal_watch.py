@@ -61,7 +61,7 @@ def start(signum: int, callback: Callable[[], None]) -> bool:
     _state.update(read_fd=read_fd, write_fd=write_fd, signum=signum, callback=callback)
     threading.Thread(
         target=_watch,
-        args=(read_fd, signum, callback),
+        args=(read_fd, write_fd, signum, callback),
         name="loopwarden-signal-watch",
         daemon=True,
     ).start()
@@ -107,7 +107,7 @@ def die_by(signum: int) -> None:
             signal.pthread_kill(main, signum)
 
 
-def _watch(read_fd: int, signum: int, callback: Callable[[], None]) -> None:
+def _watch(read_fd: int, write_fd: int, signum: int, callback: Callable[[], None]) -> None:
     number = bytes([signum])
     try:
         while True:
@@ -117,7 +117,9 @@ def _watch(read_fd: int, signum: int, callback: Callable[[], None]) -> None:
                 return
             if not data:
                 return  # stop() closed the write end
-            if number in data:
+            # A byte still in the pipe after stop() is a signal of the past:
+            # acting on it would judge it by whatever was set up since.
+            if number in data and _state.get("write_fd") == write_fd:
                 with contextlib.suppress(Exception):  # never an error in the host
                     callback()
     finally:
