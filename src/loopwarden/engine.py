@@ -28,6 +28,7 @@ from types import FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from loopwarden import frames as _frames
+from loopwarden import lock_owners as _lock_owners
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
 from loopwarden.findings import Finding
@@ -82,12 +83,22 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         main_thread = threading.main_thread
         precheck = rule.precheck
         not_blocked = NOT_BLOCKED
+        # threading.Lock: a lock a guarded thread took has an owner entry,
+        # which any other acquisition forgets (see loopwarden.lock_owners).
+        held = _lock_owners.held
+        forgetting = _lock_owners.forgetting
+        feed = _lock_owners.feed
+        checked_original = (
+            _lock_owners.observed(original) if _lock_owners.tracks(original) else original
+        )
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             on_main = get_ident() == main_thread().ident
             if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
-                if not on_main:
-                    return original(*args, **kwargs)  # signal handlers run on the main thread
+                if not on_main:  # signal handlers run on the main thread
+                    if not held or id(args[0]) not in held:
+                        return original(*args, **kwargs)
+                    return forgetting(original, args, kwargs)
             elif not on_main or (active_wardens and guarded_loop()):
                 __tracebackhide__ = True
                 if precheck is not None:
@@ -96,7 +107,7 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                     result = precheck(original, args, kwargs)
                     if result is not not_blocked:
                         return result
-                return checked_call(rule, original, args, kwargs)
+                return checked_call(rule, checked_original, args, kwargs)
             # Not checked, on the main thread (possibly its Qt probe with no
             # loop running right now). C code (list.extend over a starmap)
             # calls the original and stores its result before any bytecode of
@@ -106,7 +117,10 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             call = _partial(original, **kwargs) if kwargs else original
             box: list[Any] = []
             try:
-                box.extend(_starmap(call, (args,)))
+                if not held or id(args[0]) not in held:
+                    box.extend(_starmap(call, (args,)))
+                else:  # the same, and the lock's owner entry is forgotten
+                    box.extend(feed(call, args))
                 return box[0]
             except BaseException:
                 if box and box[0] is True:

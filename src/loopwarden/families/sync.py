@@ -21,6 +21,8 @@ import _thread
 import asyncio
 import collections.abc
 import concurrent.futures
+import contextvars
+import functools
 import gc
 import queue
 import threading
@@ -28,10 +30,11 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from loopwarden import lock_owners
 from loopwarden.rules import NOT_BLOCKED, Attempt, Rule
 from loopwarden.threads import running_loop
 
-__all__ = ["RULES", "completes_on_running_loop"]
+__all__ = ["RULES", "completed_by_blocked_loop", "completes_on_running_loop"]
 
 _LOCK = (
     "Another thread holds this lock, so the loop stops until it lets go. Keep critical "
@@ -63,11 +66,29 @@ _SHUTDOWN = (
     "`executor.shutdown(wait=False)`, or `await asyncio.to_thread(executor.shutdown)`. "
     "Leaving a `with ThreadPoolExecutor():` block on the loop thread waits for every task."
 )
+_SELF_DEADLOCK = (
+    "This will deadlock: this thread already holds this threading.Lock{where}, and a Lock is "
+    "not reentrant, so acquiring it again waits for a release only this thread could make. "
+    "Use threading.RLock if the same thread may take it again, or restructure so that it is "
+    "taken once (a locked public function calling an unlocked helper)."
+)
+_SELF_HELD = (
+    "This thread already holds this threading.Lock{where}, and a Lock is not reentrant: "
+    "this acquire waits its whole timeout and then fails. Use threading.RLock if the same "
+    "thread may take it again, or restructure so that it is taken once."
+)
 _DEADLOCK = (
     "This will deadlock: the future is completed by a coroutine scheduled on this same event "
     "loop (asyncio.run_coroutine_threadsafe targeting the running loop), and that coroutine "
     "cannot run while the loop thread waits for it. `await` the coroutine directly, or "
     "`await asyncio.wrap_future(future)`."
+)
+
+_QUEUED_COMPLETION = (
+    "This will deadlock: the only completion of this future is a callback queued on this same "
+    "event loop (loop.call_soon_threadsafe(future.set_result, ...) or similar), and it cannot "
+    "run while the loop thread waits. `await asyncio.wrap_future(future)` instead, or complete "
+    "an asyncio future: `loop.create_future()` and `await` it."
 )
 
 
@@ -89,14 +110,21 @@ _LOCK_TYPES: tuple[tuple[str, str, type], ...] = (
 
 
 def _lock_attempt(acquire: Callable[[Any, bool], bool]) -> Attempt:
+    track = lock_owners.acquire
+
     def attempt(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # acquire() and __enter__() both return True once the lock is held.
-        return True if acquire(args[0], False) else NOT_BLOCKED
+        # 2: _checked_call, then the wrapper, then who called the lock.
+        return True if track(args[0], acquire, False, depth=3) else NOT_BLOCKED
 
     return attempt
 
 
 def _lock_precheck(acquire: Callable[[Any, bool], bool]) -> Attempt:
+    # A threading.Lock taken here gets its owner remembered (lock_owners), so
+    # that taking it again on this thread is known for the deadlock it is.
+    track = lock_owners.acquire
+
     def precheck(
         original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
@@ -104,17 +132,45 @@ def _lock_precheck(acquire: Callable[[Any, bool], bool]) -> Attempt:
             # `lock.acquire()` and `with lock:`: a free lock is taken at once,
             # which is all the blocking call would do; a held one takes the
             # full path.
-            return True if acquire(args[0], False) else NOT_BLOCKED
+            return True if track(args[0], acquire, False, depth=2) else NOT_BLOCKED
         if len(args) == 2 and args[1] is False and not kwargs:
-            return acquire(args[0], False)  # Condition._is_owned() on every notify()
+            # Condition._is_owned() on every notify()
+            return track(args[0], acquire, False, depth=2)
         try:
             would_block = _acquire_blocks(*args, **kwargs)
         except Exception:  # noqa: BLE001 - bad arguments: the full path reports them
             return NOT_BLOCKED
+        if would_block:
+            return NOT_BLOCKED
         # acquire(blocking=False) or timeout=0 never waits.
-        return NOT_BLOCKED if would_block else original(*args, **kwargs)
+        return track(args[0], _call_with(original, args[1:], kwargs), depth=2)
 
     return precheck
+
+
+def _call_with(
+    original: Callable[..., Any], rest: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[Any], Any]:
+    def call(lock: Any) -> Any:
+        return original(lock, *rest, **kwargs)
+
+    return call
+
+
+def _diagnose_lock(
+    lock: object, blocking: object = True, timeout: object = -1, *_: object, **__: object
+) -> dict[str, Any]:
+    """A threading.Lock that this very thread holds: a self-deadlock."""
+    site = lock_owners.acquired_at(lock)
+    if site is None:
+        return {}
+    where = f" (taken at {site})" if site else ""
+    forever = bool(blocking) and isinstance(timeout, (int, float)) and timeout < 0
+    details: dict[str, Any] = {"deadlock": True, "hangs_forever": forever, "self_held": True}
+    if site:
+        details["held_since"] = site
+    details["suggestion"] = (_SELF_DEADLOCK if forever else _SELF_HELD).format(where=where)
+    return details
 
 
 def _queue_precheck(blocks: Callable[..., bool], attempt: Attempt, arity: int) -> Attempt:
@@ -298,6 +354,113 @@ def _scheduled_elsewhere(future: object, loop: object) -> bool:
     )
 
 
+#: Methods of a concurrent Future that complete it.
+_COMPLETERS = frozenset({"set_result", "set_exception", "cancel"})
+
+
+def _completer_of(callback: object, future: object) -> bool:
+    """``future.set_result`` (or set_exception, cancel), maybe in a partial or trampoline."""
+    for _ in range(3):  # a trampoline around a partial around the bound method
+        if type(callback) is types.MethodType:
+            return callback.__self__ is future and callback.__func__.__name__ in _COMPLETERS
+        inner = None
+        if _is_trampoline(callback):
+            inner = callback.callback  # type: ignore[attr-defined]
+        elif type(callback) is functools.partial:
+            inner = callback.func
+        if inner is None:
+            return False
+        callback = inner
+    return False
+
+
+def _pending_handle(handle: object, future: object, loop: object) -> bool:
+    """A pending asyncio(-like) handle of ``loop`` whose callback completes ``future``."""
+    if getattr(handle, "_loop", None) is not loop or getattr(handle, "_cancelled", False):
+        return False
+    state = getattr(handle, "_state", None)  # QtAsyncio's handles: PENDING, CANCELLED, DONE
+    if state is not None and getattr(state, "name", "") != "PENDING":
+        return False
+    return _completer_of(getattr(handle, "_callback", None), future)
+
+
+def completed_by_blocked_loop(future: object) -> bool:
+    """True if only a callback queued on this thread's running loop would complete ``future``.
+
+    ``loop.call_soon_threadsafe(future.set_result, value)`` from a worker
+    queues the completion on the loop; ``future.result()`` on the loop thread
+    then waits for a callback that cannot run. Found where the queue can be
+    read: asyncio's ``_ready`` and ``_scheduled``; elsewhere through the
+    garbage collector's referrers of the future (QtAsyncio's handles, uvloop's
+    ready queue). Not under qasync: its ``call_soon_threadsafe`` holds the
+    callback inside a Qt event, where Python cannot see it. A future an
+    executor has started (RUNNING) or still has queued is not claimed.
+    """
+    loop = running_loop()
+    if loop is None or getattr(future, "_state", None) != "PENDING":
+        return False
+    queued = [*getattr(loop, "_ready", ()), *getattr(loop, "_scheduled", ())]
+    found = any(_pending_handle(h, future, loop) for h in queued)
+    if not found:
+        found = _queued_elsewhere(future, loop)
+    return found and not _executor_owns(future)
+
+
+def _queued_elsewhere(future: object, loop: object) -> bool:
+    referrers = gc.get_referrers(future)
+    methods = [r for r in referrers if type(r) is types.MethodType and r.__self__ is future]
+    if not methods:
+        return False
+    frontier: list[Any] = methods
+    for _ in range(3):  # the method, maybe in a partial, maybe in a trampoline
+        holders = gc.get_referrers(*frontier)
+        for holder in holders:
+            if _pending_handle(holder, future, loop) or _in_uvloop_ready(holder, future, loop):
+                return True
+            if type(holder) is dict:  # an instance __dict__ (QtAsyncio's handles)
+                for owner in gc.get_referrers(holder):
+                    if getattr(owner, "__dict__", None) is holder and _pending_handle(
+                        owner, future, loop
+                    ):
+                        return True
+        frontier = [h for h in holders if type(h) is functools.partial or _is_trampoline(h)]
+        if not frontier:
+            return False
+    return False
+
+
+def _is_trampoline(obj: object) -> bool:
+    kind = type(obj)
+    return kind.__name__ == "Scheduled" and kind.__module__ == "loopwarden.scheduling"
+
+
+def _in_uvloop_ready(handle: object, future: object, loop: object) -> bool:
+    """A pending uvloop Handle of ``loop`` whose callback completes ``future``.
+
+    Its fields are C, but the garbage collector lists them in declaration
+    order: the loop, the context, then the callback and its arguments.
+    """
+    kind = type(handle)
+    if kind.__module__ != "uvloop.loop" or kind.__name__ != "Handle":
+        return False
+    cancelled = getattr(handle, "cancelled", None)
+    if cancelled is None or cancelled():
+        return False
+    fields = gc.get_referents(handle)
+    if not fields or fields[0] is not loop:
+        return False
+    rest = [f for f in fields[1:] if not isinstance(f, contextvars.Context)]
+    return bool(rest) and _completer_of(rest[0], future)
+
+
+def _executor_owns(future: object) -> bool:
+    """An executor holds a work item for ``future``: a worker may still complete it."""
+    return any(
+        getattr(r, "future", None) is future and type(r).__name__ == "_WorkItem"
+        for r in gc.get_referrers(future)
+    )
+
+
 def _deadlock(timeout: object) -> dict[str, Any]:
     # Without a timeout the wait can never end: the engine then raises in every
     # mode, since letting the call proceed would hang the program for good.
@@ -309,6 +472,8 @@ def _diagnose_result(
 ) -> dict[str, Any]:
     if completes_on_running_loop(future):
         return _deadlock(timeout)
+    if completed_by_blocked_loop(future):
+        return {**_deadlock(timeout), "suggestion": _QUEUED_COMPLETION}
     return {}
 
 
@@ -350,6 +515,10 @@ def _diagnose_wait(
     futures = _futures(fs) or []
     if any(completes_on_running_loop(f) for f in futures):
         return _deadlock(timeout)
+    if futures and all(completed_by_blocked_loop(f) for f in futures):
+        # Only when no future can complete otherwise: FIRST_COMPLETED with
+        # one future of a worker still returns.
+        return {**_deadlock(timeout), "suggestion": _QUEUED_COMPLETION}
     return {}
 
 
@@ -425,6 +594,20 @@ def _rule(target: str, suggestion: str, **options: Any) -> Rule:
     return Rule(target=target, family="sync", suggestion=suggestion, **options)
 
 
+def _lock_condition(method: str, self_deadlock: bool) -> str:
+    held = (
+        "the lock is held and the call waits (blocking=True, timeout != 0)"
+        if method == "acquire"
+        else "the lock is held (`with lock:`)"
+    )
+    if self_deadlock:
+        held += (
+            "; held by this very thread (taken here earlier, not released): a self-deadlock, "
+            "raised in every mode when the call has no timeout"
+        )
+    return held + "; the standard library's own short critical sections are excused"
+
+
 _LOCK_RULES = tuple(
     _rule(
         f"{target}.{method}",
@@ -433,12 +616,9 @@ _LOCK_RULES = tuple(
         blocks_when=_acquire_blocks,
         attempt=_lock_attempt(_original(cls, "acquire")),
         precheck=_lock_precheck(_original(cls, "acquire")),
-        condition=(
-            "another thread holds the lock and the call waits (blocking=True, timeout != 0)"
-            if method == "acquire"
-            else "another thread holds the lock (`with lock:`)"
-        )
-        + "; the standard library's own short critical sections are excused",
+        # An RLock knows its owner and may be taken again by it: never a deadlock.
+        diagnose=_diagnose_lock if cls is _thread.LockType else None,
+        condition=_lock_condition(method, cls is _thread.LockType),
         allowed_in=_STDLIB_CRITICAL_SECTIONS,
         undo=_original(cls, "release"),
     )
