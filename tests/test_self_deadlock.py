@@ -318,16 +318,15 @@ def test_a_lock_with_an_unpatched_bound_acquire_is_not_claimed() -> None:
 
 
 def test_owner_entries_are_forgotten_by_other_acquisitions() -> None:
-    # The table stays small: a lock the loop took is forgotten once another
-    # thread takes it, and a dead lock's entry goes with it.
+    # A lock the loop took is forgotten once another thread takes it, and the
+    # table is pruned of free locks once it grows.
     lock = threading.Lock()
-    others = [threading.Lock()]
-    key = id(others[0])
+    many = [threading.Lock() for _ in range(lock_owners._PRUNE_AT + 2)]
 
     def body() -> object:
-        with lock, others[0]:
+        with lock:
             pass
-        seen = {id(lock), key} <= set(lock_owners.held)
+        seen = lock in lock_owners.held
         worker = threading.Thread(target=lambda: lock.acquire() and lock.release())
         with loopwarden.allow_blocking(reason="test setup"):
             worker.start()
@@ -337,6 +336,13 @@ def test_owner_entries_are_forgotten_by_other_acquisitions() -> None:
     seen, findings = _on_loop("raise", body)
     assert seen is True
     assert findings == []
-    assert id(lock) not in lock_owners.held
-    others.clear()  # the last reference: the lock dies, and its entry with it
-    assert key not in lock_owners.held
+    assert lock not in lock_owners.held
+
+    def take_many() -> object:
+        for each in many:
+            with each:
+                pass
+        return len(lock_owners.held)
+
+    size, _ = _on_loop("raise", take_many)
+    assert size <= lock_owners._PRUNE_AT + 1

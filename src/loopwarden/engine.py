@@ -85,18 +85,19 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         not_blocked = NOT_BLOCKED
         # threading.Lock: a lock a guarded thread took has an owner entry,
         # which any other acquisition forgets (see loopwarden.lock_owners).
-        held = _lock_owners.held
+        tracked = _lock_owners.tracks(original)
+        # Other rules with undo get an empty table: `not held` skips the
+        # lookup (their first argument may not even be hashable).
+        held: dict[Any, Any] = _lock_owners.held if tracked else {}
         forgetting = _lock_owners.forgetting
         feed = _lock_owners.feed
-        checked_original = (
-            _lock_owners.observed(original) if _lock_owners.tracks(original) else original
-        )
+        checked_original = _lock_owners.observed(original) if tracked else original
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             on_main = get_ident() == main_thread().ident
             if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
                 if not on_main:  # signal handlers run on the main thread
-                    if not held or id(args[0]) not in held:
+                    if not held or args[0] not in held:
                         return original(*args, **kwargs)
                     return forgetting(original, args, kwargs)
             elif not on_main or (active_wardens and guarded_loop()):
@@ -117,7 +118,7 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             call = _partial(original, **kwargs) if kwargs else original
             box: list[Any] = []
             try:
-                if not held or id(args[0]) not in held:
+                if not held or args[0] not in held:
                     box.extend(_starmap(call, (args,)))
                 else:  # the same, and the lock's owner entry is forgotten
                     box.extend(feed(call, args))

@@ -10,21 +10,24 @@ only where it matters, and puts the cost where it belongs:
   checked path). :func:`acquire` writes an owner entry *before* that acquire
   and removes it again if the acquire fails, so an entry can claim a lock only
   while its thread is inside that call or has taken the lock since.
-* An entry is forgotten when *another* acquisition of the lock succeeds (the
-  lock was released meanwhile): every other path of the lock rules' wrapper
-  (:func:`loopwarden.engine.make_wrapper`) first tests ``if not held`` and
-  ``id(lock) not in held`` and only then takes the lock through
-  :func:`forgetting`, which pops the entry in the same C call as the acquire,
-  so no thread can look at the entry between the two. Releases are not
-  wrapped: ``release()`` and ``__exit__`` stay the C originals, atomic under
-  Ctrl-C, and free for every thread.
+* An entry is forgotten when *another* acquisition of the lock is made (it
+  can only succeed once the lock was released): every other path of the lock
+  rules' wrapper (:func:`loopwarden.engine.make_wrapper`) first tests
+  ``not held or lock not in held`` (the lock's identity hash: no allocation)
+  and only then takes the lock through :func:`forgetting`, which pops the
+  entry in the same C call as the acquire, so no thread can look at the entry
+  between the two. Releases are not wrapped: ``release()`` and ``__exit__``
+  stay the C originals, atomic under Ctrl-C, and free for every thread.
+* The table holds the locks themselves (a weak key would cost an allocation
+  per test); entries of locks that are free again are pruned by the tracked
+  path once the table grows past :data:`_PRUNE_AT`.
 
 A wrong "this thread holds it" would raise on a legal wait in every mode, so
 every doubt counts as "not known" (the call is then an ordinary finding and
-waits as before): an entry of a lock that died, of an earlier installation of
-the patches, or of a lock that also has an *unpatched* bound ``acquire`` or
-``__enter__`` alive (a ``Condition`` made before the patches went in stores
-``lock.acquire``; an acquire through it would go unseen) is never believed.
+waits as before): an entry of an earlier installation of the patches, or of
+a lock that also has an *unpatched* bound ``acquire`` or ``__enter__`` alive
+(a ``Condition`` made before the patches went in stores ``lock.acquire``; an
+acquire through it would go unseen) is never believed.
 Not tracked: a Lock the guarded thread took after *waiting* for it, and the
 deprecated ``acquire_lock()`` alias.
 """
@@ -37,7 +40,6 @@ import os
 import sys
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterator
 from functools import partial as _partial
 from itertools import chain as _chain
@@ -45,16 +47,17 @@ from itertools import starmap as _starmap
 from types import CodeType
 from typing import Any
 
-__all__ = ["acquire", "acquired_at", "forgetting", "held", "observed", "tracks"]
+__all__ = ["acquire", "acquired_at", "feed", "forgetting", "held", "observed", "tracks"]
 
-#: id(lock) -> [owner thread id, weak reference to the lock, code, f_lasti] of
-#: each Lock a guarded thread took through the lock rules.
-#: A list, so that a new site can be written into an entry of the same owner.
-_held: dict[int, list[Any]] = {}
+#: lock -> [owner thread id, code, f_lasti] of each Lock a guarded thread took
+#: through the lock rules (a list: a new site is written into the same entry).
+_held: dict[Any, list[Any]] = {}
+
+#: Prune entries of free locks once the table has more than this many.
+_PRUNE_AT = 16
 
 _LOCK_TYPE = _thread.LockType
 _get_ident = threading.get_ident
-_ref = weakref.ref
 _getframe = sys._getframe
 _pop = _held.pop
 _BuiltinMethod = types.BuiltinMethodType
@@ -63,27 +66,19 @@ _BuiltinMethod = types.BuiltinMethodType
 _ACQUIRERS = frozenset({_LOCK_TYPE.__dict__["acquire"], _LOCK_TYPE.__dict__["__enter__"]})
 _ACQUIRER_NAMES = frozenset({"acquire", "__enter__", "acquire_lock"})
 
-#: The owner table itself, for the wrapper's ``if not held`` test.
+#: The owner table itself, for the wrapper's ``not held or lock not in held`` test.
 held = _held
 
 
-def _forget_dead(reference: weakref.ref[Any], held: dict[int, list[Any]] = _held) -> None:
-    # A lock that died while held: drop its entry (called by the weakref;
-    # `held` is bound here, since module globals may be gone at exit).
-    for key, entry in list(held.items()):
-        if entry[1] is reference:
-            held.pop(key, None)
-
-
-def acquire(lock: Any, take: Callable[..., bool], *args: Any, depth: int = 1) -> bool:
-    """``take(lock, *args)``, remembering this thread as the owner if it got ``lock``.
+def acquire(lock: Any, take: Callable[[Any, Any], bool], arg: Any, depth: int) -> bool:
+    """``take(lock, arg)``, remembering this thread as the owner if it got ``lock``.
 
     Args:
         lock: The lock; only a ``threading.Lock`` (``_thread.lock``) is
             tracked, anything else is just taken.
-        take: The unpatched acquire (or the call's original) that must not
-            wait: ``acquire(False)``, ``acquire(timeout=0)``...
-        *args: Its arguments after ``lock``.
+        take: The unpatched acquire (or a call of the original) that must not
+            wait: ``acquire(lock, False)``...
+        arg: Its second argument.
         depth: Frames between this function's caller and the code that
             called the lock, for the site named in a self-deadlock message.
 
@@ -91,70 +86,72 @@ def acquire(lock: Any, take: Callable[..., bool], *args: Any, depth: int = 1) ->
         What ``take`` returned.
     """
     if type(lock) is not _LOCK_TYPE:
-        return take(lock, *args)
-    key = id(lock)
+        return take(lock, arg)
     ident = _get_ident()
-    known = _held.get(key)
-    if known is not None and known[0] == ident and known[1]() is lock:
-        # No other acquisition took the lock since this thread did: it still
+    known = _held.get(lock)
+    if known is not None and known[0] == ident:
+        # No other acquisition was made since this thread took it: it still
         # holds it (the attempt fails, the entry stays for the diagnosis), or
         # released it and nobody took it since (the attempt takes it again).
-        taken = take(lock, *args)
-        if taken:
-            try:
-                frame = _getframe(depth + 1)
-                known[2:] = [frame.f_code, frame.f_lasti]  # only the site changes
-            except ValueError:
-                known[2:] = [None, 0]
-        return taken
+        if not take(lock, arg):
+            return False
+        frame = _getframe(depth + 1)
+        known[1] = frame.f_code  # only the site changes
+        known[2] = frame.f_lasti
+        return True
+    if len(_held) > _PRUNE_AT:
+        _prune()
     entry = None
     try:
-        try:
-            frame = _getframe(depth + 1)
-            # The instruction, not the line: f_lineno costs a table lookup.
-            entry = [ident, _ref(lock, _forget_dead), frame.f_code, frame.f_lasti]
-        except ValueError:  # no such frame
-            entry = [ident, _ref(lock, _forget_dead), None, 0]
+        frame = _getframe(depth + 1)
+        # The instruction, not the line: f_lineno costs a table lookup.
+        entry = [ident, frame.f_code, frame.f_lasti]
         # Written first: written after, it could claim a lock that another
         # thread released (legal for a Lock) and a third one took meanwhile.
-        _held[key] = entry
-        taken = take(lock, *args)
+        _held[lock] = entry
+        taken = take(lock, arg)
     except BaseException:
         # An exception (Ctrl-C) anywhere here: claiming nothing is the safe side.
-        _drop(key, entry)
+        _drop(lock, entry)
         raise
     if not taken:
-        _drop(key, entry)
+        _drop(lock, entry)
     return taken
 
 
-def _drop(key: int, entry: object) -> None:
+def _drop(lock: Any, entry: object) -> None:
     try:
-        if _held[key] is entry:
-            del _held[key]
+        if _held[lock] is entry:
+            del _held[lock]
     except KeyError:  # another acquisition forgot it meanwhile
         pass
+
+
+def _prune() -> None:
+    # A free lock is held by nobody: its entry says nothing any more.
+    for lock in [lock for lock in list(_held) if not lock.locked()]:
+        _held.pop(lock, None)
 
 
 def acquired_at(lock: Any) -> str | None:
     """Where this thread took ``lock``, if it holds it for certain; else None.
 
     Returns:
-        ``"file:line in function"`` (``""`` if the site is unknown) when
-        this thread took the ``threading.Lock`` through the lock rules and has
-        not released it; None when that is not known for certain.
+        ``"file:line in function"`` when this thread took the
+        ``threading.Lock`` through the lock rules and no other acquisition
+        was made since; None when that is not known for certain.
     """
-    entry = _held.get(id(lock))
-    if entry is None or entry[0] != _get_ident() or entry[1]() is not lock:
+    try:
+        entry = _held.get(lock)
+    except TypeError:  # unhashable: not a lock of ours
+        return None
+    if entry is None or entry[0] != _get_ident():
         return None
     if _unseen_acquirer(lock):
         return None  # an acquire may have gone unseen
-    code, lasti = entry[2], entry[3]
-    if code is None:
-        return ""
-    line = _line_of(code, lasti)
+    code, lasti = entry[1], entry[2]
     function = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-    return f"{code.co_filename}:{line} in {function}"
+    return f"{code.co_filename}:{_line_of(code, lasti)} in {function}"
 
 
 def _line_of(code: CodeType, lasti: int) -> int | None:
@@ -189,7 +186,7 @@ def forgetting(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     """
     call = _partial(original, **kwargs) if kwargs else original
     box: list[Any] = []
-    box.extend(_chain(_starmap(call, (args,)), _starmap(_pop, ((id(args[0]), None),))))
+    box.extend(feed(call, args))
     return box[0]
 
 
@@ -200,7 +197,7 @@ def feed(call: Callable[..., Any], args: tuple[Any, ...]) -> Iterator[Any]:
     bytecode runs, and the owner entry of the lock ``args[0]`` is popped in the
     same C call.
     """
-    return _chain(_starmap(call, (args,)), _starmap(_pop, ((id(args[0]), None),)))
+    return _chain(_starmap(call, (args,)), _starmap(_pop, ((args[0], None),)))
 
 
 def observed(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -212,7 +209,7 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
     _held.clear()
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        if not _held or id(args[0]) not in _held:
+        if not _held or args[0] not in _held:
             return original(*args, **kwargs)
         return forgetting(original, args, kwargs)
 

@@ -114,8 +114,8 @@ def _lock_attempt(acquire: Callable[[Any, bool], bool]) -> Attempt:
 
     def attempt(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # acquire() and __enter__() both return True once the lock is held.
-        # 2: _checked_call, then the wrapper, then who called the lock.
-        return True if track(args[0], acquire, False, depth=3) else NOT_BLOCKED
+        # 3: this, _checked_call, the wrapper, then who called the lock.
+        return True if track(args[0], acquire, False, 3) else NOT_BLOCKED
 
     return attempt
 
@@ -132,10 +132,10 @@ def _lock_precheck(acquire: Callable[[Any, bool], bool]) -> Attempt:
             # `lock.acquire()` and `with lock:`: a free lock is taken at once,
             # which is all the blocking call would do; a held one takes the
             # full path.
-            return True if track(args[0], acquire, False, depth=2) else NOT_BLOCKED
+            return True if track(args[0], acquire, False, 2) else NOT_BLOCKED
         if len(args) == 2 and args[1] is False and not kwargs:
             # Condition._is_owned() on every notify()
-            return track(args[0], acquire, False, depth=2)
+            return track(args[0], acquire, False, 2)
         try:
             would_block = _acquire_blocks(*args, **kwargs)
         except Exception:  # noqa: BLE001 - bad arguments: the full path reports them
@@ -143,15 +143,15 @@ def _lock_precheck(acquire: Callable[[Any, bool], bool]) -> Attempt:
         if would_block:
             return NOT_BLOCKED
         # acquire(blocking=False) or timeout=0 never waits.
-        return track(args[0], _call_with(original, args[1:], kwargs), depth=2)
+        return track(args[0], _call_with(original, args[1:], kwargs), None, 2)
 
     return precheck
 
 
 def _call_with(
     original: Callable[..., Any], rest: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Callable[[Any], Any]:
-    def call(lock: Any) -> Any:
+) -> Callable[[Any, Any], Any]:
+    def call(lock: Any, _: Any) -> Any:
         return original(lock, *rest, **kwargs)
 
     return call
