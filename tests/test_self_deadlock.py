@@ -346,3 +346,51 @@ def test_owner_entries_are_forgotten_by_other_acquisitions() -> None:
 
     size, _ = _on_loop("raise", take_many)
     assert size <= lock_owners._PRUNE_AT + 1
+
+
+def test_an_owner_noted_before_the_patches_were_reinstalled_is_not_believed() -> None:
+    # Taken on the loop under one guard; between guards (unpatched) another
+    # thread takes it unseen; under the next guard the loop waits for it.
+    lock = threading.Lock()
+
+    async def take() -> None:
+        with lock:
+            pass
+
+    with loopwarden.guard(mode="record"):
+        asyncio.run(take())
+        assert lock in lock_owners.held
+    holder_started = threading.Event()
+    let_go = threading.Event()
+
+    def holder() -> None:
+        with lock:
+            holder_started.set()
+            let_go.wait(WATCHDOG)
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()  # unpatched: this acquisition forgets nothing
+    assert holder_started.wait(WATCHDOG)
+
+    def body() -> object:
+        warden = loopwarden.current_warden()
+        assert warden is not None
+        assert lock not in lock_owners.held  # cleared at installation
+
+        def wake_once_reported() -> None:
+            for _ in range(int(WATCHDOG / 0.01)):
+                if warden.findings:
+                    break
+                threading.Event().wait(0.01)
+            let_go.set()
+
+        waker = threading.Thread(target=wake_once_reported, daemon=True)
+        with loopwarden.allow_blocking(reason="test setup"):
+            waker.start()
+        with _watchdog(lock), lock:
+            return "waited"
+
+    result, findings = _on_loop("record", body)
+    thread.join(WATCHDOG)
+    assert result == "waited"
+    assert [f.details.get("deadlock") for f in findings] == [None]

@@ -24,7 +24,8 @@ only where it matters, and puts the cost where it belongs:
 
 A wrong "this thread holds it" would raise on a legal wait in every mode, so
 every doubt counts as "not known" (the call is then an ordinary finding and
-waits as before): an entry of an earlier installation of the patches, or of
+waits as before): an entry made before the patches were last installed (the
+table is cleared then, see :data:`WRAPS`), or of
 a lock that also has an *unpatched* bound ``acquire`` or ``__enter__`` alive
 (a ``Condition`` made before the patches went in stores ``lock.acquire``; an
 acquire through it would go unseen) is never believed.
@@ -47,7 +48,9 @@ from itertools import starmap as _starmap
 from types import CodeType
 from typing import Any
 
-__all__ = ["acquire", "acquired_at", "feed", "forgetting", "held", "observed", "tracks"]
+from loopwarden.wraps import Wrap
+
+__all__ = ["WRAPS", "acquire", "acquired_at", "feed", "forgetting", "held", "observed", "tracks"]
 
 #: lock -> [owner thread id, code, f_lasti] of each Lock a guarded thread took
 #: through the lock rules (a list: a new site is written into the same entry).
@@ -203,10 +206,8 @@ def feed(call: Callable[..., Any], args: tuple[Any, ...]) -> Iterator[Any]:
 def observed(original: Callable[..., Any]) -> Callable[..., Any]:
     """``original`` as the checked path calls it: forgetting the lock's entry if it has one.
 
-    Building it means a new installation of the patches: acquisitions made
-    while they were out went unseen, so no entry made before is believed.
+    The registry builds it once per rule and original and reuses it.
     """
-    _held.clear()
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if not _held or args[0] not in _held:
@@ -214,6 +215,24 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
         return forgetting(original, args, kwargs)
 
     return call
+
+
+def _around_reinit(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    # The registry builds its wraps afresh at every installation of the
+    # patches: acquisitions made while they were out went unseen, so no entry
+    # made before is believed.
+    _held.clear()
+
+    def _at_fork_reinit(lock: Any) -> Any:
+        _held.pop(lock, None)  # re-initialised: free, held by nobody
+        return original(lock)
+
+    _at_fork_reinit.__wrapped__ = original  # type: ignore[attr-defined]
+    return _at_fork_reinit
+
+
+#: ``Lock._at_fork_reinit`` forgets the lock's entry; building it clears the table.
+WRAPS: tuple[Wrap, ...] = (Wrap("_thread:LockType._at_fork_reinit", _around_reinit),)
 
 
 def _after_fork_in_child() -> None:

@@ -32,7 +32,11 @@ FAMILY_MODULES: tuple[str, ...] = (
 )
 
 #: Modules (absolute) holding a ``WRAPS`` table of :class:`~loopwarden.wraps.Wrap`.
-WRAP_MODULES: tuple[str, ...] = ("loopwarden.qt.dispatch", "loopwarden.scheduling")
+WRAP_MODULES: tuple[str, ...] = (
+    "loopwarden.qt.dispatch",
+    "loopwarden.scheduling",
+    "loopwarden.lock_owners",
+)
 
 _cache: tuple[Rule, ...] | None = None
 _wraps_cache: tuple[Wrap, ...] | None = None
