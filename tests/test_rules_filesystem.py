@@ -325,3 +325,60 @@ def test_async_file_io_through_to_thread_is_the_fix(tmp_path: pathlib.Path) -> N
     with loopwarden.guard(mode="raise") as warden:
         assert asyncio.run(main()) == "x"
     assert warden.findings == []
+
+
+CONSOLE_TO_FILES = """
+import asyncio, logging, sys
+import loopwarden
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+async def main():
+    print("printed on the loop", flush=True)
+    sys.stdout.buffer.write(b"bytes on the loop\\n")
+    sys.stdout.buffer.flush()
+    logging.info("logged on the loop")
+    sys.stderr.flush()
+    try:
+        data.write("x")  # a real file: still a finding
+    except loopwarden.BlockingCallError as error:
+        print("caught:", error.finding.primitive, flush=True)
+
+with open("data.txt", "w") as data, loopwarden.guard(mode="raise") as warden:
+    asyncio.run(main())
+print("findings:", sorted({f.primitive for f in warden.findings}), flush=True)
+"""
+
+
+def test_console_redirected_to_files_is_silent_at_every_layer(tmp_path: pathlib.Path) -> None:
+    # stdout and stderr are real files here: print and logging cross the
+    # TextIOWrapper, BufferedWriter and FileIO layers of the console, and
+    # none of them is a finding; a file the app opens itself still is.
+    (tmp_path / "app.py").write_text(CONSOLE_TO_FILES)
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        import subprocess
+
+        result = subprocess.run(
+            [sys.executable, "app.py"], cwd=tmp_path, stdout=out, stderr=err, timeout=60
+        )
+    output, errors = out_path.read_text(), err_path.read_text()
+    assert result.returncode == 0, errors
+    assert "printed on the loop" in output and "bytes on the loop" in output
+    assert "logged on the loop" in errors
+    assert "caught: io.TextIOWrapper.write" in output
+    assert output.split("findings:")[1].strip() == "['io.TextIOWrapper.write']"
+
+
+def test_a_stream_stops_counting_as_console_once_sys_stdout_is_restored(
+    tmp_path: pathlib.Path,
+) -> None:
+    import contextlib
+
+    with (tmp_path / "log.txt").open("w") as log:
+        with loopwarden.guard(mode="record") as warden:
+            with contextlib.redirect_stdout(log):
+                run_on_loop(lambda: print("to the console, which is a file now"))
+            assert warden.findings == []
+            run_on_loop(lambda: log.write("to the file, no longer the console"))
+        assert [f.primitive for f in warden.findings] == ["io.TextIOWrapper.write"]
