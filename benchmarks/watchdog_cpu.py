@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication
 
 import loopwarden
 from loopwarden import watchdog
+from loopwarden.watchdog import watcher
 
 
 def spin(seconds: float) -> None:
@@ -83,7 +84,7 @@ def run_phase(
         iterations = loop.run_until_complete(job(seconds))
         wall = time.perf_counter() - wall_start
         cpu = time.process_time() - cpu_start
-        dog_cpu = thread_cpu(watchdog.THREAD_NAME)
+        dog_cpu = thread_cpu(watcher.THREAD_NAME)
         none_lost = none_refs - sys.getrefcount(None)
     return {
         "cpu_s": cpu,

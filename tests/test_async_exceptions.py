@@ -19,10 +19,11 @@ import pytest
 import loopwarden
 from interrupts import Point, injection_points, interrupted
 from loophelpers import run_in_worker, run_on_loop
-from loopwarden import engine, loop_starts, threads, watchdog
+from loopwarden import engine, threads, watchdog
 from loopwarden import warden as warden_module
 from loopwarden.registry import _resolve, registry
 from loopwarden.rules import Rule
+from loopwarden.watchdog import loop_starts, watcher
 
 
 def test_interrupt_inside_a_checked_call_never_silences_the_thread() -> None:
@@ -72,8 +73,8 @@ def _snapshot() -> dict[str, Any]:
         "holders": list(warden_module._holders),
         "patches": list(registry._patches),
         "watchdog": watchdog.current_watchdog(),
-        "attached": list(watchdog._attached) + list(watchdog._retired),
-        "watchdog_threads": [t for t in threading.enumerate() if t.name == watchdog.THREAD_NAME],
+        "attached": list(watcher._attached) + list(watcher._retired),
+        "watchdog_threads": [t for t in threading.enumerate() if t.name == watcher.THREAD_NAME],
     }
 
 
@@ -94,7 +95,7 @@ def _held_locks() -> list[str]:
     locks = {
         "warden state": warden_module._state_lock,
         "registry": registry._lock,
-        "watchdog attach": watchdog._attach_lock,
+        "watchdog attach": watcher._attach_lock,
         "loop starts": loop_starts._lock,
     }
     held: list[str] = []

@@ -23,7 +23,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import loopwarden
 from loopwarden import Finding, threads, watchdog
 from loopwarden.errors import BlockingCallWarning, ConfigError
-from loopwarden.stall_findings import STALL_SUGGESTION
+from loopwarden.watchdog import watcher
+from loopwarden.watchdog.findings import STALL_SUGGESTION
 
 STALL_S = 0.3
 
@@ -60,7 +61,7 @@ def stalls(warden: loopwarden.Warden) -> list[Finding]:
 
 
 def watchdog_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == watchdog.THREAD_NAME]
+    return [t for t in threading.enumerate() if t.name == watcher.THREAD_NAME]
 
 
 def culprit_functions(finding: Finding) -> list[str]:
@@ -483,7 +484,7 @@ def test_parse_stall_ms_rejects_garbage_with_advice() -> None:
 
 def test_culprit_is_the_function_stack_seen_most_often() -> None:
     from loopwarden.findings import StackFrame
-    from loopwarden.stall_findings import Sample, culprit
+    from loopwarden.watchdog.findings import Sample, culprit
 
     def sample(function: str, line: int) -> Sample:
         stack = (

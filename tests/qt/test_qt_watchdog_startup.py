@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 
 _SPY = """
 import json, threading
-import loopwarden.heartbeats as hb
+import loopwarden.watchdog.heartbeats as hb
 
 calls = []
 _prepare = hb.prepare_qt

@@ -47,10 +47,14 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
-from loopwarden import heartbeats as _heartbeats
 from loopwarden.qt import dispatch
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, remove_thread_probe, thread_probes
+
+# The one import of a detector from the shared Qt plumbing: the watchdog's Qt
+# heartbeat needs its PySide6 names resolved on the GUI thread, and the probe
+# below is the code that runs there (see docs/architecture.md).
+from loopwarden.watchdog import heartbeats as _heartbeats
 
 __all__ = ["describe_qt_loop", "gui_thread_id", "sync"]
 

@@ -12,7 +12,7 @@ the interpreter on ``f_back``).
 uvloop binds ``asyncio._set_running_loop`` when it is imported, usually
 before loopwarden starts, so its loops are not announced this way; the
 watchdog finds them by their ``asyncio.run``/``uvloop.run`` frame instead
-(:func:`loopwarden.heartbeats.find_loop`).
+(:func:`loopwarden.watchdog.heartbeats.find_loop`).
 
 The wrapper costs one ``None`` test on every call when no one listens; if
 other code wrapped the function after us, our wrapper stays in place (it

@@ -11,7 +11,7 @@ How it works:
 * **Which loops.** Loops announce themselves: asyncio's, qasync's and
   QtAsyncio's ``run_forever`` all call
   ``asyncio.events._set_running_loop``, which is wrapped while the watchdog
-  runs (:mod:`loopwarden.loop_starts`), and a loop running on the thread
+  runs (:mod:`loopwarden.watchdog.loop_starts`), and a loop running on the thread
   that activates the warden is watched at once. Loops already running on
   other threads are found once, at start, by their driving frame on
   ``sys._current_frames()`` (``run_forever``/``run_until_complete`` of any
@@ -32,7 +32,7 @@ How it works:
   time it ran, every ``stall_ms / 2`` (at most 50 ms): ``loop.call_later``
   for asyncio and uvloop, a ``QTimer`` in the GUI thread for loops Qt runs
   (qasync, QtAsyncio, the plain Qt loop; see
-  :class:`~loopwarden.heartbeats.QtHeartbeat` for why). The watchdog wakes
+  :class:`~loopwarden.watchdog.heartbeats.QtHeartbeat` for why). The watchdog wakes
   at the same pace and only reads those times. A healthy loop pays one
   timer callback per interval. Because the beats are recorded by the loop
   itself, a busy loop that starves the watchdog of the GIL (a flood of Qt
@@ -96,10 +96,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loopwarden import engine, loop_starts, threads
+from loopwarden import engine, threads
 from loopwarden.config import MIN_STALL_MS
 from loopwarden.errors import ConfigError
-from loopwarden.heartbeats import (
+from loopwarden.uninterruptible import OwnLock, unpatched
+from loopwarden.watchdog import loop_starts
+from loopwarden.watchdog.findings import (
+    Sample,
+    build_finding,
+    culprit,
+    deliver,
+    excused,
+    take_sample,
+)
+from loopwarden.watchdog.heartbeats import (
     Clock,
     Heartbeat,
     QtHeartbeat,
@@ -109,8 +119,6 @@ from loopwarden.heartbeats import (
     monotonic,
     prepare_qt_if_gui_thread,
 )
-from loopwarden.stall_findings import Sample, build_finding, culprit, deliver, excused, take_sample
-from loopwarden.uninterruptible import OwnLock, unpatched
 
 if TYPE_CHECKING:
     from loopwarden.warden import Warden
