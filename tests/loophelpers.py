@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -45,3 +46,31 @@ def run_in_executor_from_loop(func: Callable[[], T]) -> T:
         return await asyncio.to_thread(func)
 
     return asyncio.run(main())
+
+
+@contextmanager
+def rescue_after(
+    seconds: float, is_stuck: Callable[[], bool], rescue: Callable[[], object]
+) -> Iterator[None]:
+    """Call ``rescue()`` from another thread if ``is_stuck()`` still holds after ``seconds``.
+
+    Tests of certain deadlocks use it so that a regression hangs for seconds,
+    not forever: it releases the lock or completes the future the test waits on.
+    """
+    import loopwarden
+
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds) and is_stuck():
+            rescue()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    with loopwarden.allow_blocking(reason="test watchdog"):
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        with loopwarden.allow_blocking(reason="test watchdog"):
+            thread.join(seconds)

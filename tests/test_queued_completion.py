@@ -15,12 +15,13 @@ import concurrent.futures
 import threading
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 
 import loopwarden
+from loophelpers import rescue_after
 from loopwarden import BlockingCallError, Finding
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,24 +30,9 @@ WATCHDOG = 10.0
 _MODES = ["raise", "warn", "record"]
 
 
-@contextmanager
-def _watchdog(future: concurrent.futures.Future[Any]) -> Iterator[None]:
+def _watchdog(future: concurrent.futures.Future[Any]) -> AbstractContextManager[None]:
     """Complete ``future`` from another thread if it is still pending after WATCHDOG."""
-    done = threading.Event()
-
-    def complete_if_stuck() -> None:
-        if not done.wait(WATCHDOG) and not future.done():
-            future.set_result("watchdog")
-
-    thread = threading.Thread(target=complete_if_stuck, daemon=True)
-    with loopwarden.allow_blocking(reason="test watchdog"):
-        thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        with loopwarden.allow_blocking(reason="test watchdog"):
-            thread.join(WATCHDOG)
+    return rescue_after(WATCHDOG, lambda: not future.done(), lambda: future.set_result("watchdog"))
 
 
 def _from_worker(loop: asyncio.AbstractEventLoop, future: concurrent.futures.Future[Any]) -> None:

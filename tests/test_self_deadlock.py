@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 
 import loopwarden
+from loophelpers import rescue_after
 from loopwarden import BlockingCallError, Finding, lock_owners
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,24 +29,9 @@ WATCHDOG = 10.0
 _MODES = ["raise", "warn", "record"]
 
 
-@contextmanager
-def _watchdog(lock: Any) -> Iterator[None]:
+def _watchdog(lock: Any) -> AbstractContextManager[None]:
     """Release ``lock`` from another thread if the test is still blocked after WATCHDOG."""
-    done = threading.Event()
-
-    def release_if_stuck() -> None:
-        if not done.wait(WATCHDOG) and lock.locked():
-            lock.release()
-
-    thread = threading.Thread(target=release_if_stuck, daemon=True)
-    with loopwarden.allow_blocking(reason="test watchdog"):
-        thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        with loopwarden.allow_blocking(reason="test watchdog"):
-            thread.join(WATCHDOG)
+    return rescue_after(WATCHDOG, lock.locked, lock.release)
 
 
 def _on_loop(
