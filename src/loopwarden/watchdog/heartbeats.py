@@ -196,6 +196,8 @@ class QtHeartbeat(Heartbeat):
         # moveToThread must be called from the object's current thread.
         self.receiver = _receiver_class()(self)
         self.receiver.moveToThread(self.qthread)
+        # Kept alive until its finish() ran on the GUI thread: see _live_receivers.
+        _live_receivers.add(self.receiver)
         self._invoke = QMetaObject.invokeMethod
         self._queued = queued
 
@@ -251,6 +253,17 @@ class QtHeartbeat(Heartbeat):
 
 
 _receiver_cls: Any = None
+
+#: Heartbeat receivers whose finish() has not run yet on the GUI thread. A
+#: heartbeat and its receiver refer to each other, and the watchdog thread is
+#: the one that lets go of a stopped heartbeat; without this set, whichever
+#: thread next runs the garbage collector would free the pair, and PySide6
+#: would delete the receiver on that thread. Qt cannot stop a timer from
+#: another thread ("QObject::~QObject: Timers cannot be stopped from another
+#: thread"), so the receiver's timer stayed registered with the GUI thread and
+#: fired on the freed object: a segfault in QTimerInfoList::activateTimers,
+#: long after, in unrelated code.
+_live_receivers: set[Any] = set()
 
 
 _qt_names: tuple[Any, Any, Any] | None = None
@@ -311,13 +324,13 @@ def _receiver_class() -> Any:
         class HeartbeatReceiver(QObject):
             def __init__(self, heartbeat: QtHeartbeat) -> None:
                 super().__init__()
-                self._heartbeat = heartbeat
+                self._heartbeat: QtHeartbeat | None = heartbeat
                 self._timer: QTimer | None = None
 
             @Slot()
             def start(self) -> None:
                 heartbeat = self._heartbeat
-                if heartbeat.stopped:
+                if heartbeat is None or heartbeat.stopped:
                     return
                 timer = self._timer = QTimer(self)
                 timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -328,13 +341,18 @@ def _receiver_class() -> Any:
 
             @Slot()
             def beat(self) -> None:
-                self._heartbeat._beat()
+                if self._heartbeat is not None:
+                    self._heartbeat._beat()
 
             @Slot()
             def finish(self) -> None:
+                # On the GUI thread: the timer stops here, where Qt allows it,
+                # before anything can free this object elsewhere.
                 if self._timer is not None:
                     self._timer.stop()
+                self._heartbeat = None  # no cycle left for the garbage collector
                 self.deleteLater()
+                _live_receivers.discard(self)
 
         _receiver_cls = HeartbeatReceiver
     return _receiver_cls
