@@ -4,6 +4,7 @@ loop per test, and a safety net that closes stray dialogs so nothing hangs."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Iterator
 
@@ -19,6 +20,22 @@ from PySide6.QtWidgets import QApplication, QDialog, QMenu
 def _keep_app_running(qapp: QApplication) -> None:
     # Closing the last dialog must not quit the app (and with it the loop under test).
     qapp.setQuitOnLastWindowClosed(False)
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread() -> Iterator[None]:
+    """Free each test's garbage QObjects here, on the thread they live in.
+
+    Qt objects caught in reference cycles (a QTimer and the lambda connected to
+    it, a qasync loop and its timers) are freed by the garbage collector on
+    whatever thread it next runs: often a worker thread of a later test. Qt
+    cannot stop a timer from another thread, so such a timer stays registered
+    with the GUI thread and later fires on the freed object (SIGSEGV in
+    QTimerInfoList::activateTimers). loopwarden's own receiver had that bug
+    (tests/qt/test_qt_heartbeat_lifetime.py); test objects are collected here.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture
