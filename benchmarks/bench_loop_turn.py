@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import loopwarden
 from loopwarden import families
-from loopwarden.families import polling
+from loopwarden.blocking import polling
 
 
 async def _turns(n: int) -> float:

@@ -56,7 +56,7 @@ def _family_descriptions() -> dict[str, str]:
 
     descriptions: dict[str, str] = {}
     for name in families.FAMILY_MODULES:
-        module = importlib.import_module(f"{families.__name__}.{name}")
+        module = importlib.import_module(name)
         summary = (module.__doc__ or "").strip().splitlines()
         # "Family ``sleep``: sleeping on the loop thread." -> "Sleeping on the loop thread."
         text = _rst_to_md(summary[0]).split(": ", 1)[-1] if summary else ""

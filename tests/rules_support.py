@@ -99,7 +99,7 @@ class CaseTable:
     def rule_names(self) -> set[str]:
         rules: Sequence[Rule] = default_rules()
         if self.module is not None:
-            rules = importlib.import_module(f"loopwarden.families.{self.module}").RULES
+            rules = importlib.import_module(f"loopwarden.blocking.{self.module}").RULES
         return {rule.name for rule in rules if rule.family == self.family}
 
     def case(self, peers: Peers, name: str) -> Case:

@@ -9,7 +9,17 @@ import pytest
 
 import loopwarden
 
-CORE = ("engine", "registry", "patching", "warden", "watchdog", "families", "report", "api")
+CORE = (
+    "engine",
+    "registry",
+    "patching",
+    "warden",
+    "watchdog",
+    "families",
+    "blocking",
+    "report",
+    "api",
+)
 
 _PROBE = """
 import sys

@@ -25,6 +25,7 @@ CORE = (
     "loopwarden.config",
     "loopwarden.engine",
     "loopwarden.errors",
+    "loopwarden.families",
     "loopwarden.findings",
     "loopwarden.frames",
     "loopwarden.modes",
@@ -42,19 +43,20 @@ CORE = (
     "loopwarden.env",
 )
 
-DETECTORS = ("loopwarden.watchdog", "loopwarden.affinity", "loopwarden.families")
+DETECTORS = ("loopwarden.blocking", "loopwarden.watchdog", "loopwarden.affinity")
 
 _PROBE = """
 import json, sys
 import {module}
+{then}
 print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _modules_after_import(module: str) -> list[str]:
+def _modules_after_import(module: str, then: str = "") -> list[str]:
     src = str(Path(loopwarden.__file__).parent.parent)
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module)],
+        [sys.executable, "-c", _PROBE.format(module=module, then=then)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -78,3 +80,12 @@ def test_a_detector_package_does_load_when_imported() -> None:
     loaded = _modules_after_import("loopwarden.watchdog")
     assert "loopwarden.watchdog.heartbeats" in loaded
     assert "loopwarden.engine" in loaded  # it sits on the core
+
+
+def test_the_rule_tables_load_only_when_the_registry_asks() -> None:
+    # families (core) names the tables; asking it for the rules imports every
+    # detector's tables, so the check above would see a top-level import of them.
+    loaded = _modules_after_import("loopwarden.families", "loopwarden.families.default_rules()")
+    assert "loopwarden.blocking.sync" in loaded
+    assert "loopwarden.blocking.socket_readiness" in loaded
+    assert "loopwarden.affinity.family" in loaded

@@ -120,11 +120,11 @@ _OTHER_PLATFORMS = frozenset(
     {
         "selectors:DevpollSelector.select",
         "selectors:KqueueSelector.select",
-        "loopwarden.families.polling:DEVPOLL_TYPE.poll",
+        "loopwarden.blocking.polling:DEVPOLL_TYPE.poll",
         "select:kqueue.control",
         "select:epoll.poll",
         "selectors:EpollSelector.select",
-        "loopwarden.families.polling:POLL_TYPE.poll",
+        "loopwarden.blocking.polling:POLL_TYPE.poll",
         "selectors:PollSelector.select",
         *(
             f"multiprocessing.connection:PipeConnection.{method}"

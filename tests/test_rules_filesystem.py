@@ -17,7 +17,7 @@ import pytest
 
 import loopwarden
 from loophelpers import run_in_executor_from_loop, run_in_worker, run_on_loop
-from loopwarden.families import filesystem
+from loopwarden.blocking import filesystem
 from loopwarden.registry import _resolve
 
 Action = Callable[[], object]

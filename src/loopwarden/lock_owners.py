@@ -5,7 +5,7 @@ A ``threading.Lock`` is not reentrant and CPython keeps no owner for it, so
 nothing in the lock says so. loopwarden answers "does this thread hold it?"
 only where it matters, and puts the cost where it belongs:
 
-* The lock rules (:mod:`loopwarden.families.sync`) take a lock for a guarded
+* The lock rules (:mod:`loopwarden.blocking.sync`) take a lock for a guarded
   thread with a non-blocking acquire (their precheck and attempt, already the
   checked path). :func:`acquire` writes an owner entry *before* that acquire
   and removes it again if the acquire fails, so an entry can claim a lock only

@@ -1,7 +1,9 @@
 """The rule format: one :class:`Rule` per blocking primitive.
 
-Rules are plain data. Each family module under :mod:`loopwarden.families`
-holds a table of them; the registry turns the table into patches.
+Rules are plain data. Each family module listed in
+:data:`loopwarden.families.FAMILY_MODULES` (the blocking detector's under
+:mod:`loopwarden.blocking`) holds a table of them; the registry turns the
+table into patches.
 """
 
 from __future__ import annotations

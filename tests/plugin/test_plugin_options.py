@@ -181,7 +181,9 @@ def test_off_registers_no_per_test_hooks(pytester: pytest.Pytester) -> None:
 _CORE_NOT_LOADED = """
 import asyncio, sys, time
 
-CORE = ("engine", "registry", "patching", "warden", "watchdog", "families", "report", "api")
+CORE = (
+    "engine", "registry", "patching", "warden", "watchdog", "families", "blocking", "report", "api"
+)
 
 
 def test_nothing_loaded_nothing_patched():

@@ -355,7 +355,7 @@ SCENARIOS: dict[str, Scenario] = {
         lambda s: s.tryAcquire(1, 50) and s.release(),
         _held(lambda: QSemaphore(1), QSemaphore.acquire, QSemaphore.release),
     ),
-    # rules of families.qt that existed before, in the same three loops
+    # rules of blocking.qt that existed before, in the same three loops
     "QFile.exists(path)": Scenario(_CORE + "QFile.exists", lambda p: QFile.exists(p), _text),
     "QFile.copy": Scenario(_CORE + "QFile.copy", lambda p: QFile.copy(p, p + ".copy"), _text),
     "QFile().remove": Scenario(_CORE + "QFile.remove", lambda p: QFile(p).remove(), _text),
@@ -647,8 +647,8 @@ def test_subclass_constructors_are_checked(tmp_path: Path, qapp: QApplication) -
 
 
 def test_rules_command_and_reference_list_them(capsys: pytest.CaptureFixture[str]) -> None:
+    from loopwarden.blocking import qt_io
     from loopwarden.cli import main
-    from loopwarden.families import qt_io
 
     assert main(["rules"]) == 0
     listing = capsys.readouterr().out

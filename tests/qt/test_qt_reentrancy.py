@@ -85,7 +85,7 @@ NESTED: dict[str, Callable[[], Any]] = {
 
 
 def test_every_reentrancy_rule_is_exercised() -> None:
-    from loopwarden.families.qt import RULES
+    from loopwarden.blocking.qt import RULES
 
     assert {r.name for r in RULES if r.family == "reentrancy"} == set(NESTED)
 

@@ -4,7 +4,7 @@ Importing this package (the ``qt`` rule family does) hooks
 :func:`loopwarden.qt.gui_thread.sync` into warden activation, so the Qt GUI
 thread is guarded whenever a warden is active and a Qt event loop runs on it.
 It does not import PySide6: nothing Qt-specific happens unless the application
-uses PySide6 itself. The Qt rules live in :mod:`loopwarden.families.qt`.
+uses PySide6 itself. The Qt rules live in :mod:`loopwarden.blocking.qt`.
 """
 
 from __future__ import annotations

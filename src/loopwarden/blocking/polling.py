@@ -190,7 +190,7 @@ RULES: tuple[Rule, ...] = (
         for cls in _SELECTORS
     ),
     _rule(
-        "loopwarden.families.polling:POLL_TYPE.poll",
+        "loopwarden.blocking.polling:POLL_TYPE.poll",
         name="select.poll.poll",
         blocks_when=_poll_blocks,
         skip_when=_loops_own,
@@ -199,7 +199,7 @@ RULES: tuple[Rule, ...] = (
         "is ready yet" + _NOT_OWN,
     ),
     _rule(
-        "loopwarden.families.polling:DEVPOLL_TYPE.poll",
+        "loopwarden.blocking.polling:DEVPOLL_TYPE.poll",
         name="select.devpoll.poll",
         blocks_when=_poll_blocks,
         skip_when=_loops_own,

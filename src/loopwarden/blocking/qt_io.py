@@ -32,7 +32,7 @@ import os
 import sys
 from typing import Any
 
-from loopwarden.families.qt import _FILE, _LOCK, _on_file, _waits
+from loopwarden.blocking.qt import _FILE, _LOCK, _on_file, _waits
 from loopwarden.rules import NOT_BLOCKED, Attempt, BlocksWhen, Rule
 
 __all__ = ["RULES"]
@@ -114,7 +114,7 @@ def _info_on_disk(info: Any, *_: Any, **__: Any) -> bool:
 
 def _exists_on_disk(*args: Any, **__: Any) -> bool:
     # QFileInfo.exists has a static form, exists(path), and an instance form,
-    # which reaches the predicate with the QFileInfo first (see families.qt).
+    # which reaches the predicate with the QFileInfo first (see blocking.qt).
     if not args:
         return True
     file_path = getattr(args[0], "filePath", None)

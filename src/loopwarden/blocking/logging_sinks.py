@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
-from loopwarden.families.filesystem import _file_io_blocks
+from loopwarden.blocking.filesystem import _file_io_blocks
 from loopwarden.rules import NOT_BLOCKED, Rule
 
 __all__ = ["RULES"]

@@ -12,7 +12,7 @@ A blocking socket that is *ready* does not wait: ``recv``/``accept`` with data
 or a connection queued, ``send``/``sendall`` of data that fits the free send
 buffer (an ``add_reader``/``add_writer`` callback, code after ``select``).
 Those are judged with a zero-timeout poll of that one socket; see
-:mod:`loopwarden.families.socket_readiness`.
+:mod:`loopwarden.blocking.socket_readiness`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from loopwarden.families.socket_readiness import byte_count, readable_now, writable_now
+from loopwarden.blocking.socket_readiness import byte_count, readable_now, writable_now
 from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
