@@ -148,6 +148,21 @@ def _interruptible(frame: FrameType, event: str) -> bool:
     return start is None or frame.f_lasti < start  # past it: leaving the block
 
 
+_code_lines: dict[CodeType, frozenset[int]] = {}
+
+
+def _holds(code: CodeType, filename: str, line: int) -> bool:
+    """Whether frames of ``code`` can report an event at ``filename:line``."""
+    if code.co_filename != filename:
+        return False
+    lines = _code_lines.get(code)
+    if lines is None:
+        found = {code.co_firstlineno}
+        found.update(number for _, _, number in code.co_lines() if number is not None)
+        lines = _code_lines[code] = frozenset(found)
+    return line in lines
+
+
 @contextmanager
 def interrupt_at(point: Point | None) -> Iterator[Injection]:
     """Raise ``KeyboardInterrupt`` at ``point`` of loopwarden's code.
@@ -159,10 +174,16 @@ def interrupt_at(point: Point | None) -> Iterator[Injection]:
     """
     injection = Injection(point)
     seen: dict[Site, int] = {}
+    target = (point[0][0], point[0][1]) if point is not None else ("", 0)
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if event not in _EVENTS or not _own(frame):
             return None if event == "call" else tracer
+        if event == "call" and point is not None and not _holds(frame.f_code, *target):
+            # Only frames of the code that holds the point's line can reach it:
+            # the others run untraced, which keeps a run that interrupts the
+            # end of a whole guard() cycle from tracing every line before it.
+            return None
         if not _interruptible(frame, event):
             return tracer
         site = (frame.f_code.co_filename, frame.f_lineno, event)

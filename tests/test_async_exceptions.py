@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from time import sleep as aliased_sleep  # noqa: F401 - an alias the patches must restore
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -199,3 +200,70 @@ def test_nested_and_held_guards_are_all_or_nothing_under_ctrl_c() -> None:
         run_on_loop(lambda: time.sleep(0.001))  # the outer warden still records
         assert [f.primitive for f in outer.findings][-1] == "time.sleep"
     assert _guard_works_on_another_thread()
+
+
+def _interrupt_thread_start(launched: bool) -> Callable[[FrameType, str, Any], Any]:
+    """A tracer raising Ctrl-C in ``Thread.start``: before or after it launches the thread."""
+    start_code = threading.Thread.start.__code__
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is not start_code:
+            return None
+        if not launched and event == "call":
+            raise KeyboardInterrupt("injected before the launch")
+        if launched and event == "line" and "_started.wait" in _source_line(frame):
+            raise KeyboardInterrupt("injected after the launch")
+        return tracer
+
+    return tracer
+
+
+def _source_line(frame: FrameType) -> str:
+    import linecache
+
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+
+
+def _stop_waits_for_start(launched: bool) -> tuple[bool, bool]:
+    """Interrupt a watchdog's start(), then stop it: (waited for the thread, thread left)."""
+    dog = watcher.Watchdog(stall_ms=50)
+    sys.settrace(_interrupt_thread_start(launched))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            dog.start()
+    finally:
+        sys.settrace(None)
+    waited: list[str] = []
+    wait_code = threading.Event.wait.__code__
+
+    def watch(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is wait_code:
+            waited.append("Event.wait")
+
+    sys.setprofile(watch)
+    try:
+        dog.stop(timeout=30)
+    finally:
+        sys.setprofile(None)
+    thread = dog._start_called
+    if thread is not None and thread.ident is not None:
+        thread.join(30)
+    alive = thread is not None and thread.is_alive()
+    return bool(waited), alive
+
+
+def test_stop_after_ctrl_c_before_the_thread_launched_does_not_wait_for_it() -> None:
+    # A Ctrl-C that lands in Thread.start() before the OS thread exists: no
+    # thread will ever say it started, so stop() must not wait the timeout out
+    # (it did: a Ctrl-C during guard(stall_ms=...) cost 2 s of exit).
+    waited, alive = _stop_waits_for_start(launched=False)
+    assert not waited
+    assert not alive
+
+
+def test_stop_after_ctrl_c_after_the_launch_waits_for_the_thread_to_come_up() -> None:
+    # The other side of the same line: a thread already launched is waited
+    # for (it must see the stop request), and none is left running.
+    waited, alive = _stop_waits_for_start(launched=True)
+    assert waited
+    assert not alive

@@ -119,7 +119,8 @@ def test_a_call_that_would_block_still_takes_the_full_path_and_is_reported() -> 
     assert held.wait(10)
 
     async def main() -> None:
-        asyncio.get_running_loop().call_later(0.05, release.set)
+        # From a thread: the loop itself is stuck in the contended `with lock:`.
+        threading.Timer(0.05, release.set).start()
         with lock:  # contended: the precheck fails, the full path reports it
             pass
         with pytest.raises(queue.Empty):

@@ -152,6 +152,19 @@ _lock_acquire = unpatched(_thread.LockType, "acquire")
 _lock_release = unpatched(_thread.LockType, "release")
 
 
+def _launched(thread: threading.Thread) -> bool:
+    """Whether ``thread.start()`` got as far as handing the thread to the OS.
+
+    ``Thread.start`` files the thread in ``threading._limbo`` before it
+    launches it, and the thread leaves it once it runs. A thread outside
+    ``_limbo`` whose ident is unset was never launched: a Ctrl-C interrupted
+    ``start()`` before that, so nothing will ever set its ``_started`` event
+    and waiting for it would only cost the full timeout.
+    """
+    limbo = getattr(threading, "_limbo", None)
+    return limbo is None or thread in limbo
+
+
 def check_stall_ms(value: object, *, minimum: float | None = None) -> float | None:
     """Return ``value`` as a threshold in milliseconds, or None (watchdog off).
 
@@ -336,7 +349,7 @@ class Watchdog:
             # release and this frame.
             with contextlib.suppress(RuntimeError):  # released meanwhile
                 _lock_release(wake)
-        if thread.ident is None and self._start_called is thread:
+        if thread.ident is None and self._start_called is thread and _launched(thread):
             # start() was interrupted while waiting for the thread to come
             # up: it is coming up, and will see the stop request at once.
             started = getattr(thread, "_started", None)
