@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+from loopwarden import _one_copy
 from loopwarden._version import __version__
 from loopwarden.errors import BlockingCallError, BlockingCallWarning, ConfigError
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
         guard,
         keep_installed,
     )
+
+_one_copy.install()
 
 #: Public name -> the module that defines it (imported when the name is first used).
 _LAZY: dict[str, str] = {
