@@ -165,8 +165,10 @@ def _guard(**options: Any) -> loopwarden.Warden:
     return warden
 
 
-def _cycle(**options: Any) -> Callable[[], loopwarden.Warden]:
+def _cycle(*, replay: bool = True, **options: Any) -> Callable[[], loopwarden.Warden]:
     def cycle() -> loopwarden.Warden:
+        if not replay:
+            registry._plan = None  # install from scratch, not the last install's replay
         with _guard(**options) as warden:
             pass
         return warden
@@ -175,11 +177,18 @@ def _cycle(**options: Any) -> Callable[[], loopwarden.Warden]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("stall_ms", [None, 50], ids=["patches", "watchdog"])
-def test_guard_enter_and_exit_are_all_or_nothing_under_ctrl_c(stall_ms: float | None) -> None:
+@pytest.mark.parametrize(
+    ("stall_ms", "replay"),
+    [(None, True), (None, False), (50, True)],
+    ids=["patches-replayed", "patches-from-scratch", "watchdog"],
+)
+def test_guard_enter_and_exit_are_all_or_nothing_under_ctrl_c(
+    stall_ms: float | None, replay: bool
+) -> None:
     # Every program point of a whole guard() cycle: installing and removing
-    # every patch, the Qt hooks, the watchdog thread.
-    cycle = _cycle(mode="raise", stall_ms=stall_ms)
+    # every patch (as the last install left them, and from scratch), the Qt
+    # hooks, the watchdog thread.
+    cycle = _cycle(mode="raise", stall_ms=stall_ms, replay=replay)
     points = injection_points(cycle, rounds=1)
     assert len(points) > 200
     assert _interrupt_cycles(cycle, points) == []

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -211,3 +213,29 @@ def test_allow_blocking_is_decided_before_the_loop_lookup(monkeypatch: pytest.Mo
         inside, outside = asyncio.run(main())
     assert [f.primitive for f in warden.findings] == ["time.sleep"]
     assert (inside, outside) == (0, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_from_a_worker_knows_its_main_thread() -> None:
+    # The lock wrappers read the main thread's id from a cell (Ctrl-C safety is
+    # for the main thread only); in a child forked from a worker, the worker is
+    # the child's main thread, and the cell must say so.
+    from loopwarden import engine
+
+    status: list[int] = []
+
+    def fork_and_wait() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:
+            ok = engine._main_ident[0] == threading.get_ident() == threading.main_thread().ident
+            os._exit(0 if ok else 1)
+        status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+    with loopwarden.guard(mode="record"):
+        worker = threading.Thread(target=fork_and_wait)
+        worker.start()
+        worker.join(30)
+    assert status == [0]
+    assert engine._main_ident[0] == threading.main_thread().ident  # the parent's is unchanged

@@ -17,6 +17,7 @@ rather than again for every ``os.read`` inside it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -53,6 +54,18 @@ calls_in_progress: dict[int, Finding] = {}
 global_allowances: list[Allowance] = []
 
 _tls = threading.local()
+#: The main thread's id, in a cell: read on every lock call, where
+#: threading.main_thread() is a Python call. A forked child's main thread is
+#: the thread that forked, so the child sets it again.
+_main_ident: list[int | None] = [threading.main_thread().ident]
+
+
+def _main_ident_after_fork() -> None:
+    _main_ident[0] = threading.get_ident()  # the only thread of the child: its main thread
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_main_ident_after_fork)
 _get_ident = threading.get_ident
 _perf_counter = time.perf_counter
 _broken_rules: set[str] = set()
@@ -80,7 +93,7 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     undo = rule.undo
     if undo is not None:
-        main_thread = threading.main_thread
+        main_ident = _main_ident
         precheck = rule.precheck
         not_blocked = NOT_BLOCKED
         # threading.Lock: a lock a guarded thread took has an owner entry,
@@ -94,8 +107,9 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         checked_original = _lock_owners.observed(original) if tracked else original
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            on_main = get_ident() == main_thread().ident
-            if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
+            ident = get_ident()
+            on_main = ident == main_ident[0]
+            if loop_of_this_thread() is None and (not probes or ident not in probes):
                 if not on_main:  # signal handlers run on the main thread
                     if not held or args[0] not in held:
                         return original(*args, **kwargs)

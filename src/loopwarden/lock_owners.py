@@ -218,11 +218,6 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _around_reinit(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    # The registry builds its wraps afresh at every installation of the
-    # patches: acquisitions made while they were out went unseen, so no entry
-    # made before is believed.
-    _held.clear()
-
     def _at_fork_reinit(lock: Any) -> Any:
         _held.pop(lock, None)  # re-initialised: free, held by nobody
         return original(lock)
@@ -231,8 +226,12 @@ def _around_reinit(name: str, original: Callable[..., Any]) -> Callable[..., Any
     return _at_fork_reinit
 
 
-#: ``Lock._at_fork_reinit`` forgets the lock's entry; building it clears the table.
-WRAPS: tuple[Wrap, ...] = (Wrap("_thread:LockType._at_fork_reinit", _around_reinit),)
+#: ``Lock._at_fork_reinit`` forgets the lock's entry. Every installation of the
+#: patches clears the table: acquisitions made while they were out went
+#: unseen, so no entry made before is believed.
+WRAPS: tuple[Wrap, ...] = (
+    Wrap("_thread:LockType._at_fork_reinit", _around_reinit, on_install=_held.clear),
+)
 
 
 def _after_fork_in_child() -> None:

@@ -14,6 +14,7 @@ again (see :mod:`loopwarden.uninterruptible`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden.engine import make_wrapper
-from loopwarden.patching import Patch, apply_patch, revert_patch
+from loopwarden.patching import Patch, _raw_get, _write, apply_patch, revert_patch
 from loopwarden.rules import Rule
 from loopwarden.type_versions import can_modify_builtin_types, class_attribute, is_builtin_type
 from loopwarden.uninterruptible import OwnLock
@@ -80,10 +81,13 @@ class Registry:
         # not imported yet); None when unknown. refresh() runs at every warden
         # activation, so it retries only these instead of filtering every rule.
         self._unresolved: list[Rule] | None = None
-        self._modules_seen = -1  # len(sys.modules) when _unresolved was computed
+        # _modules_key() when _unresolved was computed.
+        self._modules_seen: tuple[int, str | None] = (-1, None)
         # Whether this install may rewrite built-in types; asked once per
         # install or refresh, because asking spends a type version tag.
         self._builtin_verdict: bool | None = None
+        # What the last uninstall took off, to put back as it was (see _replay).
+        self._plan: _Plan | None = None
 
     # -- rules -----------------------------------------------------------
 
@@ -136,6 +140,15 @@ class Registry:
                 return
             self._builtin_verdict = None
             rules = self.rules()
+            wraps = self._wrap_source()
+            for wrap in wraps:
+                if wrap.on_install is not None:
+                    try:
+                        wrap.on_install()
+                    except Exception:  # a broken hook must not stop the install (logged)
+                        logger.exception("loopwarden: on_install of wrap %s failed", wrap.target)
+            if self._replay(rules, wraps):
+                return
             self._install_wraps()  # first: a rule on the same attribute goes on top
             try:
                 self._install_rules(rules)
@@ -143,16 +156,16 @@ class Registry:
                 self.uninstall()  # all-or-nothing: the wraps come off too
                 raise
             self._unresolved = [r for r in rules if r.target not in self._patched_rules]
-            self._modules_seen = len(sys.modules)
+            self._modules_seen = _modules_key()
 
     def refresh(self) -> None:
         """Patch rules whose modules were imported since :meth:`install`."""
         with self._lock:
             if not self._patches:
                 return
-            if self._unresolved is not None and len(sys.modules) == self._modules_seen:
+            if self._unresolved is not None and _modules_key() == self._modules_seen:
                 return  # no module imported since: nothing new can resolve
-            self._modules_seen = len(sys.modules)
+            self._modules_seen = _modules_key()
             self._builtin_verdict = None
             candidates = self.rules() if self._unresolved is None else self._unresolved
             pending = [r for r in candidates if r.target not in self._patched_rules]
@@ -163,6 +176,10 @@ class Registry:
     def uninstall(self) -> None:
         """Restore every original, in reverse order of patching."""
         with self._lock:
+            if self._patches and self._unresolved is not None:
+                plan = self._plan
+                if plan is None or not _same_objects(plan.patches, self._patches):
+                    self._plan = self._record_plan()  # else: the last replay, unchanged
             while self._patches:
                 revert_patch(self._patches[-1])  # then forget it: restartable
                 self._patches.pop()
@@ -171,6 +188,62 @@ class Registry:
             self._wrapped.clear()
             self._unresolved = None
             self._instance_rules.clear()
+
+    # -- replaying the last install -----------------------------------------
+    #
+    # A full install resolves some 300-650 targets, builds their replacements
+    # and scans every module for aliases; guard() pays it on every enter. When
+    # nothing that decides the outcome changed since the last uninstall (the
+    # same rule and wrap objects, the same modules imported, every target still
+    # holding the very value it held then), the outcome is the same list of
+    # patches, so the patches are written again as they were, in order.
+
+    def _record_plan(self) -> _Plan:
+        return _Plan(
+            rules=tuple(self.rules()),
+            wraps=tuple(self._wrap_source()),
+            # When the patches were last resolved, not now: a module imported
+            # since (sqlite3 inside the guard) must make the next install resolve.
+            modules=self._modules_seen,
+            patches=tuple(self._patches),
+            patched_rules={target: list(p) for target, p in self._patched_rules.items()},
+            wrap_patches=dict(self._wrap_patches),
+            wrapped=dict(self._wrapped),
+            # The tables themselves: the __getattribute__ hooks hold them.
+            instance_rules=dict(self._instance_rules),
+            unresolved=list(self._unresolved or ()),
+            builtin=any(p.builtin_type for p in self._patches),
+        )
+
+    def _replay(self, rules: list[Rule], wraps: list[Wrap]) -> bool:
+        """Write the patches of the last uninstall again, if they are still the answer.
+
+        Returns:
+            False (nothing written) when anything that decides the install
+            changed; the caller then installs from scratch.
+        """
+        plan = self._plan
+        if plan is None or not plan.still_valid(rules, wraps):
+            return False
+        if plan.builtin and not self._may_patch(_thread_lock_type()):
+            return False  # CPython 3.12's tags ran low: the full install leaves built-ins alone
+        journal = self._patches
+        try:
+            for patch in plan.patches:
+                # Journaled before written, as apply_patch does: an interrupt
+                # anywhere leaves a record for every write that may have happened.
+                journal.append(patch)
+                _write(patch.owner, patch.name, patch.replacement, patch.builtin_type)
+        except BaseException:
+            self.uninstall()
+            raise
+        self._patched_rules = {target: list(p) for target, p in plan.patched_rules.items()}
+        self._wrap_patches = dict(plan.wrap_patches)
+        self._wrapped = dict(plan.wrapped)
+        self._instance_rules = dict(plan.instance_rules)
+        self._unresolved = list(plan.unresolved)
+        self._modules_seen = plan.modules
+        return True
 
     def _install_wraps(self) -> None:
         """Apply the wraps whose targets exist and are not wrapped yet."""
@@ -530,6 +603,62 @@ def _inherited_raw(owner: type, name: str) -> Any:
                 return None
             return raw
     return None
+
+
+def _modules_key() -> tuple[int, str | None]:
+    """Changes whenever a module is imported (or one is dropped and another imported)."""
+    modules = sys.modules
+    return len(modules), next(reversed(modules), None)
+
+
+def _thread_lock_type() -> type:
+    import _thread
+
+    return _thread.LockType
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What one install wrote, and what it depended on (see Registry._replay)."""
+
+    rules: tuple[Rule, ...]
+    wraps: tuple[Wrap, ...]
+    modules: tuple[int, str | None]
+    patches: tuple[Patch, ...]
+    patched_rules: dict[str, list[Patch]]
+    wrap_patches: dict[str, Patch]
+    wrapped: dict[int, Any]
+    instance_rules: dict[type, dict[str, Rule]]
+    unresolved: list[Rule]
+    builtin: bool
+
+    def still_valid(self, rules: list[Rule], wraps: list[Wrap]) -> bool:
+        """Whether installing now would write exactly :attr:`patches`."""
+        if self.modules != _modules_key():
+            return False  # a new module: new targets and aliases may resolve
+        if not _same_objects(self.rules, rules) or not _same_objects(self.wraps, wraps):
+            return False
+        # Every target still holds what it held before we patched it: nobody
+        # else patched it since, and no class was redefined.
+        return all(_raw_get(p.owner, p.name) is p.original for p in self.first_patches)
+
+    @functools.cached_property
+    def first_patches(self) -> tuple[Patch, ...]:
+        """The first patch of each attribute (a later one wraps the one before it)."""
+        seen: set[tuple[int, str]] = set()
+        first: list[Patch] = []
+        for patch in self.patches:
+            key = (id(patch.owner), patch.name)
+            if key not in seen:
+                seen.add(key)
+                first.append(patch)
+        return tuple(first)
+
+
+def _same_objects(recorded: tuple[Any, ...], current: list[Any]) -> bool:
+    return len(recorded) == len(current) and all(
+        a is b for a, b in zip(recorded, current, strict=True)
+    )
 
 
 #: The process-wide registry.

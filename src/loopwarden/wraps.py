@@ -33,11 +33,17 @@ class Wrap:
             :attr:`loopwarden.rules.Rule.target`. The module is never imported
             for the wrap: it is wrapped once the application imported it.
         around: ``around(name, original)`` returns the replacement; ``name``
-            is the target without its module (``"QTest.mouseClick"``).
+            is the target without its module (``"QTest.mouseClick"``). The
+            registry may reuse a replacement it built for an earlier
+            installation, so ``around`` must not do per-installation work.
+        on_install: Called at the start of every installation of the patches
+            (from scratch or replayed), before anything is written: for state
+            that must not outlive the time the patches were out.
     """
 
     target: str
     around: Around
+    on_install: Callable[[], object] | None = None
 
     import_module = False  # the registry resolves wraps like rules
 
