@@ -323,6 +323,34 @@ def test_qasync_loop_from_a_worker(qapp: QApplication, qasync_loop: qasync.QEven
     assert "qasync" in warden.findings[0].loop
 
 
+def test_qasyncs_own_timer_is_not_checked_again_on_every_loop_turn(
+    qapp: QApplication, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # qasync runs every call_soon/call_later as a timer of its _SimpleTimer; the
+    # loop-method check judged that call's thread already, so startTimer and
+    # killTimer of that object skip the object-thread check (two Shiboken calls).
+    asked: list[str] = []
+    real_thread = qasync._SimpleTimer.thread
+
+    def thread(self: Any) -> Any:
+        asked.append("thread()")
+        return real_thread(self)
+
+    monkeypatch.setattr(qasync._SimpleTimer, "thread", thread)
+
+    async def turns() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.002)
+
+    with loopwarden.guard(mode="record") as warden:
+        run_coro(qasync_loop, turns())
+        other = QTimer()
+        in_worker(lambda: other.start(10))  # any other object's timer is still checked
+    assert asked == []
+    assert primitives(warden)[:1] == ["QTimer.start"]
+
+
 def test_qtasyncio_loop_from_a_worker(qapp: QApplication) -> None:
     results: list[Any] = []
 

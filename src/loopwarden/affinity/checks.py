@@ -363,12 +363,38 @@ def _qthread_owner(qthread: Any) -> Owner:
     return Owner(UNKNOWN, f"the object's thread(), {text}")
 
 
+#: (module, qualname) of QObject classes an event loop uses for its own scheduling:
+#: qasync's ``_SimpleTimer`` runs every ``call_soon``/``call_later`` as a Qt timer.
+#: Its ``startTimer`` runs inside that ``call_later``, whose thread the loop-method
+#: check has judged already (a worker's ``call_soon`` is reported there, once), and its
+#: ``killTimer`` inside its own ``timerEvent``, which Qt delivers on the object's
+#: thread. Checking them again costs two Shiboken calls on every loop turn.
+_LOOP_OWN_QOBJECTS = frozenset({("qasync", "_SimpleTimer")})
+_CLASS_VERDICTS_BOUND = 256
+
+
+def _is_loop_own_qobject(cls: type) -> bool:
+    return (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)) in (
+        _LOOP_OWN_QOBJECTS
+    )
+
+
 def qobject_owned(rule: Rule, original: Any) -> Callable[..., Any]:
     """Wrapper for QObject methods Qt allows only from the object's own thread."""
     current: list[Callable[[], Any]] = []
     slow = _foreign_qobject_call
+    # type(obj) -> whether it is an event loop's own QObject (a few classes at most).
+    loop_own: dict[type, bool] = {}
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        cls = type(self)
+        own = loop_own.get(cls)
+        if own is None:
+            if len(loop_own) >= _CLASS_VERDICTS_BOUND:
+                loop_own.clear()  # classes made on the fly must not pile up
+            own = loop_own[cls] = _is_loop_own_qobject(cls)
+        if own:
+            return original(self, *args, **kwargs)
         if not current:
             current.append(sys.modules["PySide6.QtCore"].QThread.currentThread)
         thread = self.thread()
