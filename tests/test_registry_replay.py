@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import sys
 import time
 from collections.abc import Iterator
@@ -142,3 +143,29 @@ def test_a_rule_added_between_guards_is_patched() -> None:
         loopwarden.unmark_blocking(rule)
     with loopwarden.guard(mode="record"):
         assert json.dumps is original_dumps  # and gone again once removed
+
+
+def test_an_interrupted_uninstall_leaves_no_partial_plan_behind() -> None:
+    # Ctrl-C halfway through an uninstall, which is then run again (what guard()'s
+    # exit does): the patches left at the interruption are only part of the
+    # install, and a plan recorded from them would make every later guard
+    # install only that part (the lock rules missing, say).
+    from interrupts import interrupt_at
+    from loopwarden import registry as registry_module
+
+    source, first = inspect.getsourcelines(registry_module.Registry.uninstall)
+    line = first + next(i for i, text in enumerate(source) if "patches.pop()" in text)
+    site = (str(Path(registry_module.__file__).resolve()), line, "line")
+    _cycle()
+    with loopwarden.guard(mode="record"):
+        full = len(registry._patches)
+    registry.install()
+    with interrupt_at((site, 25)) as injection, pytest.raises(KeyboardInterrupt):
+        registry.uninstall()
+    assert injection.fired_at is not None
+    assert 0 < len(registry._patches) < full
+    registry.uninstall()  # run again: finishes the job
+    assert not registry.installed
+    with loopwarden.guard(mode="record"):
+        assert len(registry._patches) == full
+    assert _on_loop(lambda: time.sleep(0.001)) == ["time.sleep"]

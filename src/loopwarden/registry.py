@@ -20,11 +20,11 @@ import importlib
 import logging
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loopwarden.engine import make_wrapper
-from loopwarden.patching import Patch, _raw_get, _write, apply_patch, revert_patch
+from loopwarden.patching import _MISSING, Patch, _write, apply_patch, revert_patch
 from loopwarden.rules import Rule
 from loopwarden.type_versions import can_modify_builtin_types, class_attribute, is_builtin_type
 from loopwarden.uninterruptible import OwnLock
@@ -88,6 +88,10 @@ class Registry:
         self._builtin_verdict: bool | None = None
         # What the last uninstall took off, to put back as it was (see _replay).
         self._plan: _Plan | None = None
+        # True while _patches is what a finished install/replay/refresh left:
+        # an interrupted one (Ctrl-C) or an uninstall under way leaves only part
+        # of the patches, which must never be recorded as a plan.
+        self._complete = False
 
     # -- rules -----------------------------------------------------------
 
@@ -157,6 +161,7 @@ class Registry:
                 raise
             self._unresolved = [r for r in rules if r.target not in self._patched_rules]
             self._modules_seen = _modules_key()
+            self._complete = True
 
     def refresh(self) -> None:
         """Patch rules whose modules were imported since :meth:`install`."""
@@ -165,24 +170,45 @@ class Registry:
                 return
             if self._unresolved is not None and _modules_key() == self._modules_seen:
                 return  # no module imported since: nothing new can resolve
-            self._modules_seen = _modules_key()
+            # Taken before installing (modules imported meanwhile get their own
+            # refresh), stored after: an interrupted refresh must be retried.
+            modules = _modules_key()
+            self._complete = False
             self._builtin_verdict = None
             candidates = self.rules() if self._unresolved is None else self._unresolved
             pending = [r for r in candidates if r.target not in self._patched_rules]
             self._install_wraps()
             self._install_rules(pending)
             self._unresolved = [r for r in pending if r.target not in self._patched_rules]
+            self._modules_seen = modules
+            self._complete = True
 
     def uninstall(self) -> None:
         """Restore every original, in reverse order of patching."""
         with self._lock:
-            if self._patches and self._unresolved is not None:
+            plan = None  # the plan whose patches are exactly self._patches, if any
+            complete = self._complete
+            self._complete = False  # from here on the list is being taken apart
+            if self._patches and complete and self._unresolved is not None:
                 plan = self._plan
                 if plan is None or not _same_objects(plan.patches, self._patches):
-                    self._plan = self._record_plan()  # else: the last replay, unchanged
-            while self._patches:
-                revert_patch(self._patches[-1])  # then forget it: restartable
-                self._patches.pop()
+                    plan = self._plan = self._record_plan()  # else: the last replay, unchanged
+            patches = self._patches
+            if plan is not None:
+                # The plan's patches (just compared, or just recorded from this
+                # list): revert_patch inlined, over namespaces looked up once.
+                steps = plan.steps
+                while patches:
+                    namespace, owner, name, original, replacement, builtin = steps[len(patches) - 1]
+                    if namespace.get(name, _MISSING) is replacement:
+                        if builtin or original is _MISSING:
+                            _write(owner, name, original, builtin)
+                        else:
+                            setattr(owner, name, original)
+                    patches.pop()  # after the revert: restartable
+            while patches:
+                revert_patch(patches[-1])  # then forget it: restartable
+                patches.pop()
             self._patched_rules.clear()
             self._wrap_patches.clear()
             self._wrapped.clear()
@@ -228,12 +254,18 @@ class Registry:
         if plan.builtin and not self._may_patch(_thread_lock_type()):
             return False  # CPython 3.12's tags ran low: the full install leaves built-ins alone
         journal = self._patches
+        append = journal.append
         try:
-            for patch in plan.patches:
+            for patch, (_, owner, name, _, replacement, builtin) in zip(
+                plan.patches, plan.steps, strict=True
+            ):
                 # Journaled before written, as apply_patch does: an interrupt
                 # anywhere leaves a record for every write that may have happened.
-                journal.append(patch)
-                _write(patch.owner, patch.name, patch.replacement, patch.builtin_type)
+                append(patch)
+                if builtin:
+                    _write(owner, name, replacement, True)
+                else:
+                    setattr(owner, name, replacement)
         except BaseException:
             self.uninstall()
             raise
@@ -243,6 +275,7 @@ class Registry:
         self._instance_rules = dict(plan.instance_rules)
         self._unresolved = list(plan.unresolved)
         self._modules_seen = plan.modules
+        self._complete = True
         return True
 
     def _install_wraps(self) -> None:
@@ -640,19 +673,49 @@ class _Plan:
             return False
         # Every target still holds what it held before we patched it: nobody
         # else patched it since, and no class was redefined.
-        return all(_raw_get(p.owner, p.name) is p.original for p in self.first_patches)
+        missing = _MISSING
+        return all(
+            namespace.get(name, missing) is original for namespace, name, original in self.checks
+        )
 
     @functools.cached_property
-    def first_patches(self) -> tuple[Patch, ...]:
-        """The first patch of each attribute (a later one wraps the one before it)."""
+    def steps(self) -> tuple[_Step, ...]:
+        """Each patch as (namespace, owner, name, original, replacement, built-in type).
+
+        The namespace is the module's dict or the class's ``__dict__`` proxy, a
+        live view: looked up once here instead of on every read.
+        """
+        return tuple(
+            (_namespace(p.owner), p.owner, p.name, p.original, p.replacement, p.builtin_type)
+            for p in self.patches
+        )
+
+    @functools.cached_property
+    def checks(self) -> tuple[tuple[Mapping[str, Any], str, Any], ...]:
+        """(namespace, name, value before) of the first patch of each attribute.
+
+        A later patch of the same attribute wraps the one before it, so only the
+        first one's original is what the attribute holds while nothing is installed.
+        """
         seen: set[tuple[int, str]] = set()
-        first: list[Patch] = []
-        for patch in self.patches:
-            key = (id(patch.owner), patch.name)
+        checks: list[tuple[Mapping[str, Any], str, Any]] = []
+        for namespace, owner, name, original, _, _ in self.steps:
+            key = (id(owner), name)
             if key not in seen:
                 seen.add(key)
-                first.append(patch)
-        return tuple(first)
+                checks.append((namespace, name, original))
+        return tuple(checks)
+
+
+#: See _Plan.steps.
+_Step = tuple["Mapping[str, Any]", Any, str, Any, Any, bool]
+
+
+def _namespace(owner: Any) -> Mapping[str, Any]:
+    if isinstance(owner, type):
+        return owner.__dict__
+    namespace: Mapping[str, Any] = vars(owner)
+    return namespace
 
 
 def _same_objects(recorded: tuple[Any, ...], current: list[Any]) -> bool:
