@@ -7,6 +7,7 @@ patches what a fresh install patches, and that its exit restores what is there n
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import importlib
 import inspect
@@ -169,3 +170,22 @@ def test_an_interrupted_uninstall_leaves_no_partial_plan_behind() -> None:
     with loopwarden.guard(mode="record"):
         assert len(registry._patches) == full
     assert _on_loop(lambda: time.sleep(0.001)) == ["time.sleep"]
+
+
+def test_a_plan_made_without_built_in_types_is_not_replayed_once_they_are_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CPython 3.12's tag pool verdict decides whether built-in types (locks, files)
+    # are patched; a plan made under one verdict is not the answer under the other.
+    from loopwarden import registry as registry_module
+
+    lock_acquire = vars(_thread.LockType)["acquire"]
+    _cycle()
+    with monkeypatch.context() as patched:
+        patched.setattr(registry_module, "can_modify_builtin_types", lambda: False)
+        patched.setattr(registry_module, "_pool_warned", True)  # no warning in this test
+        with loopwarden.guard(mode="record"):
+            assert vars(_thread.LockType)["acquire"] is lock_acquire  # left alone
+    with loopwarden.guard(mode="record"):
+        assert vars(_thread.LockType)["acquire"] is not lock_acquire  # patched again
+    assert vars(_thread.LockType)["acquire"] is lock_acquire

@@ -86,6 +86,9 @@ class Registry:
         # Whether this install may rewrite built-in types; asked once per
         # install or refresh, because asking spends a type version tag.
         self._builtin_verdict: bool | None = None
+        # Whether a built-in type was left unpatched for that reason since the
+        # patches went in (the plan must not be replayed once that changes).
+        self._builtin_skipped = False
         # What the last uninstall took off, to put back as it was (see _replay).
         self._plan: _Plan | None = None
         # True while _patches is what a finished install/replay/refresh left:
@@ -143,6 +146,7 @@ class Registry:
                 self.refresh()
                 return
             self._builtin_verdict = None
+            self._builtin_skipped = False
             rules = self.rules()
             wraps = self._wrap_source()
             for wrap in wraps:
@@ -239,6 +243,7 @@ class Registry:
             instance_rules=dict(self._instance_rules),
             unresolved=list(self._unresolved or ()),
             builtin=any(p.builtin_type for p in self._patches),
+            builtin_skipped=self._builtin_skipped,
         )
 
     def _replay(self, rules: list[Rule], wraps: list[Wrap]) -> bool:
@@ -251,8 +256,12 @@ class Registry:
         plan = self._plan
         if plan is None or not plan.still_valid(rules, wraps):
             return False
-        if plan.builtin and not self._may_patch(_thread_lock_type()):
-            return False  # CPython 3.12's tags ran low: the full install leaves built-ins alone
+        # The verdict on built-in types (CPython 3.12's tag pool) must be the
+        # one the plan was made with: a full install decides otherwise.
+        if (plan.builtin or plan.builtin_skipped) and self._may_patch(
+            _thread_lock_type()
+        ) == plan.builtin_skipped:
+            return False
         journal = self._patches
         append = journal.append
         try:
@@ -390,6 +399,8 @@ class Registry:
             self._builtin_verdict = can_modify_builtin_types()
             if not self._builtin_verdict:
                 _warn_pool_spent()
+        if not self._builtin_verdict:
+            self._builtin_skipped = True
         return self._builtin_verdict
 
     def _hook_instance_access(self, rule: Rule, owner: type, name: str) -> Patch | None:
@@ -663,7 +674,8 @@ class _Plan:
     wrapped: dict[int, Any]
     instance_rules: dict[type, dict[str, Rule]]
     unresolved: list[Rule]
-    builtin: bool
+    builtin: bool  # some patches are on built-in types
+    builtin_skipped: bool  # some built-in types were left alone (CPython 3.12's tag pool)
 
     def still_valid(self, rules: list[Rule], wraps: list[Wrap]) -> bool:
         """Whether installing now would write exactly :attr:`patches`."""
