@@ -189,3 +189,32 @@ def test_a_plan_made_without_built_in_types_is_not_replayed_once_they_are_allowe
     with loopwarden.guard(mode="record"):
         assert vars(_thread.LockType)["acquire"] is not lock_acquire  # patched again
     assert vars(_thread.LockType)["acquire"] is lock_acquire
+
+
+def test_a_class_rebound_between_guards_gets_the_patches(module_dir: Path) -> None:
+    # `mod:Device.read` resolves through `mod.Device`: a test replacing the class
+    # leaves the old one with its values untouched, yet the new one is the target.
+    (module_dir / "lw_replay_device.py").write_text(
+        "class Device:\n    def read(self):\n        return 1\n"
+    )
+    mod = importlib.import_module("lw_replay_device")
+    rule = loopwarden.Rule(target="lw_replay_device:Device.read", family="custom", suggestion="n/a")
+    reg = Registry(lambda: [rule], lambda: [])
+    old_class = mod.Device
+    old_read = vars(old_class)["read"]
+    reg.install()
+    reg.uninstall()  # records the plan
+
+    class Replacement:
+        def read(self) -> int:
+            return 2
+
+    new_read = vars(Replacement)["read"]
+    mod.Device = Replacement  # type: ignore[attr-defined]
+    reg.install()
+    try:
+        assert vars(Replacement)["read"] is not new_read  # patched: resolved again
+    finally:
+        reg.uninstall()
+    assert vars(Replacement)["read"] is new_read
+    assert vars(old_class)["read"] is old_read  # the old class was left alone throughout

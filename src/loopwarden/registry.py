@@ -242,9 +242,38 @@ class Registry:
             # The tables themselves: the __getattribute__ hooks hold them.
             instance_rules=dict(self._instance_rules),
             unresolved=list(self._unresolved or ()),
+            lookups=self._lookups(),
             builtin=any(p.builtin_type for p in self._patches),
             builtin_skipped=self._builtin_skipped,
         )
+
+    def _lookups(self) -> tuple[tuple[Any, str, Any], ...]:
+        """How each patched target was found: (parent or None, name, what it gave).
+
+        The module from ``sys.modules`` (parent None), then each attribute on the
+        way to the patched one (``socket.socket`` for ``socket:socket.connect``):
+        a class rebound since (a test replacing ``socket.socket``) must make the
+        next install resolve again, although the old class still holds its values.
+        """
+        seen: set[tuple[int, str]] = set()
+        lookups: list[tuple[Any, str, Any]] = []
+        targets: list[Rule | Wrap] = [*self.rules(), *self._wrap_source()]
+        for target in targets:
+            if target.target not in self._patched_rules and target.target not in self._wrap_patches:
+                continue
+            module = sys.modules.get(target.module_name)
+            steps: list[tuple[Any, str, Any]] = [(None, target.module_name, module)]
+            owner: Any = module
+            for part in target.attribute_path[:-1]:
+                child = getattr(owner, part, None)
+                steps.append((owner, part, child))
+                owner = child
+            for parent, name, value in steps:
+                key = (id(parent), name)
+                if key not in seen:
+                    seen.add(key)
+                    lookups.append((parent, name, value))
+        return tuple(lookups)
 
     def _replay(self, rules: list[Rule], wraps: list[Wrap]) -> bool:
         """Write the patches of the last uninstall again, if they are still the answer.
@@ -674,6 +703,7 @@ class _Plan:
     wrapped: dict[int, Any]
     instance_rules: dict[type, dict[str, Rule]]
     unresolved: list[Rule]
+    lookups: tuple[tuple[Any, str, Any], ...]  # see Registry._lookups
     builtin: bool  # some patches are on built-in types
     builtin_skipped: bool  # some built-in types were left alone (CPython 3.12's tag pool)
 
@@ -683,6 +713,11 @@ class _Plan:
             return False  # a new module: new targets and aliases may resolve
         if not _same_objects(self.rules, rules) or not _same_objects(self.wraps, wraps):
             return False
+        modules = sys.modules
+        for parent, name, value in self.lookups:
+            found = modules.get(name) if parent is None else getattr(parent, name, None)
+            if found is not value:
+                return False  # a module or class on the way to a target was replaced
         # Every target still holds what it held before we patched it: nobody
         # else patched it since, and no class was redefined.
         missing = _MISSING
