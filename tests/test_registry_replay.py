@@ -218,3 +218,17 @@ def test_a_class_rebound_between_guards_gets_the_patches(module_dir: Path) -> No
         reg.uninstall()
     assert vars(Replacement)["read"] is new_read
     assert vars(old_class)["read"] is old_read  # the old class was left alone throughout
+
+
+def test_lookups_through_the_type_see_every_replayed_write() -> None:
+    # A replay writes built-in types' dicts and tells CPython once per type, at the
+    # end: a lookup through the type (its attribute cache) must then see the new
+    # value inside the guard and the original after it, every cycle.
+    original = vars(_thread.LockType)["acquire"]
+    for _ in range(4):
+        _thread.LockType.acquire  # noqa: B018 - fill the type's attribute cache
+        with loopwarden.guard(mode="record"):
+            assert _thread.LockType.acquire is vars(_thread.LockType)["acquire"]
+            assert _thread.LockType.acquire is not original
+        assert _thread.LockType.acquire is original
+    assert not registry._stale_types

@@ -22,7 +22,7 @@ from typing import Any
 
 from loopwarden.type_versions import is_builtin_type
 
-__all__ = ["Patch", "apply_patch", "revert_patch"]
+__all__ = ["Patch", "apply_patch", "revert_patch", "type_modified", "write_type_dict"]
 
 _MISSING: Any = object()
 
@@ -72,16 +72,31 @@ def _raw_get(owner: Any, name: str) -> Any:
 
 def _write(owner: Any, name: str, value: Any, builtin_type: bool) -> None:
     if builtin_type:
-        real = _type_dict(owner)
-        if value is _MISSING:
-            real.pop(name, None)
-        else:
-            real[name] = value
+        write_type_dict(owner, name, value)
         _type_modified(owner)
     elif value is _MISSING:
         delattr(owner, name)
     else:
         setattr(owner, name, value)
+
+
+def write_type_dict(owner: type, name: str, value: Any) -> None:
+    """Write into a built-in type's real ``__dict__`` *without* telling CPython.
+
+    The caller must call :func:`type_modified` for ``owner`` afterwards (once for
+    many writes): until then, lookups may still be served the old value from
+    the type's attribute caches.
+    """
+    real = _type_dict(owner)
+    if value is _MISSING:
+        real.pop(name, None)
+    else:
+        real[name] = value
+
+
+def type_modified(owner: type) -> None:
+    """``PyType_Modified(owner)``: drop the attribute caches that point into its dict."""
+    _type_modified(owner)
 
 
 def apply_patch(

@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loopwarden.engine import make_wrapper
-from loopwarden.patching import _MISSING, Patch, _write, apply_patch, revert_patch
+from loopwarden.patching import (
+    _MISSING,
+    Patch,
+    apply_patch,
+    revert_patch,
+    type_modified,
+    write_type_dict,
+)
 from loopwarden.rules import Rule
 from loopwarden.type_versions import can_modify_builtin_types, class_attribute, is_builtin_type
 from loopwarden.uninterruptible import OwnLock
@@ -95,6 +102,11 @@ class Registry:
         # an interrupted one (Ctrl-C) or an uninstall under way leaves only part
         # of the patches, which must never be recorded as a plan.
         self._complete = False
+        # Built-in types written by a replay or a fast uninstall whose caches are
+        # not flushed yet (one PyType_Modified per type, not per attribute). Added
+        # before the write and dropped after the flush, so a Ctrl-C in between
+        # leaves them here for the next install or uninstall to flush.
+        self._stale_types: set[type] = set()
 
     # -- rules -----------------------------------------------------------
 
@@ -142,6 +154,7 @@ class Registry:
     def install(self) -> None:
         """Patch every rule whose target exists. All-or-nothing."""
         with self._lock:
+            self._flush_stale_types()  # left by an interrupted replay or uninstall
             if self.installed:
                 self.refresh()
                 return
@@ -190,6 +203,7 @@ class Registry:
     def uninstall(self) -> None:
         """Restore every original, in reverse order of patching."""
         with self._lock:
+            self._flush_stale_types()  # left by an interrupted replay or uninstall
             plan = None  # the plan whose patches are exactly self._patches, if any
             complete = self._complete
             self._complete = False  # from here on the list is being taken apart
@@ -202,14 +216,19 @@ class Registry:
                 # The plan's patches (just compared, or just recorded from this
                 # list): revert_patch inlined, over namespaces looked up once.
                 steps = plan.steps
+                stale = self._stale_types
                 while patches:
                     namespace, owner, name, original, replacement, builtin = steps[len(patches) - 1]
                     if namespace.get(name, _MISSING) is replacement:
-                        if builtin or original is _MISSING:
-                            _write(owner, name, original, builtin)
+                        if builtin:
+                            stale.add(owner)  # before the write: see _stale_types
+                            write_type_dict(owner, name, original)
+                        elif original is _MISSING:
+                            delattr(owner, name)
                         else:
                             setattr(owner, name, original)
                     patches.pop()  # after the revert: restartable
+                self._flush_stale_types()
             while patches:
                 revert_patch(patches[-1])  # then forget it: restartable
                 patches.pop()
@@ -246,6 +265,12 @@ class Registry:
             builtin=any(p.builtin_type for p in self._patches),
             builtin_skipped=self._builtin_skipped,
         )
+
+    def _flush_stale_types(self) -> None:
+        stale = self._stale_types
+        for owner in list(stale):
+            type_modified(owner)
+            stale.discard(owner)  # after: an interrupted flush is redone, never skipped
 
     def _lookups(self) -> tuple[tuple[Any, str, Any], ...]:
         """How each patched target was found: (parent or None, name, what it gave).
@@ -293,6 +318,7 @@ class Registry:
             return False
         journal = self._patches
         append = journal.append
+        stale = self._stale_types
         try:
             for patch, (_, owner, name, _, replacement, builtin) in zip(
                 plan.patches, plan.steps, strict=True
@@ -301,9 +327,11 @@ class Registry:
                 # anywhere leaves a record for every write that may have happened.
                 append(patch)
                 if builtin:
-                    _write(owner, name, replacement, True)
+                    stale.add(owner)  # before the write: see _stale_types
+                    write_type_dict(owner, name, replacement)
                 else:
                     setattr(owner, name, replacement)
+            self._flush_stale_types()
         except BaseException:
             self.uninstall()
             raise
