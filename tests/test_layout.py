@@ -21,6 +21,7 @@ import loopwarden
 
 #: The shared core (docs/architecture.md, "The core").
 CORE = (
+    "loopwarden._one_copy",
     "loopwarden.allowances",
     "loopwarden.config",
     "loopwarden.engine",
