@@ -18,16 +18,32 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="the signal watcher i
 def python_handler() -> Iterator[list[int]]:
     """A Python SIGTERM handler (only those write the wakeup fd); what it received."""
     received: list[int] = []
+    _join_stopped_watchers()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
         yield received
     finally:
         signal_watch.stop()
         signal.signal(signal.SIGTERM, previous)
+        _join_stopped_watchers()
+
+
+def _watchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "loopwarden-signal-watch"]
+
+
+def _join_stopped_watchers() -> None:
+    # stop() does not wait for the thread (it returns on end-of-file by itself):
+    # one stopped by an earlier test may still be on its way out, and would be
+    # taken for this test's watcher.
+    if not signal_watch._state:
+        for thread in _watchers():
+            thread.join(30)
+        assert _watchers() == []
 
 
 def _watcher() -> threading.Thread:
-    (thread,) = [t for t in threading.enumerate() if t.name == "loopwarden-signal-watch"]
+    (thread,) = _watchers()
     return thread
 
 
