@@ -220,7 +220,7 @@ def test_a_child_forked_from_a_worker_knows_its_main_thread() -> None:
     # The lock wrappers read the main thread's id from a cell (Ctrl-C safety is
     # for the main thread only); in a child forked from a worker, the worker is
     # the child's main thread, and the cell must say so.
-    from loopwarden import engine
+    from loopwarden import threads
 
     status: list[int] = []
 
@@ -229,7 +229,7 @@ def test_a_child_forked_from_a_worker_knows_its_main_thread() -> None:
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
             pid = os.fork()
         if pid == 0:
-            ok = engine._main_ident[0] == threading.get_ident() == threading.main_thread().ident
+            ok = threads.main_ident[0] == threading.get_ident() == threading.main_thread().ident
             os._exit(0 if ok else 1)
         status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
@@ -238,4 +238,4 @@ def test_a_child_forked_from_a_worker_knows_its_main_thread() -> None:
         worker.start()
         worker.join(30)
     assert status == [0]
-    assert engine._main_ident[0] == threading.main_thread().ident  # the parent's is unchanged
+    assert threads.main_ident[0] == threading.main_thread().ident  # the parent's is unchanged

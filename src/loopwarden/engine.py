@@ -17,22 +17,19 @@ rather than again for every ``os.read`` inside it.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from functools import partial as _partial
-from itertools import starmap as _starmap
 from types import FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from loopwarden import frames as _frames
-from loopwarden import lock_owners as _lock_owners
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
 from loopwarden.findings import Finding
+from loopwarden.lock_wrapper import make_lock_wrapper
 from loopwarden.rules import NOT_BLOCKED, Attempt, Rule
 from loopwarden.threads import describe_loop, guarded_loop, running_loop, thread_probes
 
@@ -54,18 +51,6 @@ calls_in_progress: dict[int, Finding] = {}
 global_allowances: list[Allowance] = []
 
 _tls = threading.local()
-#: The main thread's id, in a cell: read on every lock call, where
-#: threading.main_thread() is a Python call. A forked child's main thread is
-#: the thread that forked, so the child sets it again.
-_main_ident: list[int | None] = [threading.main_thread().ident]
-
-
-def _main_ident_after_fork() -> None:
-    _main_ident[0] = threading.get_ident()  # the only thread of the child: its main thread
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_main_ident_after_fork)
 _get_ident = threading.get_ident
 _perf_counter = time.perf_counter
 _broken_rules: set[str] = set()
@@ -91,56 +76,10 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             __tracebackhide__ = True  # pytest: show the user's call, not our frames
             return checked_call(rule, original, args, kwargs)
 
-    undo = rule.undo
-    if undo is not None:
-        main_ident = _main_ident
-        precheck = rule.precheck
-        not_blocked = NOT_BLOCKED
-        # threading.Lock: a lock a guarded thread took has an owner entry,
-        # which any other acquisition forgets (see loopwarden.lock_owners).
-        tracked = _lock_owners.tracks(original)
-        # Other rules with undo get an empty table: `not held` skips the
-        # lookup (their first argument may not even be hashable).
-        held: dict[Any, Any] = _lock_owners.held if tracked else {}
-        forgetting = _lock_owners.forgetting
-        feed = _lock_owners.feed
-        checked_original = _lock_owners.observed(original) if tracked else original
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ident = get_ident()
-            on_main = ident == main_ident[0]
-            if loop_of_this_thread() is None and (not probes or ident not in probes):
-                if not on_main:  # signal handlers run on the main thread
-                    if not held or args[0] not in held:
-                        return original(*args, **kwargs)
-                    return forgetting(original, args, kwargs)
-            elif not on_main or (active_wardens and guarded_loop()):
-                __tracebackhide__ = True
-                if precheck is not None:
-                    # Where the call is checked anyway, the rule's cheap verdict
-                    # comes first (see _prechecked_wrapper).
-                    result = precheck(original, args, kwargs)
-                    if result is not not_blocked:
-                        return result
-                return checked_call(rule, checked_original, args, kwargs)
-            # Not checked, on the main thread (possibly its Qt probe with no
-            # loop running right now). C code (list.extend over a starmap)
-            # calls the original and stores its result before any bytecode of
-            # ours runs again, so a Ctrl-C handled right after the call still
-            # finds the result and gives the lock back instead of leaving it
-            # held (an unpatched `with lock:` is atomic that way too).
-            call = _partial(original, **kwargs) if kwargs else original
-            box: list[Any] = []
-            try:
-                if not held or args[0] not in held:
-                    box.extend(_starmap(call, (args,)))
-                else:  # the same, and the lock's owner entry is forgotten
-                    box.extend(feed(call, args))
-                return box[0]
-            except BaseException:
-                if box and box[0] is True:
-                    undo(args[0])
-                raise
+    if rule.undo is not None:
+        # Lock acquisition: a wrapper of its own, fast on the loop thread and
+        # safe under Ctrl-C on the main thread (see loopwarden.lock_wrapper).
+        wrapper = make_lock_wrapper(rule, original, _checked_call, active_wardens)
 
     def skipping_wrapper(*args: Any, **kwargs: Any) -> Any:
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):

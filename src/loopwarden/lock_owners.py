@@ -12,7 +12,7 @@ only where it matters, and puts the cost where it belongs:
   while its thread is inside that call or has taken the lock since.
 * An entry is forgotten when *another* acquisition of the lock is made (it
   can only succeed once the lock was released): every other path of the lock
-  rules' wrapper (:func:`loopwarden.engine.make_wrapper`) first tests
+  rules' wrapper (:mod:`loopwarden.lock_wrapper`) first tests
   ``not held or lock not in held`` (the lock's identity hash: no allocation)
   and only then takes the lock through :func:`forgetting`, which pops the
   entry in the same C call as the acquire, so no thread can look at the entry
@@ -48,9 +48,22 @@ from itertools import starmap as _starmap
 from types import CodeType
 from typing import Any
 
+from loopwarden.threads import main_ident as _main_ident
 from loopwarden.wraps import Wrap
 
-__all__ = ["WRAPS", "acquire", "acquired_at", "feed", "forgetting", "held", "observed", "tracks"]
+__all__ = [
+    "WRAPS",
+    "acquire",
+    "acquired_at",
+    "feed",
+    "forgetting",
+    "held",
+    "logged",
+    "observed",
+    "taken_on_main",
+    "tracks",
+    "unpatched_acquire",
+]
 
 #: lock -> [owner thread id, code, f_lasti] of each Lock a guarded thread took
 #: through the lock rules (a list: a new site is written into the same entry).
@@ -72,6 +85,30 @@ _ACQUIRER_NAMES = frozenset({"acquire", "__enter__", "acquire_lock"})
 #: The owner table itself, for the wrapper's ``not held or lock not in held`` test.
 held = _held
 
+#: What the lock takes of the main thread's checked path returned, in order,
+#: while the lock rules' wrapper has it open (see :mod:`loopwarden.lock_wrapper`).
+#: Each take stores its result here from C, before any bytecode runs again, so
+#: an exception from a signal handler arriving right after a successful take
+#: still finds the ``True`` and the wrapper gives the lock back. A wrapper opens
+#: it by appending :data:`OPEN` and truncates it back when it returns; with
+#: nothing open, takes are not logged.
+taken_on_main: list[Any] = []
+
+#: The marker a wrapper appends to open :data:`taken_on_main`.
+OPEN = object()
+
+_map = map
+
+
+def _take(take: Callable[[Any, Any], bool], lock: Any, arg: Any) -> bool:
+    """``take(lock, arg)``; on the main thread with the log open, logged from C."""
+    log = taken_on_main
+    if not log or _get_ident() != _main_ident[0]:
+        return take(lock, arg)
+    count = len(log)
+    log.extend(_map(take, (lock,), (arg,)))
+    return bool(log[count])
+
 
 def acquire(lock: Any, take: Callable[[Any, Any], bool], arg: Any, depth: int) -> bool:
     """``take(lock, arg)``, remembering this thread as the owner if it got ``lock``.
@@ -89,14 +126,14 @@ def acquire(lock: Any, take: Callable[[Any, Any], bool], arg: Any, depth: int) -
         What ``take`` returned.
     """
     if type(lock) is not _LOCK_TYPE:
-        return take(lock, arg)
+        return _take(take, lock, arg)
     ident = _get_ident()
     known = _held.get(lock)
     if known is not None and known[0] == ident:
         # No other acquisition was made since this thread took it: it still
         # holds it (the attempt fails, the entry stays for the diagnosis), or
         # released it and nobody took it since (the attempt takes it again).
-        if not take(lock, arg):
+        if not _take(take, lock, arg):
             return False
         frame = _getframe(depth + 1)
         known[1] = frame.f_code  # only the site changes
@@ -112,7 +149,7 @@ def acquire(lock: Any, take: Callable[[Any, Any], bool], arg: Any, depth: int) -
         # Written first: written after, it could claim a lock that another
         # thread released (legal for a Lock) and a third one took meanwhile.
         _held[lock] = entry
-        taken = take(lock, arg)
+        taken = _take(take, lock, arg)
     except BaseException:
         # An exception (Ctrl-C) anywhere here: claiming nothing is the safe side.
         _drop(lock, entry)
@@ -215,6 +252,34 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
         return forgetting(original, args, kwargs)
 
     return call
+
+
+def logged(original: Callable[..., Any], tracked: bool) -> Callable[..., Any]:
+    """``original`` as the main thread's checked path calls it: its result logged from C.
+
+    Like :func:`observed`, it forgets the lock's owner entry if it has one
+    (only when ``tracked``). The result goes to :data:`taken_on_main` in the
+    same C call that takes the lock (see there). The registry builds it once
+    per rule and original.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        log = taken_on_main
+        count = len(log)
+        run = _partial(original, **kwargs) if kwargs else original
+        if tracked and _held and args[0] in _held:
+            log.extend(feed(run, args))
+        else:
+            log.extend(_starmap(run, (args,)))
+        return log[count]
+
+    return call
+
+
+def unpatched_acquire(original: Any) -> Callable[[Any, bool], bool]:
+    """The C ``acquire`` of the lock type whose ``acquire`` or ``__enter__`` is ``original``."""
+    value = original.__objclass__.__dict__["acquire"]
+    return getattr(value, "__wrapped__", value)  # type: ignore[no-any-return]
 
 
 def _around_reinit(name: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ only once that cheap test has passed.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -17,6 +18,7 @@ __all__ = [
     "describe_loop",
     "guarded_loop",
     "guarded_loop_description",
+    "main_ident",
     "remove_thread_probe",
     "running_loop",
     "thread_probes",
@@ -24,6 +26,20 @@ __all__ = [
 
 #: C-accelerated: the running loop of *this* thread, or None. Never raises.
 running_loop = asyncio.events._get_running_loop
+
+#: The main thread's id, in a cell: read on every lock call, where
+#: threading.main_thread() is a Python call. Python runs signal handlers on
+#: this thread only. A forked child's main thread is the thread that forked,
+#: so the child sets it again.
+main_ident: list[int | None] = [threading.main_thread().ident]
+
+
+def _main_ident_after_fork() -> None:
+    main_ident[0] = threading.get_ident()  # the only thread of the child: its main thread
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_main_ident_after_fork)
 
 #: thread id -> callable returning a description of the event loop running on
 #: that thread, or None when none runs. Mutated in place, never rebound, so the
@@ -73,7 +89,10 @@ class _LastLoop(threading.local):
     runs_here: bool = False
 
 
+#: Read inline by the lock rules' wrapper (:mod:`loopwarden.lock_wrapper`),
+#: which skips the call of :func:`guarded_loop` when the verdict is known.
 _last = _LastLoop()
+last_loop = _last
 
 
 def guarded_loop() -> object | None:
