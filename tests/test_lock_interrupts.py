@@ -23,6 +23,7 @@ import pytest
 import loopwarden
 from interrupts import injection_points, interrupted
 from loophelpers import run_in_worker
+from loopwarden import lock_wrapper
 
 
 def _acquire_release(lock: Any) -> None:
@@ -96,7 +97,11 @@ def test_ctrl_c_in_a_guarded_acquire_never_leaves_the_lock_held(
         failures: list[str] = []
         with loopwarden.guard(mode="record") as warden:
             points = injection_points(run)
-            assert points, "the guarded lock path was not traced"
+            if not points:
+                # All in C (loopwarden._speedups): no Python code to interrupt,
+                # nothing between the take and the return. The Python paths
+                # are interrupted when the suite runs in pure Python.
+                assert lock_wrapper.SPEEDUPS, "the guarded lock path was not traced"
             for point in points:
                 failure = interrupted(point, run)
                 if failure:

@@ -95,8 +95,11 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     if skip is not None:
         wrapper = skipping_wrapper  # a separate function: the usual wrapper pays nothing
-    wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
-    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
+    # getattr with a default: the lock rules' C wrapper has no names of its own.
+    wrapper.__name__ = getattr(original, "__name__", getattr(wrapper, "__name__", "wrapper"))
+    wrapper.__qualname__ = getattr(
+        original, "__qualname__", getattr(wrapper, "__qualname__", "wrapper")
+    )
     if isinstance(original, FunctionType):
         # Only from Python functions: PySide6's signature support replaces the
         # __doc__ getter of builtin methods with one that drops a reference to

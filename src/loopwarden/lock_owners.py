@@ -276,10 +276,25 @@ def logged(original: Callable[..., Any], tracked: bool) -> Callable[..., Any]:
     return call
 
 
-def unpatched_acquire(original: Any) -> Callable[[Any, bool], bool]:
-    """The C ``acquire`` of the lock type whose ``acquire`` or ``__enter__`` is ``original``."""
-    value = original.__objclass__.__dict__["acquire"]
-    return getattr(value, "__wrapped__", value)  # type: ignore[no-any-return]
+def _unwrapped(value: Any) -> Any:
+    return getattr(value, "__wrapped__", value) if hasattr(value, "__loopwarden_rule__") else value
+
+
+#: The C ``acquire`` of each lock type, by the patch target prefix of its rules,
+#: captured at import (unwrapped, should the patches be in already).
+_ACQUIRE_OF: dict[str, Callable[[Any, bool], bool]] = {
+    "_thread:LockType": _unwrapped(_LOCK_TYPE.__dict__["acquire"]),
+    "_thread:RLock": _unwrapped(_thread.RLock.__dict__["acquire"]),
+}
+
+
+def unpatched_acquire(target: str) -> Callable[[Any, bool], bool] | None:
+    """The C ``acquire`` of the lock type that the rule ``target`` patches, or None.
+
+    Args:
+        target: A lock rule's target, ``"_thread:LockType.__enter__"`` for instance.
+    """
+    return _ACQUIRE_OF.get(target.rpartition(".")[0])
 
 
 def _around_reinit(name: str, original: Callable[..., Any]) -> Callable[..., Any]:

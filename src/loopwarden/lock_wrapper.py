@@ -13,6 +13,14 @@ one of :func:`loopwarden.engine.make_wrapper`:
   lock, or a call with other arguments, takes the rule's full path (its
   precheck, then the engine's checked call).
 
+Where the optional C extension :mod:`loopwarden._speedups` was built (it is
+compiled at install time; without a compiler loopwarden is pure Python), the
+two common cases run in C (``LockMethod``): the off-loop call, and the
+no-argument acquire on a guarded thread whose lock is free. Every other call
+goes, unchanged, to the Python wrapper below, which stays the reference.
+Setting ``LOOPWARDEN_PURE_PYTHON=1`` before loopwarden is imported leaves the
+C extension out (the suite runs the lock tests both ways).
+
 Ctrl-C: Python runs signal handlers on the main thread only, right after a
 call returns (among other places), and the main thread is where most apps run
 their loop. A ``KeyboardInterrupt`` that arrived after the lock was taken but
@@ -30,18 +38,40 @@ signal handler runs, and the takes are plain calls.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Callable
 from functools import partial as _partial
 from itertools import starmap as _starmap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopwarden import lock_owners
 from loopwarden.rules import NOT_BLOCKED, Rule
 from loopwarden.threads import guarded_loop, last_loop, main_ident, running_loop, thread_probes
 
-__all__ = ["make_lock_wrapper"]
+__all__ = ["SPEEDUPS", "make_lock_wrapper"]
+
+
+if TYPE_CHECKING:
+    from loopwarden._speedups import LockMethod
+
+
+def _load_lock_method() -> type[LockMethod] | None:
+    # config.ENV_PURE_PYTHON (config is not imported here: this module loads early).
+    if os.environ.get("LOOPWARDEN_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from loopwarden._speedups import LockMethod
+    except ImportError:  # not built here (no compiler at install time): pure Python
+        return None
+    return LockMethod
+
+
+_LockMethod = _load_lock_method()
+
+#: Whether the lock rules' common paths run in C (:mod:`loopwarden._speedups`).
+SPEEDUPS: bool = _LockMethod is not None
 
 #: What the engine hands in: its checked call, and its list of active wardens.
 CheckedCall = Callable[[Rule, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
@@ -77,7 +107,9 @@ def make_lock_wrapper(
     wardens = active_wardens
     not_blocked = NOT_BLOCKED
     getframe = sys._getframe
-    take = lock_owners.unpatched_acquire(original)
+    # None for a rule of another type (a rule of your own with an undo): its
+    # calls all take the full path.
+    take = lock_owners.unpatched_acquire(rule.target)
     false = _FALSE
     # threading.Lock: a lock a guarded thread took has an owner entry, which
     # any other acquisition forgets (see loopwarden.lock_owners).
@@ -107,7 +139,11 @@ def make_lock_wrapper(
             )
         if guarded:
             __tracebackhide__ = True  # pytest: show the user's call, not our frames
-            if not kwargs and (len(args) == 1 or (len(args) == 2 and args[1] is False)):
+            if (
+                take is not None
+                and not kwargs
+                and (len(args) == 1 or (len(args) == 2 and args[1] is False))
+            ):
                 lock = args[0]
                 known = held_get(lock) if tracked else None
                 # A Lock not known to be this thread's takes the full path,
@@ -182,7 +218,18 @@ def make_lock_wrapper(
                 _give_back(undo, args[0])
             raise
 
-    return wrapper
+    if _LockMethod is None or take is None:
+        return wrapper
+    return _LockMethod(
+        original=original,
+        take=take,
+        slow=wrapper,
+        running_loop=loop_of_this_thread,
+        probes=probes,
+        wardens=wardens,
+        held=held if tracked else None,
+        last=last,
+    )
 
 
 def _give_back(undo: Callable[[Any], object], lock: Any) -> None:

@@ -1,0 +1,391 @@
+/* loopwarden._speedups: the lock rules' wrapper, in C, for the two paths every
+ * lock call of the process takes.
+ *
+ * A lock acquisition costs about 40 ns unpatched. A Python-level wrapper costs
+ * several times that before it has decided anything, so `LockMethod` does the
+ * two common cases here and hands every other call, unchanged, to the Python
+ * wrapper of loopwarden.lock_wrapper (`slow`), which stays the reference:
+ *
+ *  - off the loop (no running asyncio loop, no probe for this thread, or no
+ *    active warden): the original; then the lock's owner entry, if it has
+ *    one, is forgotten (loopwarden.lock_owners: an acquisition by anyone but
+ *    the entry's owner means the lock was released since);
+ *  - on a guarded thread whose loop verdict is cached (threads.last_loop),
+ *    `lock.acquire()` and `with lock:`: one non-blocking acquire. Taken: the
+ *    call is over (a Lock that this thread owned before gets its acquisition
+ *    site updated). Held by someone: the Python wrapper takes the full path.
+ *
+ * No Python code runs between the acquire and the return (every call here is
+ * C: no signal handler, no other thread, no bytecode), so the Ctrl-C guard of
+ * the Python wrapper has nothing to guard here, and the owner entry is popped
+ * in the same critical section as the acquire that makes it stale.
+ *
+ * The object is a method descriptor (it binds like a function, so it can sit
+ * in the lock type's __dict__) with a __dict__ of its own for the attributes
+ * loopwarden sets on every wrapper (__wrapped__, __loopwarden_rule__, ...).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <pythread.h>
+#include <stddef.h>
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;     /* the C acquire or __enter__ */
+    PyObject *take;         /* the C acquire, called as take(lock, False) */
+    PyObject *slow;         /* the Python wrapper: every other call */
+    PyObject *running_loop; /* asyncio.events._get_running_loop */
+    PyObject *probes;       /* dict: thread id -> probe of a guarded thread */
+    PyObject *wardens;      /* list: the active wardens */
+    PyObject *held;         /* dict: lock -> [owner id, code, lasti]; NULL: not tracked */
+    PyObject *last;         /* threading.local: .loop and .runs_here of this thread */
+    PyObject *dict;         /* __dict__ */
+    /* The last (thread, loop) found guarded in `last`: the loop thread of an
+     * app asks again and again. A strong reference, so that the identity
+     * test can never match another loop at the same address. */
+    unsigned long guarded_ident;
+    PyObject *guarded_loop;
+} LockMethod;
+
+static PyObject *str_loop;      /* "loop" */
+static PyObject *str_runs_here; /* "runs_here" */
+static PyObject *str_f_lasti;   /* "f_lasti" */
+
+/* The original, then forget the owner entry of the lock it took. */
+static PyObject *
+call_original(LockMethod *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    if (result == NULL || self->held == NULL || PyDict_GET_SIZE(self->held) == 0) {
+        return result;
+    }
+    if (result == Py_True) {
+        /* Keys are _thread.lock objects: hashing and comparing them runs no
+         * Python code, so nothing gets between the acquire and the pop. */
+        PyObject *lock = args[0];
+        int has_entry = PyDict_Contains(self->held, lock);
+        if (has_entry < 0 || (has_entry == 1 && PyDict_DelItem(self->held, lock) < 0)) {
+            PyErr_Clear(); /* nothing to forget */
+        }
+    }
+    return result;
+}
+
+/* 1: this thread is guarded by `loop` and the Python side said so (its
+ * verdict cache, threads.last_loop); 0: not known here. */
+static int
+cached_guarded(LockMethod *self, PyObject *loop, unsigned long ident)
+{
+    if (loop == self->guarded_loop && ident == self->guarded_ident) {
+        return 1;
+    }
+    PyObject *last_loop = PyObject_GetAttr(self->last, str_loop);
+    if (last_loop == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = last_loop == loop;
+    Py_DECREF(last_loop);
+    if (!same) {
+        return 0;
+    }
+    PyObject *runs_here = PyObject_GetAttr(self->last, str_runs_here);
+    if (runs_here == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int guarded = runs_here == Py_True;
+    Py_DECREF(runs_here);
+    if (guarded) {
+        Py_INCREF(loop);
+        Py_XSETREF(self->guarded_loop, loop);
+        self->guarded_ident = ident;
+    }
+    return guarded;
+}
+
+/* 1: `known` is the owner entry of this thread; 0: it is not. */
+static int
+owned_here(PyObject *known, unsigned long ident)
+{
+    if (!PyList_CheckExact(known) || PyList_GET_SIZE(known) < 3) {
+        return 0;
+    }
+    PyObject *owner = PyList_GET_ITEM(known, 0);
+    if (!PyLong_CheckExact(owner)) {
+        return 0;
+    }
+    unsigned long value = PyLong_AsUnsignedLong(owner);
+    if (value == (unsigned long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return value == ident;
+}
+
+/* The caller's code and instruction into the entry: the site a self-deadlock
+ * message names. Best effort: the lock is taken whatever happens here. */
+static void
+note_site(PyObject *known)
+{
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: whoever called the lock */
+    if (frame == NULL) {
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    long lasti = PyFrame_GetLasti(frame);
+#else
+    long lasti = frame->f_lasti * (long)sizeof(_Py_CODEUNIT); /* what frame.f_lasti says */
+#endif
+    PyObject *code = (PyObject *)PyFrame_GetCode(frame);
+    if (code == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *old_lasti = PyList_GET_ITEM(known, 2);
+    if (PyList_GET_ITEM(known, 1) == code && PyLong_CheckExact(old_lasti) &&
+        PyLong_AsLong(old_lasti) == lasti) {
+        Py_DECREF(code); /* the same site as last time: nothing to write */
+        return;
+    }
+    PyObject *lasti_object = PyLong_FromLong(lasti);
+    if (lasti_object == NULL) {
+        Py_DECREF(code);
+        PyErr_Clear();
+        return;
+    }
+    /* PyList_SetItem steals the references. */
+    PyList_SetItem(known, 1, code);
+    PyList_SetItem(known, 2, lasti_object);
+}
+
+static PyObject *
+LockMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LockMethod *self = (LockMethod *)op;
+    if (self->slow == NULL) {
+        /* Only the garbage collector clears one: never crash a call that still reaches it. */
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden lock wrapper used after it was cleared");
+        return NULL;
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        goto slow;
+    }
+    PyObject *loop = PyObject_CallNoArgs(self->running_loop);
+    if (loop == NULL) {
+        return NULL;
+    }
+    if (loop == Py_None) {
+        Py_DECREF(loop);
+        if (PyDict_GET_SIZE(self->probes) != 0) {
+            /* A probe guards this thread (the Qt GUI thread): the full path. */
+            PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+            if (ident == NULL) {
+                return NULL;
+            }
+            int probed = PyDict_Contains(self->probes, ident);
+            Py_DECREF(ident);
+            if (probed != 0) {
+                PyErr_Clear();
+                goto slow;
+            }
+        }
+        return call_original(self, args, nargsf, kwnames);
+    }
+    if (PyList_GET_SIZE(self->wardens) == 0) {
+        Py_DECREF(loop);
+        return call_original(self, args, nargsf, kwnames);
+    }
+    unsigned long ident = PyThread_get_thread_ident();
+    int guarded = cached_guarded(self, loop, ident);
+    Py_DECREF(loop);
+    if (!guarded) {
+        goto slow; /* guarded_loop() works it out, and caches it */
+    }
+    PyObject *lock = args[0];
+    PyObject *known = NULL;
+    if (self->held != NULL) {
+        known = PyDict_GetItemWithError(self->held, lock); /* borrowed */
+        if (known == NULL) {
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            goto slow; /* not this thread's yet: the entry is written first */
+        }
+        if (!owned_here(known, ident)) {
+            goto slow;
+        }
+        Py_INCREF(known);
+    }
+    PyObject *take_args[2] = {lock, Py_False};
+    PyObject *taken = PyObject_Vectorcall(self->take, take_args, 2, NULL);
+    if (taken == Py_True) {
+        if (known != NULL) {
+            note_site(known);
+            Py_DECREF(known);
+        }
+        return taken;
+    }
+    Py_XDECREF(known);
+    if (taken == NULL) {
+        return NULL;
+    }
+    Py_DECREF(taken); /* held: the full path */
+slow:
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+LockMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "take",    "slow", "running_loop", "probes",
+                            "wardens",  "held",    "last", NULL};
+    PyObject *original, *take, *slow, *running_loop, *probes, *wardens, *held, *last;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO!O!OO:LockMethod", names, &original,
+                                     &take, &slow, &running_loop, &PyDict_Type, &probes,
+                                     &PyList_Type, &wardens, &held, &last)) {
+        return NULL;
+    }
+    if (held != Py_None && !PyDict_CheckExact(held)) {
+        PyErr_SetString(PyExc_TypeError, "held must be a dict or None");
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(take) || !PyCallable_Check(slow) ||
+        !PyCallable_Check(running_loop)) {
+        PyErr_SetString(PyExc_TypeError, "original, take, slow and running_loop must be callable");
+        return NULL;
+    }
+    LockMethod *self = (LockMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = LockMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->take = Py_NewRef(take);
+    self->slow = Py_NewRef(slow);
+    self->running_loop = Py_NewRef(running_loop);
+    self->probes = Py_NewRef(probes);
+    self->wardens = Py_NewRef(wardens);
+    self->held = held == Py_None ? NULL : Py_NewRef(held);
+    self->last = Py_NewRef(last);
+    self->dict = NULL;
+    self->guarded_ident = 0;
+    self->guarded_loop = NULL;
+    return (PyObject *)self;
+}
+
+static int
+LockMethod_traverse(LockMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->take);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->running_loop);
+    Py_VISIT(self->probes);
+    Py_VISIT(self->wardens);
+    Py_VISIT(self->held);
+    Py_VISIT(self->last);
+    Py_VISIT(self->dict);
+    Py_VISIT(self->guarded_loop);
+    return 0;
+}
+
+static int
+LockMethod_clear(LockMethod *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->take);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->running_loop);
+    Py_CLEAR(self->probes);
+    Py_CLEAR(self->wardens);
+    Py_CLEAR(self->held);
+    Py_CLEAR(self->last);
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->guarded_loop);
+    return 0;
+}
+
+static void
+LockMethod_dealloc(LockMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    LockMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+LockMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+LockMethod_repr(LockMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden lock wrapper of %R>", self->original);
+}
+
+static PyGetSetDef LockMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject LockMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.LockMethod",
+    .tp_doc = "The lock rules' wrapper: the off-loop and free-lock paths in C.",
+    .tp_basicsize = sizeof(LockMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = LockMethod_new,
+    .tp_dealloc = (destructor)LockMethod_dealloc,
+    .tp_traverse = (traverseproc)LockMethod_traverse,
+    .tp_clear = (inquiry)LockMethod_clear,
+    .tp_vectorcall_offset = offsetof(LockMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = LockMethod_descr_get,
+    .tp_repr = (reprfunc)LockMethod_repr,
+    .tp_getset = LockMethod_getset,
+    .tp_dictoffset = offsetof(LockMethod, dict),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "loopwarden._speedups",
+    .m_doc = "C versions of loopwarden's hottest wrapper paths (optional).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    str_loop = PyUnicode_InternFromString("loop");
+    str_runs_here = PyUnicode_InternFromString("runs_here");
+    str_f_lasti = PyUnicode_InternFromString("f_lasti");
+    if (str_loop == NULL || str_runs_here == NULL || str_f_lasti == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&LockMethod_Type) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&LockMethod_Type);
+    if (PyModule_AddObject(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0) {
+        Py_DECREF(&LockMethod_Type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
