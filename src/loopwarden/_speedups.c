@@ -11,9 +11,12 @@
  *    one, is forgotten (loopwarden.lock_owners: an acquisition by anyone but
  *    the entry's owner means the lock was released since);
  *  - on a guarded thread whose loop verdict is cached (threads.last_loop),
- *    `lock.acquire()` and `with lock:`: one non-blocking acquire. Taken: the
- *    call is over (a Lock that this thread owned before gets its acquisition
- *    site updated). Held by someone: the Python wrapper takes the full path.
+ *    `lock.acquire()`, `with lock:` and `lock.acquire(False)`: one
+ *    non-blocking acquire. Taken: the call is over (a Lock that this thread
+ *    owned before gets its acquisition site updated). Held by someone:
+ *    acquire(False) returns False, the others take the Python wrapper's full
+ *    path. A Lock not yet known to be this thread's takes it too (it writes
+ *    the owner entry, and prunes the table).
  *
  * No Python code runs between the acquire and the return (every call here is
  * C: no signal handler, no other thread, no bytecode), so the Ctrl-C guard of
@@ -171,9 +174,12 @@ LockMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
         return NULL;
     }
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        goto slow;
+    if (nargs == 0) {
+        goto slow; /* no lock at all: the Python wrapper raises what the method would */
     }
+    int positional = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
+    /* acquire(False), as Condition._is_owned() calls it on every notify(): never waits. */
+    int attempt_only = positional && nargs == 2 && args[1] == Py_False;
     PyObject *loop = PyObject_CallNoArgs(self->running_loop);
     if (loop == NULL) {
         return NULL;
@@ -198,6 +204,10 @@ LockMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
     if (PyList_GET_SIZE(self->wardens) == 0) {
         Py_DECREF(loop);
         return call_original(self, args, nargsf, kwnames);
+    }
+    if (!positional || (nargs != 1 && !attempt_only)) {
+        Py_DECREF(loop);
+        goto slow; /* a timeout, keywords: the rule's full path decides */
     }
     unsigned long ident = PyThread_get_thread_ident();
     int guarded = cached_guarded(self, loop, ident);
@@ -230,8 +240,8 @@ LockMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
         return taken;
     }
     Py_XDECREF(known);
-    if (taken == NULL) {
-        return NULL;
+    if (taken == NULL || attempt_only) {
+        return taken; /* an error, or acquire(False) of a held lock: False */
     }
     Py_DECREF(taken); /* held: the full path */
 slow:

@@ -16,7 +16,13 @@ only where it matters, and puts the cost where it belongs:
   ``not held or lock not in held`` (the lock's identity hash: no allocation)
   and only then takes the lock through :func:`forgetting`, which pops the
   entry in the same C call as the acquire, so no thread can look at the entry
-  between the two. Releases are not wrapped: ``release()`` and ``__exit__``
+  between the two. An entry that a guarded thread wrote *while* such a call
+  waited for the lock (it took the lock in between, and released it) is
+  popped right after that call got the lock: it is stale from then on. In C
+  (:mod:`loopwarden._speedups`) that pop follows the acquire with no Python
+  code in between; in Python it follows at the next bytecode, and only a
+  thread switch forced at that very point (the GIL was just taken back) could
+  look in between. Releases are not wrapped: ``release()`` and ``__exit__``
   stay the C originals, atomic under Ctrl-C, and free for every thread.
 * The table holds the locks themselves (a weak key would cost an allocation
   per test); entries of locks that are free again are pruned by the tracked
@@ -248,7 +254,12 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if not _held or args[0] not in _held:
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            if _held and result is True and args[0] in _held:
+                # Written by another guarded thread that took the lock while
+                # this call waited: stale now that this thread holds it.
+                _held.pop(args[0], None)
+            return result
         return forgetting(original, args, kwargs)
 
     return call
@@ -271,6 +282,8 @@ def logged(original: Callable[..., Any], tracked: bool) -> Callable[..., Any]:
             log.extend(feed(run, args))
         else:
             log.extend(_starmap(run, (args,)))
+            if tracked and _held and log[count] is True and args[0] in _held:
+                _held.pop(args[0], None)  # written while this call waited (see observed)
         return log[count]
 
     return call

@@ -199,7 +199,12 @@ def make_lock_wrapper(
                 del log[start:]  # no call: nothing is handled between this and the return
         if not on_main:
             if not held or args[0] not in held:
-                return original(*args, **kwargs)
+                result = original(*args, **kwargs)
+                if held and result is True and args[0] in held:
+                    # Written by a guarded thread that took the lock while
+                    # this call waited: stale now that this thread holds it.
+                    held.pop(args[0], None)
+                return result
             return forgetting(original, args, kwargs)
         # Not checked, on the main thread. C code (list.extend over a starmap)
         # calls the original and stores its result before any bytecode of ours
@@ -210,6 +215,8 @@ def make_lock_wrapper(
         try:
             if not held or args[0] not in held:
                 box.extend(_starmap(call, (args,)))
+                if held and box[0] is True and args[0] in held:
+                    held.pop(args[0], None)  # written while this call waited (see above)
             else:  # the same, and the lock's owner entry is forgotten
                 box.extend(feed(call, args))
             return box[0]
