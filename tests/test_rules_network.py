@@ -639,3 +639,26 @@ def test_requests_is_caught_through_the_socket_layer(http_url: str) -> None:
     # buffer, and whether the response is already queued when it is read
     # depends on the server thread, so those may be silent.
     assert "socket.socket.connect" in network
+
+
+def test_socket_methods_skip_non_blocking_sockets_before_any_check() -> None:
+    # asyncio's transports read and write non-blocking sockets on every loop
+    # turn: the wrapper's skip_when decides those with one read.
+    from loopwarden.blocking import network
+
+    rules = [
+        rule
+        for rule in network.RULES
+        if rule.target.startswith(("socket:socket.", "ssl:SSLSocket.")) and rule.blocks_when
+    ]
+    assert len(rules) > 10
+    assert all(rule.skip_when is network._non_blocking for rule in rules), [
+        rule.name for rule in rules if rule.skip_when is not network._non_blocking
+    ]
+    blocking, non_blocking = socket.socketpair()
+    with blocking, non_blocking:
+        non_blocking.setblocking(False)
+        assert network._non_blocking(non_blocking)
+        assert not network._non_blocking(blocking)
+        blocking.settimeout(0.5)
+        assert not network._non_blocking(blocking)  # a timeout waits
