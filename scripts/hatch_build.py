@@ -6,10 +6,12 @@ works without it, so a machine with no C compiler (or no Python headers) gets a
 pure-Python install and a warning here, never a failed one. Set
 ``LOOPWARDEN_PURE_PYTHON=1`` to skip the compilation.
 
-The library is compiled in place, beside its source, with the compiler and
-flags Python itself was built with (``sysconfig``): an editable install then
-imports it from the source tree, and a wheel packs it (``artifacts`` in
-``pyproject.toml``: it is ignored by git) and gets a platform tag.
+The library is compiled in place, beside its source, with the compiler Python
+itself was built with (``sysconfig``'s ``LDSHARED`` and ``CCSHARED``): an
+editable install then imports it from the source tree, and a wheel packs that
+one file (git ignores it, and the libraries of other Python versions that the
+same tree may hold stay out) and gets a platform tag. A free-threaded CPython
+gets no extension (its code relies on the GIL).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def compile_speedups(root: Path) -> Path | None:
     if os.name == "nt" or not suffix or not ldshared:
         print("loopwarden: no C compiler setup known here; pure-Python install", file=sys.stderr)
         return None
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        print("loopwarden: free-threaded Python; pure-Python install", file=sys.stderr)
+        return None
     target = source.with_name(f"_speedups{suffix}")
     command = [
         *shlex.split(ldshared),
@@ -60,6 +65,10 @@ def compile_speedups(root: Path) -> Path | None:
                 file=sys.stderr,
             )
             return None
+        # mkstemp made it readable by its owner only; a library is for everyone.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o755 & ~umask)
         os.replace(partial, target)
     except OSError as exc:  # no compiler at all
         print(f"loopwarden: no C compiler ({exc}); pure-Python install", file=sys.stderr)
@@ -83,3 +92,4 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if built is not None and version != "editable":
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
+            build_data["force_include"][str(built)] = f"loopwarden/{built.name}"

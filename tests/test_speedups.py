@@ -10,6 +10,7 @@ too, and the build hook compiles it, or falls back without failing the install.
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
 import importlib.util
 import os
 import subprocess
@@ -233,6 +234,87 @@ def test_the_build_hook_compiles_an_importable_extension(hook: Any, tmp_path: Pa
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert hasattr(module, "LockMethod")
+
+
+def test_the_built_library_is_readable_by_everyone(hook: Any, tmp_path: Path) -> None:
+    source = tmp_path / "src" / "loopwarden" / "_speedups.c"
+    source.parent.mkdir(parents=True)
+    source.write_bytes((ROOT / "src" / "loopwarden" / "_speedups.c").read_bytes())
+    built = hook.compile_speedups(tmp_path)
+    if built is None:
+        pytest.skip("no C compiler here")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert built.stat().st_mode & 0o777 == 0o755 & ~umask
+
+
+def test_a_wheel_packs_the_library_of_its_own_python_only(hook: Any, tmp_path: Path) -> None:
+    # The source tree may hold the libraries of several Python versions (one
+    # editable install each); a wheel is for one of them.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("loopwarden-*.whl")
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    libraries = [
+        name
+        for name in names
+        if name.startswith("loopwarden/_speedups") and not name.endswith((".c", ".pyi"))
+    ]
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    if not libraries:
+        pytest.skip("no C compiler here: a pure wheel")
+    assert libraries == [f"loopwarden/_speedups{suffix}"]
+    assert "-py3-none-any" not in wheel.name
+
+
+def test_an_extension_of_another_abi_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A library left in the tree by an older install: pure Python, not a crash.
+    import types
+
+    stale = types.ModuleType("loopwarden._speedups")
+    stale.LockMethod = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "loopwarden._speedups", stale)
+    monkeypatch.setattr(loopwarden, "_speedups", stale, raising=False)
+    assert lock_wrapper._load_lock_method() is None
+    stale.ABI = lock_wrapper._SPEEDUPS_ABI  # type: ignore[attr-defined]
+    assert lock_wrapper._load_lock_method() is object
+
+
+def test_an_extension_that_fails_to_build_a_wrapper_leaves_the_python_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import _thread
+
+    from loopwarden.blocking import sync
+
+    def broken(**_: object) -> None:
+        raise TypeError("an incompatible extension")
+
+    monkeypatch.setattr(lock_wrapper, "_LockMethod", broken)
+    rule = next(r for r in sync.RULES if r.target == "_thread:LockType.acquire")
+    original = _thread.LockType.__dict__["acquire"]
+    original = getattr(original, "__wrapped__", original)
+    wrapper = lock_wrapper.make_lock_wrapper(rule, original, lambda *a: None, [])
+    assert callable(wrapper) and wrapper.__name__ == "wrapper"
 
 
 def test_a_failed_compilation_falls_back_and_leaves_nothing_behind(

@@ -18,10 +18,17 @@
  *    path. A Lock not yet known to be this thread's takes it too (it writes
  *    the owner entry, and prunes the table).
  *
- * No Python code runs between the acquire and the return (every call here is
- * C: no signal handler, no other thread, no bytecode), so the Ctrl-C guard of
- * the Python wrapper has nothing to guard here, and the owner entry is popped
- * in the same critical section as the acquire that makes it stale.
+ * No bytecode of the caller's thread runs between the acquire and the return
+ * (every call here is C), so no signal handler can interrupt that stretch and
+ * the Ctrl-C guard of the Python wrapper has nothing to guard here; the owner
+ * entry is popped right after the acquire that makes it stale. (On 3.11 the
+ * frame object made for the caller's site may start a garbage collection,
+ * whose finalizers run Python code: by then the lock is taken and the entry
+ * names this thread, and an exception there is only "ignored".)
+ *
+ * After a failed attempt off the loop the entry is kept: the lock is held, and
+ * the entry still names the thread that holds it. (The Python wrapper drops
+ * it then, the conservative side: only a self-deadlock goes unseen.)
  *
  * The object is a method descriptor (it binds like a function, so it can sit
  * in the lock type's __dict__) with a __dict__ of its own for the attributes
@@ -32,6 +39,9 @@
 #include <frameobject.h>
 #include <pythread.h>
 #include <stddef.h>
+
+/* Bump with any change to LockMethod's arguments or to what its paths do. */
+#define LOOPWARDEN_SPEEDUPS_ABI 1
 
 typedef struct {
     PyObject_HEAD
@@ -54,7 +64,6 @@ typedef struct {
 
 static PyObject *str_loop;      /* "loop" */
 static PyObject *str_runs_here; /* "runs_here" */
-static PyObject *str_f_lasti;   /* "f_lasti" */
 
 /* The original, then forget the owner entry of the lock it took. */
 static PyObject *
@@ -147,11 +156,20 @@ note_site(PyObject *known)
         PyErr_Clear();
         return;
     }
-    PyObject *old_lasti = PyList_GET_ITEM(known, 2);
-    if (PyList_GET_ITEM(known, 1) == code && PyLong_CheckExact(old_lasti) &&
-        PyLong_AsLong(old_lasti) == lasti) {
-        Py_DECREF(code); /* the same site as last time: nothing to write */
+    if (PyList_GET_SIZE(known) < 3) {
+        Py_DECREF(code); /* not an entry of lock_owners' shape any more */
         return;
+    }
+    PyObject *old_lasti = PyList_GET_ITEM(known, 2);
+    if (PyList_GET_ITEM(known, 1) == code && PyLong_CheckExact(old_lasti)) {
+        long old = PyLong_AsLong(old_lasti);
+        if (old == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        else if (old == lasti) {
+            Py_DECREF(code); /* the same site as last time: nothing to write */
+            return;
+        }
     }
     PyObject *lasti_object = PyLong_FromLong(lasti);
     if (lasti_object == NULL) {
@@ -330,7 +348,7 @@ LockMethod_dealloc(LockMethod *self)
 static PyObject *
 LockMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    if (obj == NULL || obj == Py_None) {
+    if (obj == NULL) {
         return Py_NewRef(self);
     }
     return PyMethod_New(self, obj);
@@ -380,8 +398,7 @@ PyInit__speedups(void)
 {
     str_loop = PyUnicode_InternFromString("loop");
     str_runs_here = PyUnicode_InternFromString("runs_here");
-    str_f_lasti = PyUnicode_InternFromString("f_lasti");
-    if (str_loop == NULL || str_runs_here == NULL || str_f_lasti == NULL) {
+    if (str_loop == NULL || str_runs_here == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0) {
@@ -391,9 +408,11 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&LockMethod_Type);
-    if (PyModule_AddObject(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0) {
-        Py_DECREF(&LockMethod_Type);
+    /* LockMethod's constructor signature and behaviour, checked at import by
+     * loopwarden.lock_wrapper: a library left behind by an older install is
+     * not used (pure Python instead) rather than called wrongly. */
+    if (PyModule_AddIntConstant(module, "ABI", LOOPWARDEN_SPEEDUPS_ABI) < 0 ||
+        PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -2,6 +2,8 @@
 from collections.abc import Callable
 from typing import Any
 
+ABI: int
+
 class LockMethod:
     """The lock rules' wrapper: the off-loop and free-lock paths in C."""
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from functools import partial as _partial
@@ -57,15 +58,23 @@ if TYPE_CHECKING:
     from loopwarden._speedups import LockMethod
 
 
+#: The ``ABI`` of the C extension this module was written for (``_speedups.c``).
+_SPEEDUPS_ABI = 1
+
+
 def _load_lock_method() -> type[LockMethod] | None:
     # config.ENV_PURE_PYTHON (config is not imported here: this module loads early).
     if os.environ.get("LOOPWARDEN_PURE_PYTHON", "") not in ("", "0"):
         return None
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return None  # free-threaded CPython: the C code relies on the GIL
     try:
-        from loopwarden._speedups import LockMethod
+        from loopwarden import _speedups
     except ImportError:  # not built here (no compiler at install time): pure Python
         return None
-    return LockMethod
+    if getattr(_speedups, "ABI", None) != _SPEEDUPS_ABI:
+        return None  # left behind by an older install: not called with the wrong arguments
+    return _speedups.LockMethod
 
 
 _LockMethod = _load_lock_method()
@@ -227,16 +236,19 @@ def make_lock_wrapper(
 
     if _LockMethod is None or take is None:
         return wrapper
-    return _LockMethod(
-        original=original,
-        take=take,
-        slow=wrapper,
-        running_loop=loop_of_this_thread,
-        probes=probes,
-        wardens=wardens,
-        held=held if tracked else None,
-        last=last,
-    )
+    try:
+        return _LockMethod(
+            original=original,
+            take=take,
+            slow=wrapper,
+            running_loop=loop_of_this_thread,
+            probes=probes,
+            wardens=wardens,
+            held=held if tracked else None,
+            last=last,
+        )
+    except Exception:  # noqa: BLE001 - a broken extension must not break activation
+        return wrapper
 
 
 def _give_back(undo: Callable[[Any], object], lock: Any) -> None:
