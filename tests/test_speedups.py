@@ -221,13 +221,19 @@ def hook() -> Any:
     return _build_hook()
 
 
-def test_the_build_hook_compiles_an_importable_extension(hook: Any, tmp_path: Path) -> None:
+def _compile_a_copy(hook: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """The extension's source copied into a tree of its own, and the library the hook built."""
     source = tmp_path / "src" / "loopwarden" / "_speedups.c"
     source.parent.mkdir(parents=True)
     source.write_bytes((ROOT / "src" / "loopwarden" / "_speedups.c").read_bytes())
     built = hook.compile_speedups(tmp_path)
     if built is None:
         pytest.skip("no C compiler here")
+    return source, built
+
+
+def test_the_build_hook_compiles_an_importable_extension(hook: Any, tmp_path: Path) -> None:
+    source, built = _compile_a_copy(hook, tmp_path)
     assert sorted(p.name for p in source.parent.iterdir()) == sorted(["_speedups.c", built.name])
     spec = importlib.util.spec_from_file_location("loopwarden._speedups", built)
     assert spec is not None and spec.loader is not None
@@ -237,12 +243,7 @@ def test_the_build_hook_compiles_an_importable_extension(hook: Any, tmp_path: Pa
 
 
 def test_the_built_library_is_readable_by_everyone(hook: Any, tmp_path: Path) -> None:
-    source = tmp_path / "src" / "loopwarden" / "_speedups.c"
-    source.parent.mkdir(parents=True)
-    source.write_bytes((ROOT / "src" / "loopwarden" / "_speedups.c").read_bytes())
-    built = hook.compile_speedups(tmp_path)
-    if built is None:
-        pytest.skip("no C compiler here")
+    _, built = _compile_a_copy(hook, tmp_path)
     umask = os.umask(0)
     os.umask(umask)
     assert built.stat().st_mode & 0o777 == 0o755 & ~umask
