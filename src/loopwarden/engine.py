@@ -66,7 +66,11 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     skip = rule.skip_when
 
-    if rule.precheck is not None:
+    if rule.undo is not None:
+        # Lock acquisition: a wrapper of its own, fast on the loop thread and
+        # safe under Ctrl-C on the main thread (see loopwarden.lock_wrapper).
+        wrapper = make_lock_wrapper(rule, original, _checked_call, active_wardens)
+    elif rule.precheck is not None:
         wrapper = _prechecked_wrapper(rule, original, rule.precheck)
     else:
 
@@ -75,11 +79,6 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                 return original(*args, **kwargs)
             __tracebackhide__ = True  # pytest: show the user's call, not our frames
             return checked_call(rule, original, args, kwargs)
-
-    if rule.undo is not None:
-        # Lock acquisition: a wrapper of its own, fast on the loop thread and
-        # safe under Ctrl-C on the main thread (see loopwarden.lock_wrapper).
-        wrapper = make_lock_wrapper(rule, original, _checked_call, active_wardens)
 
     def skipping_wrapper(*args: Any, **kwargs: Any) -> Any:
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):

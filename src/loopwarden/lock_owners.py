@@ -255,9 +255,9 @@ def observed(original: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         if not _held or args[0] not in _held:
             result = original(*args, **kwargs)
-            if _held and result is True and args[0] in _held:
-                # Written by another guarded thread that took the lock while
-                # this call waited: stale now that this thread holds it.
+            if _held and result is True:
+                # An entry written by another guarded thread that took the lock
+                # while this call waited is stale now that this one has it.
                 _held.pop(args[0], None)
             return result
         return forgetting(original, args, kwargs)
@@ -282,7 +282,7 @@ def logged(original: Callable[..., Any], tracked: bool) -> Callable[..., Any]:
             log.extend(feed(run, args))
         else:
             log.extend(_starmap(run, (args,)))
-            if tracked and _held and log[count] is True and args[0] in _held:
+            if tracked and _held and log[count] is True:
                 _held.pop(args[0], None)  # written while this call waited (see observed)
         return log[count]
 

@@ -15,8 +15,9 @@ one of :func:`loopwarden.engine.make_wrapper`:
 
 Where the optional C extension :mod:`loopwarden._speedups` was built (it is
 compiled at install time; without a compiler loopwarden is pure Python), the
-two common cases run in C (``LockMethod``): the off-loop call, and the
-no-argument acquire on a guarded thread whose lock is free. Every other call
+two common cases run in C (``LockMethod``): the off-loop call, and
+``acquire()``, ``with lock:`` or ``acquire(False)`` of a free lock on a
+guarded thread. Every other call
 goes, unchanged, to the Python wrapper below, which stays the reference.
 Setting ``LOOPWARDEN_PURE_PYTHON=1`` before loopwarden is imported leaves the
 C extension out (the suite runs the lock tests both ways).
@@ -209,9 +210,9 @@ def make_lock_wrapper(
         if not on_main:
             if not held or args[0] not in held:
                 result = original(*args, **kwargs)
-                if held and result is True and args[0] in held:
-                    # Written by a guarded thread that took the lock while
-                    # this call waited: stale now that this thread holds it.
+                if held and result is True:
+                    # An entry written by a guarded thread that took the lock
+                    # while this call waited is stale now that this one has it.
                     held.pop(args[0], None)
                 return result
             return forgetting(original, args, kwargs)
@@ -224,7 +225,7 @@ def make_lock_wrapper(
         try:
             if not held or args[0] not in held:
                 box.extend(_starmap(call, (args,)))
-                if held and box[0] is True and args[0] in held:
+                if held and box[0] is True:
                     held.pop(args[0], None)  # written while this call waited (see above)
             else:  # the same, and the lock's owner entry is forgotten
                 box.extend(feed(call, args))
