@@ -291,6 +291,7 @@ def test_an_extension_of_another_abi_is_not_used(monkeypatch: pytest.MonkeyPatch
     # A library left in the tree by an older install: pure Python, not a crash.
     import types
 
+    monkeypatch.delenv("LOOPWARDEN_PURE_PYTHON", raising=False)  # the suite may run with it
     stale = types.ModuleType("loopwarden._speedups")
     stale.LockMethod = object  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "loopwarden._speedups", stale)
