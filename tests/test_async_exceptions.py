@@ -178,16 +178,22 @@ def _cycle(*, replay: bool = True, **options: Any) -> Callable[[], loopwarden.Wa
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
-    ("stall_ms", "replay"),
-    [(None, True), (None, False), (50, True)],
-    ids=["patches-replayed", "patches-from-scratch", "watchdog"],
+    ("stall_ms", "replay", "in_python"),
+    [(None, True, False), (None, True, True), (None, False, False), (50, True, False)],
+    ids=["patches-replayed", "patches-replayed-in-python", "patches-from-scratch", "watchdog"],
 )
 def test_guard_enter_and_exit_are_all_or_nothing_under_ctrl_c(
-    stall_ms: float | None, replay: bool
+    stall_ms: float | None, replay: bool, in_python: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every program point of a whole guard() cycle: installing and removing
     # every patch (as the last install left them, and from scratch), the Qt
-    # hooks, the watchdog thread.
+    # hooks, the watchdog thread. A replay's writes are one C call where the
+    # extension is built (no program point inside), so its Python loops, the
+    # pure-Python install's, are interrupted too.
+    if in_python:
+        from loopwarden import registry as registry_module
+
+        monkeypatch.setattr(registry_module, "speedups", None)
     cycle = _cycle(mode="raise", stall_ms=stall_ms, replay=replay)
     points = injection_points(cycle, rounds=1)
     assert len(points) > 200

@@ -30,6 +30,7 @@ CORE = (
     "loopwarden.findings",
     "loopwarden.frames",
     "loopwarden.modes",
+    "loopwarden.native",
     "loopwarden.patching",
     "loopwarden.registry",
     "loopwarden.rules",

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import loopwarden
+from loopwarden.patching import _MISSING
 from loopwarden.registry import Registry, registry
 
 # In a tuple: a module-level name bound to time.sleep is an alias the patches replace.
@@ -146,15 +147,20 @@ def test_a_rule_added_between_guards_is_patched() -> None:
         assert json.dumps is original_dumps  # and gone again once removed
 
 
-def test_an_interrupted_uninstall_leaves_no_partial_plan_behind() -> None:
+def test_an_interrupted_uninstall_leaves_no_partial_plan_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Ctrl-C halfway through an uninstall, which is then run again (what guard()'s
     # exit does): the patches left at the interruption are only part of the
     # install, and a plan recorded from them would make every later guard
-    # install only that part (the lock rules missing, say).
+    # install only that part (the lock rules missing, say). The uninstall's
+    # Python loop, the one a pure-Python install runs (the C one has no
+    # program point to interrupt).
     from interrupts import interrupt_at
     from loopwarden import registry as registry_module
 
-    source, first = inspect.getsourcelines(registry_module.Registry.uninstall)
+    monkeypatch.setattr(registry_module, "speedups", None)
+    source, first = inspect.getsourcelines(registry_module.Registry._unwrite_plan)
     line = first + next(i for i, text in enumerate(source) if "patches.pop()" in text)
     site = (str(Path(registry_module.__file__).resolve()), line, "line")
     _cycle()
@@ -232,3 +238,179 @@ def test_lookups_through_the_type_see_every_replayed_write() -> None:
             assert _thread.LockType.acquire is not original
         assert _thread.LockType.acquire is original
     assert not registry._stale_types
+
+
+# -- the replay's write loops: C where built, Python otherwise ------------------
+
+
+@pytest.fixture(params=["c", "python"])
+def replay_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test below runs with the C loops (where built) and with the Python ones."""
+    from loopwarden import native
+    from loopwarden import registry as registry_module
+
+    if request.param == "python":
+        monkeypatch.setattr(registry_module, "speedups", None)
+    elif native.speedups is None:
+        pytest.skip("the C extension is not built for this interpreter")
+    return str(request.param)
+
+
+_FICKLE_CLASS = '''
+class Fickle(type):
+    """A metaclass whose setattr fails on request, as a third-party class's may."""
+
+    fail_with = None
+
+    def __setattr__(cls, name, value):
+        if Fickle.fail_with is not None and name == "read":
+            raise Fickle.fail_with
+        super().__setattr__(name, value)
+
+
+class Device(metaclass=Fickle):
+    def read(self):
+        return 1
+'''
+
+
+def _index_of_read(patches: Any) -> int:
+    return next(
+        i for i, p in enumerate(patches) if p.name == "read" and p.owner.__name__ == "Device"
+    )
+
+
+def _originals() -> dict[str, Any]:
+    """What a sample of patched targets holds, outside any guard."""
+    return {
+        "time.sleep": time.sleep,
+        "Lock.acquire": vars(_thread.LockType)["acquire"],
+        "socket.create_connection": __import__("socket").create_connection,
+        "os.stat": __import__("os").stat,
+    }
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("their setattr failed"), KeyboardInterrupt()])
+def test_a_replay_that_fails_half_way_restores_every_original(
+    replay_loops: str, module_dir: Path, failure: BaseException
+) -> None:
+    # A late write of a replay fails (a class's own __setattr__ raising, or a
+    # Ctrl-C arriving in that Python code): every write before it is undone.
+    (module_dir / "lw_replay_fickle.py").write_text(_FICKLE_CLASS)
+    mod = importlib.import_module("lw_replay_fickle")
+    original_read = vars(mod.Device)["read"]
+    rule = loopwarden.mark_blocking("lw_replay_fickle:Device.read", suggestion="a test rule")
+    try:
+        _cycle()
+        _cycle()
+        plan = registry._plan
+        assert plan is not None
+        assert _index_of_read(plan.patches) > 300  # so hundreds of writes come before it
+        before = _originals()
+        mod.Fickle.fail_with = failure
+        with pytest.raises(type(failure)), loopwarden.guard(mode="record"):
+            pass  # pragma: no cover - the enter fails
+        assert not registry.installed
+        assert _originals() == before
+        assert vars(mod.Device)["read"] is original_read
+        mod.Fickle.fail_with = None
+        with loopwarden.guard(mode="record"):  # and the next guard works
+            assert vars(mod.Device)["read"] is not original_read
+            assert time.sleep is not before["time.sleep"]
+        assert vars(mod.Device)["read"] is original_read
+    finally:
+        mod.Fickle.fail_with = None
+        loopwarden.unmark_blocking(rule)
+
+
+def test_an_uninstall_that_fails_half_way_finishes_when_run_again(
+    replay_loops: str, module_dir: Path
+) -> None:
+    # A revert fails (the patches are reverted last first): the error comes
+    # out, the journal still holds every patch not reverted, and running the
+    # uninstall again restores them all.
+    (module_dir / "lw_replay_fickle.py").write_text(_FICKLE_CLASS)
+    mod = importlib.import_module("lw_replay_fickle")
+    original_read = vars(mod.Device)["read"]
+    rule = loopwarden.mark_blocking("lw_replay_fickle:Device.read", suggestion="a test rule")
+    try:
+        _cycle()
+        before = _originals()
+        registry.install()
+        failing = _index_of_read(registry._patches)
+        mod.Fickle.fail_with = RuntimeError("their setattr failed")
+        with pytest.raises(RuntimeError):
+            registry.uninstall()
+        assert len(registry._patches) == failing + 1  # reverted down to it, none forgotten
+        assert time.sleep is not before["time.sleep"]  # nothing reverted past the failure
+        mod.Fickle.fail_with = None
+        registry.uninstall()
+        assert not registry.installed
+        assert _originals() == before
+        assert vars(mod.Device)["read"] is original_read
+    finally:
+        mod.Fickle.fail_with = None
+        loopwarden.unmark_blocking(rule)
+
+
+def test_a_value_set_over_ours_while_installed_is_kept_on_exit(replay_loops: str) -> None:
+    _cycle()
+    _cycle()
+
+    def theirs(seconds: float) -> None:
+        _original_sleep(seconds)
+
+    with loopwarden.guard(mode="record"):
+        time.sleep = theirs  # someone patches over ours while the guard is on
+    try:
+        assert time.sleep is theirs  # not reverted from under them
+    finally:
+        time.sleep = _KEPT[0]
+
+
+def test_the_replay_loops_leak_no_reference(replay_loops: str) -> None:
+    # A missed Py_DECREF in the C loops shows as a reference count that grows
+    # with the number of cycles.
+    _cycle()
+    _cycle()
+    plan = registry._plan
+    assert plan is not None
+    sample = [plan.patches[0].replacement, plan.patches[-1].original, time.sleep]
+    sample += [plan.patches[0], plan.patches[-1].owner, _thread.LockType, _MISSING]
+    cycles = 500
+    before = [sys.getrefcount(obj) for obj in sample]
+    for _ in range(cycles):
+        _cycle()
+    assert registry._plan is plan  # every cycle was a replay
+    after = [sys.getrefcount(obj) for obj in sample]
+    assert all(a - b < cycles for a, b in zip(after, before, strict=True)), (before, after)
+
+
+def test_the_c_checks_agree_with_their_python_definitions() -> None:
+    from loopwarden import native
+
+    speedups = native.speedups
+    if speedups is None:
+        pytest.skip("the C extension is not built for this interpreter")
+
+    class Holder:
+        present = 1
+
+    a, b = object(), object()
+    assert speedups.same_items((a, b), [a, b]) is True
+    assert speedups.same_items((a, b), [a]) is False
+    assert speedups.same_items((a, b), [b, a]) is False
+    assert speedups.same_items((), []) is True
+    namespace = {"x": a}
+    assert speedups.all_hold(((namespace, "x", a), (Holder.__dict__, "present", 1)), _MISSING)
+    assert not speedups.all_hold(((namespace, "x", b),), _MISSING)
+    assert speedups.all_hold(((Holder.__dict__, "absent", _MISSING),), _MISSING)
+    assert not speedups.all_hold(((Holder.__dict__, "absent", None),), _MISSING)
+    modules = {"m": a}
+    assert speedups.lookups_hold(((None, "m", a), (Holder, "present", 1)), modules)
+    assert speedups.lookups_hold(((Holder, "absent", None), (None, "gone", None)), modules)
+    assert not speedups.lookups_hold(((Holder, "present", 2),), modules)
+    with pytest.raises(TypeError):
+        speedups.all_hold(((namespace, "x"),), _MISSING)  # not a 3-tuple
+    with pytest.raises(TypeError):
+        speedups.write_patches((), (), [], set())

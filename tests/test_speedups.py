@@ -23,7 +23,7 @@ import pytest
 
 import loopwarden
 from loophelpers import run_in_worker
-from loopwarden import lock_owners, lock_wrapper
+from loopwarden import lock_owners, lock_wrapper, native
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_speedups = pytest.mark.skipif(
@@ -181,18 +181,23 @@ def _take_and_release(lock: Any) -> None:
     lock.release()
 
 
-def test_the_lock_tests_pass_in_pure_python() -> None:
+def test_the_lock_and_replay_tests_pass_in_pure_python() -> None:
     env = dict(os.environ, LOOPWARDEN_PURE_PYTHON="1")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), str(ROOT / "conftest_plugin"), env.get("PYTHONPATH", "")]
     )
-    check = "from loopwarden import lock_wrapper; assert not lock_wrapper.SPEEDUPS"
+    check = (
+        "from loopwarden import lock_wrapper, native;"
+        " assert not lock_wrapper.SPEEDUPS and native.speedups is None"
+    )
     assert subprocess.run([sys.executable, "-c", check], env=env, check=False).returncode == 0
     tests = [
         "tests/test_rules_sync.py",
         "tests/test_self_deadlock.py",
         "tests/test_lock_interrupts.py",
         "tests/test_fast_verdict.py",
+        "tests/test_registry_replay.py",
+        "tests/test_async_exceptions.py",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *tests],
@@ -297,7 +302,7 @@ def test_an_extension_of_another_abi_is_not_used(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "loopwarden._speedups", stale)
     monkeypatch.setattr(loopwarden, "_speedups", stale, raising=False)
     assert lock_wrapper._load_lock_method() is None
-    stale.ABI = lock_wrapper._SPEEDUPS_ABI  # type: ignore[attr-defined]
+    stale.ABI = native.ABI  # type: ignore[attr-defined]
     assert lock_wrapper._load_lock_method() is object
 
 

@@ -1,5 +1,6 @@
 /* loopwarden._speedups: the lock rules' wrapper, in C, for the two paths every
- * lock call of the process takes.
+ * lock call of the process takes; and the registry's replay loops (further
+ * down: writing and taking off a recorded list of patches).
  *
  * A lock acquisition costs about 40 ns unpatched. A Python-level wrapper costs
  * several times that before it has decided anything, so `LockMethod` does the
@@ -40,8 +41,9 @@
 #include <pythread.h>
 #include <stddef.h>
 
-/* Bump with any change to LockMethod's arguments or to what its paths do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 1
+/* Bump with any change to the arguments of LockMethod or of a function here, or
+ * to what they do. */
+#define LOOPWARDEN_SPEEDUPS_ABI 2
 
 typedef struct {
     PyObject_HEAD
@@ -386,11 +388,312 @@ static PyTypeObject LockMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
+ *
+ * A guard cycle writes some 340-600 attributes and puts them back. The
+ * registry's replay (an install that writes exactly what the last one wrote)
+ * hands the whole list over here: one C loop per direction instead of a
+ * Python loop of setattr calls, and no bytecode of this thread between two
+ * writes, so a signal handler (Ctrl-C) runs only before or after the loop.
+ * Each step is (namespace, owner, name, original, replacement, real_dict):
+ * namespace is what the current value is read from (a dict or a class's
+ * mappingproxy), real_dict the built-in type's real __dict__ written directly
+ * (loopwarden.patching) or None for a setattr. The journal rules stay those of
+ * loopwarden.patching: a patch is appended before it is written and popped
+ * after it was taken off, and a built-in type joins `stale` before its dict is
+ * written; `stale` is flushed (PyType_Modified) before returning. An error
+ * (a class's own __setattr__ failing) leaves the journal true and is raised.
+ */
+
+/* The value `namespace` holds for `name`, a new reference; missing_sentinel if
+ * none; NULL with an exception set on error. */
+static PyObject *
+current_value(PyObject *namespace, PyObject *name, PyObject *missing)
+{
+    PyObject *value;
+    if (PyDict_Check(namespace)) {
+        value = PyDict_GetItemWithError(namespace, name);
+        if (value == NULL) {
+            return PyErr_Occurred() ? NULL : Py_NewRef(missing);
+        }
+        return Py_NewRef(value);
+    }
+    value = PyObject_GetItem(namespace, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        return Py_NewRef(missing);
+    }
+    return value;
+}
+
+/* PyType_Modified for every type in `stale`, each taken out only after. */
+static int
+flush_stale(PyObject *stale)
+{
+    while (PySet_GET_SIZE(stale) > 0) {
+        PyObject *owner = PySet_Pop(stale);
+        if (owner == NULL) {
+            return -1;
+        }
+        if (PyType_Check(owner)) {
+            PyType_Modified((PyTypeObject *)owner);
+        }
+        Py_DECREF(owner);
+    }
+    return 0;
+}
+
+static int
+check_step(PyObject *step)
+{
+    if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a patch step is a 6-tuple");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+write_value(PyObject *step, PyObject *value, PyObject *stale, PyObject *missing)
+{
+    PyObject *owner = PyTuple_GET_ITEM(step, 1);
+    PyObject *name = PyTuple_GET_ITEM(step, 2);
+    PyObject *real = PyTuple_GET_ITEM(step, 5);
+    if (real != Py_None) {
+        if (!PyDict_Check(real)) {
+            PyErr_SetString(PyExc_TypeError, "a built-in type's namespace is a dict");
+            return -1;
+        }
+        if (PySet_Add(stale, owner) < 0) {
+            return -1;
+        }
+        if (value != missing) {
+            return PyDict_SetItem(real, name, value);
+        }
+        if (PyDict_DelItem(real, name) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                return -1;
+            }
+            PyErr_Clear();
+        }
+        return 0;
+    }
+    if (value == missing) {
+        return PyObject_DelAttr(owner, name);
+    }
+    return PyObject_SetAttr(owner, name, value);
+}
+
+PyDoc_STRVAR(write_patches_doc,
+             "write_patches(steps, patches, journal, stale, missing)\n\n"
+             "Append each patch to journal, then write its replacement.");
+
+static PyObject *
+speedups_write_patches(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyList_Check(args[2]) || !PySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write_patches(steps: tuple, patches: tuple, journal: list, stale: set, "
+                        "missing)");
+        return NULL;
+    }
+    PyObject *steps = args[0], *patches = args[1], *journal = args[2], *stale = args[3];
+    PyObject *missing = args[4];
+    Py_ssize_t n = PyTuple_GET_SIZE(steps);
+    if (PyTuple_GET_SIZE(patches) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many patches as steps");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *step = PyTuple_GET_ITEM(steps, i);
+        if (check_step(step) < 0 || PyList_Append(journal, PyTuple_GET_ITEM(patches, i)) < 0 ||
+            write_value(step, PyTuple_GET_ITEM(step, 4), stale, missing) < 0) {
+            return NULL;
+        }
+    }
+    if (flush_stale(stale) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(unwrite_patches_doc,
+             "unwrite_patches(steps, journal, stale, missing)\n\n"
+             "Take the journal's patches off, last first: each attribute that still holds\n"
+             "its replacement gets its original back, then the patch is popped.");
+
+static PyObject *
+speedups_unwrite_patches(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "unwrite_patches(steps: tuple, journal: list, stale: set, missing)");
+        return NULL;
+    }
+    PyObject *steps = args[0], *journal = args[1], *stale = args[2], *missing = args[3];
+    Py_ssize_t n;
+    while ((n = PyList_GET_SIZE(journal)) > 0) {
+        if (n > PyTuple_GET_SIZE(steps)) {
+            PyErr_SetString(PyExc_ValueError, "more patches than steps");
+            return NULL;
+        }
+        PyObject *step = PyTuple_GET_ITEM(steps, n - 1);
+        if (check_step(step) < 0) {
+            return NULL;
+        }
+        PyObject *current = current_value(PyTuple_GET_ITEM(step, 0), PyTuple_GET_ITEM(step, 2),
+                                          missing);
+        if (current == NULL) {
+            return NULL;
+        }
+        /* Someone else's value on top of ours is kept (patching.revert_patch). */
+        int ours = current == PyTuple_GET_ITEM(step, 4);
+        Py_DECREF(current);
+        if (ours && write_value(step, PyTuple_GET_ITEM(step, 3), stale, missing) < 0) {
+            return NULL;
+        }
+        if (PyList_SetSlice(journal, n - 1, n, NULL) < 0) {
+            return NULL;
+        }
+    }
+    if (flush_stale(stale) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(all_hold_doc,
+             "all_hold(checks, missing) -> bool\n\n"
+             "Whether each (namespace, name, value) of checks still holds: namespace's\n"
+             "value for name is value (missing: no value).");
+
+static PyObject *
+speedups_all_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "all_hold(checks: tuple, missing)");
+        return NULL;
+    }
+    PyObject *checks = args[0], *missing = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(checks); i++) {
+        PyObject *check = PyTuple_GET_ITEM(checks, i);
+        if (!PyTuple_CheckExact(check) || PyTuple_GET_SIZE(check) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a check is a 3-tuple");
+            return NULL;
+        }
+        PyObject *current = current_value(PyTuple_GET_ITEM(check, 0), PyTuple_GET_ITEM(check, 1),
+                                          missing);
+        if (current == NULL) {
+            return NULL;
+        }
+        int same = current == PyTuple_GET_ITEM(check, 2);
+        Py_DECREF(current);
+        if (!same) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(same_items_doc,
+             "same_items(a, b) -> bool\n\nWhether tuple a and list or tuple b hold the very same "
+             "objects, in order.");
+
+static PyObject *
+speedups_same_items(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "same_items(a, b)");
+        return NULL;
+    }
+    PyObject *a = PySequence_Fast(args[0], "same_items: a sequence");
+    if (a == NULL) {
+        return NULL;
+    }
+    PyObject *b = PySequence_Fast(args[1], "same_items: a sequence");
+    if (b == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
+    int same = n == PySequence_Fast_GET_SIZE(b);
+    PyObject **ia = PySequence_Fast_ITEMS(a), **ib = PySequence_Fast_ITEMS(b);
+    for (Py_ssize_t i = 0; same && i < n; i++) {
+        same = ia[i] == ib[i];
+    }
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return PyBool_FromLong(same);
+}
+
+PyDoc_STRVAR(lookups_hold_doc,
+             "lookups_hold(lookups, modules) -> bool\n\n"
+             "Whether each (parent, name, value) of lookups still finds value:\n"
+             "modules.get(name) for a parent of None, else getattr(parent, name, None).");
+
+static PyObject *
+speedups_lookups_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "lookups_hold(lookups: tuple, modules: dict)");
+        return NULL;
+    }
+    PyObject *lookups = args[0], *modules = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lookups); i++) {
+        PyObject *lookup = PyTuple_GET_ITEM(lookups, i);
+        if (!PyTuple_CheckExact(lookup) || PyTuple_GET_SIZE(lookup) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a lookup is a 3-tuple");
+            return NULL;
+        }
+        PyObject *parent = PyTuple_GET_ITEM(lookup, 0), *name = PyTuple_GET_ITEM(lookup, 1);
+        PyObject *found;
+        if (parent == Py_None) {
+            found = PyDict_GetItemWithError(modules, name);
+            if (found == NULL && PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_XINCREF(found);
+        }
+        else {
+            found = PyObject_GetAttr(parent, name);
+            if (found == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                    return NULL;
+                }
+                PyErr_Clear(); /* getattr(parent, name, None) */
+            }
+        }
+        PyObject *value = PyTuple_GET_ITEM(lookup, 2);
+        int same = found == NULL ? value == Py_None : found == value;
+        Py_XDECREF(found);
+        if (!same) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"write_patches", (PyCFunction)(void (*)(void))speedups_write_patches, METH_FASTCALL,
+     write_patches_doc},
+    {"unwrite_patches", (PyCFunction)(void (*)(void))speedups_unwrite_patches, METH_FASTCALL,
+     unwrite_patches_doc},
+    {"all_hold", (PyCFunction)(void (*)(void))speedups_all_hold, METH_FASTCALL, all_hold_doc},
+    {"same_items", (PyCFunction)(void (*)(void))speedups_same_items, METH_FASTCALL,
+     same_items_doc},
+    {"lookups_hold", (PyCFunction)(void (*)(void))speedups_lookups_hold, METH_FASTCALL,
+     lookups_hold_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "loopwarden._speedups",
     .m_doc = "C versions of loopwarden's hottest wrapper paths (optional).",
     .m_size = -1,
+    .m_methods = speedups_methods,
 };
 
 PyMODINIT_FUNC
@@ -408,9 +711,9 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    /* LockMethod's constructor signature and behaviour, checked at import by
-     * loopwarden.lock_wrapper: a library left behind by an older install is
-     * not used (pure Python instead) rather than called wrongly. */
+    /* The signatures and behaviour of everything here, checked at import by
+     * loopwarden.native: a library left behind by an older install is not
+     * used (pure Python instead) rather than called wrongly. */
     if (PyModule_AddIntConstant(module, "ABI", LOOPWARDEN_SPEEDUPS_ABI) < 0 ||
         PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0) {
         Py_DECREF(module);

@@ -99,7 +99,7 @@ ENV_STALL_MS = "LOOPWARDEN_STALL_MS"
 ENV_REPORT = "LOOPWARDEN_REPORT"
 ENV_ALLOW = "LOOPWARDEN_ALLOW"
 ENV_MAX_FINDINGS = "LOOPWARDEN_MAX_FINDINGS"
-#: Leave the C extension out (read at import, by loopwarden.lock_wrapper, and at install).
+#: Leave the C extension out (read at import, by loopwarden.native, and at install).
 ENV_PURE_PYTHON = "LOOPWARDEN_PURE_PYTHON"
 #: Set by loopwarden, not by you: the pid of the process that claimed LOOPWARDEN_REPORT.
 ENV_REPORT_OWNER = "LOOPWARDEN_REPORT_OWNER"

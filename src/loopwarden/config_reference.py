@@ -162,7 +162,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
         env=config.ENV_PURE_PYTHON,
         env_in_pytest=True,
         values="`1`: leave out the optional C extension that runs the lock rules' common "
-        "paths (see [Performance](performance.md)), in a process where it is set before "
+        "paths and the registry's replay loops (see [Performance](performance.md)), in a "
+        "process where it is set before "
         "loopwarden is imported; at install time, do not compile it. Findings are the same "
         "either way. Default: the C extension where it was built.",
     ),

@@ -39,16 +39,14 @@ signal handler runs, and the takes are plain calls.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import sysconfig
 import threading
 from collections.abc import Callable
 from functools import partial as _partial
 from itertools import starmap as _starmap
 from typing import TYPE_CHECKING, Any
 
-from loopwarden import lock_owners
+from loopwarden import lock_owners, native
 from loopwarden.rules import NOT_BLOCKED, Rule
 from loopwarden.threads import guarded_loop, last_loop, main_ident, running_loop, thread_probes
 
@@ -59,23 +57,9 @@ if TYPE_CHECKING:
     from loopwarden._speedups import LockMethod
 
 
-#: The ``ABI`` of the C extension this module was written for (``_speedups.c``).
-_SPEEDUPS_ABI = 1
-
-
 def _load_lock_method() -> type[LockMethod] | None:
-    # config.ENV_PURE_PYTHON (config is not imported here: this module loads early).
-    if os.environ.get("LOOPWARDEN_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    if sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return None  # free-threaded CPython: the C code relies on the GIL
-    try:
-        from loopwarden import _speedups
-    except ImportError:  # not built here (no compiler at install time): pure Python
-        return None
-    if getattr(_speedups, "ABI", None) != _SPEEDUPS_ABI:
-        return None  # left behind by an older install: not called with the wrong arguments
-    return _speedups.LockMethod
+    speedups = native.load()
+    return None if speedups is None else speedups.LockMethod
 
 
 _LockMethod = _load_lock_method()

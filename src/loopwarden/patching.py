@@ -22,7 +22,14 @@ from typing import Any
 
 from loopwarden.type_versions import is_builtin_type
 
-__all__ = ["Patch", "apply_patch", "revert_patch", "type_modified", "write_type_dict"]
+__all__ = [
+    "Patch",
+    "apply_patch",
+    "builtin_type_dict",
+    "revert_patch",
+    "type_modified",
+    "write_type_dict",
+]
 
 _MISSING: Any = object()
 
@@ -33,6 +40,11 @@ _type_dicts: dict[type, dict[str, Any]] = {}
 # ctypes.pythonapi.PyType_Modified(ctypes.py_object(t)), paid twice per patched method
 # of a built-in type on every guard cycle. PYFUNCTYPE keeps the GIL held, as pythonapi does.
 _type_modified = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("PyType_Modified", ctypes.pythonapi))
+
+
+def builtin_type_dict(cls: type) -> dict[str, Any]:
+    """The real ``__dict__`` of a built-in type, which :func:`write_type_dict` writes."""
+    return _type_dict(cls)
 
 
 def _type_dict(cls: type) -> dict[str, Any]:

@@ -24,10 +24,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loopwarden.engine import make_wrapper
+from loopwarden.native import speedups
 from loopwarden.patching import (
     _MISSING,
     Patch,
     apply_patch,
+    builtin_type_dict,
     revert_patch,
     type_modified,
     write_type_dict,
@@ -107,6 +109,20 @@ class Registry:
         # before the write and dropped after the flush, so a Ctrl-C in between
         # leaves them here for the next install or uninstall to flush.
         self._stale_types: set[type] = set()
+        # True while the four tables above are the plan's own (a replay shares
+        # them instead of copying ~600 entries); see _own_tables.
+        self._tables_shared = False
+
+    def _own_tables(self) -> None:
+        """Copy the tables a replay shares with its plan, before they are changed."""
+        if self._tables_shared:
+            # Interrupted half way, the flag is still set and the next call copies
+            # again: copying a copy is harmless.
+            self._patched_rules = {target: list(p) for target, p in self._patched_rules.items()}
+            self._wrap_patches = dict(self._wrap_patches)
+            self._wrapped = dict(self._wrapped)
+            self._instance_rules = dict(self._instance_rules)
+            self._tables_shared = False
 
     # -- rules -----------------------------------------------------------
 
@@ -128,6 +144,7 @@ class Registry:
             if rule in self._extra_rules:
                 self._extra_rules.remove(rule)
             self._unresolved = None
+            self._own_tables()
             patches = self._patched_rules.get(rule.target, [])
             while patches:
                 # Revert first, forget after: restartable if interrupted.
@@ -212,31 +229,22 @@ class Registry:
                 if plan is None or not _same_objects(plan.patches, self._patches):
                     plan = self._plan = self._record_plan()  # else: the last replay, unchanged
             patches = self._patches
-            if plan is not None:
-                # The plan's patches (just compared, or just recorded from this
-                # list): revert_patch inlined, over namespaces looked up once.
-                steps = plan.steps
-                stale = self._stale_types
-                while patches:
-                    namespace, owner, name, original, replacement, builtin = steps[len(patches) - 1]
-                    if namespace.get(name, _MISSING) is replacement:
-                        if builtin:
-                            stale.add(owner)  # before the write: see _stale_types
-                            write_type_dict(owner, name, original)
-                        elif original is _MISSING:
-                            delattr(owner, name)
-                        else:
-                            setattr(owner, name, original)
-                    patches.pop()  # after the revert: restartable
+            if plan is not None and speedups is not None:
+                # The loop of _unwrite_plan in C: one call, no bytecode between the writes.
+                speedups.unwrite_patches(plan.native_steps, patches, self._stale_types, _MISSING)
+            elif plan is not None:
+                self._unwrite_plan(plan)
                 self._flush_stale_types()
             while patches:
                 revert_patch(patches[-1])  # then forget it: restartable
                 patches.pop()
-            self._patched_rules.clear()
-            self._wrap_patches.clear()
-            self._wrapped.clear()
+            # New tables, not cleared ones: a replay's are its plan's (_own_tables).
+            self._patched_rules = {}
+            self._wrap_patches = {}
+            self._wrapped = {}
             self._unresolved = None
-            self._instance_rules.clear()
+            self._instance_rules = {}
+            self._tables_shared = False
 
     # -- replaying the last install -----------------------------------------
     #
@@ -316,36 +324,66 @@ class Registry:
             _thread_lock_type()
         ) == plan.builtin_skipped:
             return False
-        journal = self._patches
-        append = journal.append
-        stale = self._stale_types
         try:
-            for patch, (_, owner, name, _, replacement, builtin) in zip(
-                plan.patches, plan.steps, strict=True
-            ):
-                # Journaled before written, as apply_patch does: an interrupt
-                # anywhere leaves a record for every write that may have happened.
-                append(patch)
-                if builtin:
-                    stale.add(owner)  # before the write: see _stale_types
-                    write_type_dict(owner, name, replacement)
-                else:
-                    setattr(owner, name, replacement)
+            if speedups is not None:
+                # The loop of _write_plan in C: one call, no bytecode between the writes.
+                speedups.write_patches(
+                    plan.native_steps, plan.patches, self._patches, self._stale_types, _MISSING
+                )
+            else:
+                self._write_plan(plan)
             self._flush_stale_types()
         except BaseException:
             self.uninstall()
             raise
-        self._patched_rules = {target: list(p) for target, p in plan.patched_rules.items()}
-        self._wrap_patches = dict(plan.wrap_patches)
-        self._wrapped = dict(plan.wrapped)
-        self._instance_rules = dict(plan.instance_rules)
+        # The plan's tables themselves, copied only before a change (_own_tables).
+        self._tables_shared = True
+        self._patched_rules = plan.patched_rules
+        self._wrap_patches = plan.wrap_patches
+        self._wrapped = plan.wrapped
+        self._instance_rules = plan.instance_rules
         self._unresolved = list(plan.unresolved)
         self._modules_seen = plan.modules
         self._complete = True
         return True
 
+    def _unwrite_plan(self, plan: _Plan) -> None:
+        # The plan's patches (just compared with self._patches, or just recorded
+        # from it): revert_patch inlined, over namespaces looked up once.
+        patches = self._patches
+        steps = plan.steps
+        stale = self._stale_types
+        while patches:
+            namespace, owner, name, original, replacement, builtin = steps[len(patches) - 1]
+            if namespace.get(name, _MISSING) is replacement:
+                if builtin:
+                    stale.add(owner)  # before the write: see _stale_types
+                    write_type_dict(owner, name, original)
+                elif original is _MISSING:
+                    delattr(owner, name)
+                else:
+                    setattr(owner, name, original)
+            patches.pop()  # after the revert: restartable
+
+    def _write_plan(self, plan: _Plan) -> None:
+        journal = self._patches
+        append = journal.append
+        stale = self._stale_types
+        for patch, (_, owner, name, _, replacement, builtin) in zip(
+            plan.patches, plan.steps, strict=True
+        ):
+            # Journaled before written, as apply_patch does: an interrupt
+            # anywhere leaves a record for every write that may have happened.
+            append(patch)
+            if builtin:
+                stale.add(owner)  # before the write: see _stale_types
+                write_type_dict(owner, name, replacement)
+            else:
+                setattr(owner, name, replacement)
+
     def _install_wraps(self) -> None:
         """Apply the wraps whose targets exist and are not wrapped yet."""
+        self._own_tables()
         # Journaled like _install_rules: recorded before written, so an
         # interruption anywhere rolls back every write.
         mark = len(self._patches)
@@ -384,6 +422,7 @@ class Registry:
         # Every patch goes into self._patches before it is written (the
         # journal): whatever interrupts this, everything after `mark` is
         # exactly what may have been written, and is reverted.
+        self._own_tables()
         mark = len(self._patches)
         new_wrappers: dict[int, tuple[Any, Any, Rule]] = {}
         new_instance_rules: list[tuple[type, str]] = []
@@ -742,13 +781,19 @@ class _Plan:
         if not _same_objects(self.rules, rules) or not _same_objects(self.wraps, wraps):
             return False
         modules = sys.modules
-        for parent, name, value in self.lookups:
-            found = modules.get(name) if parent is None else getattr(parent, name, None)
-            if found is not value:
-                return False  # a module or class on the way to a target was replaced
+        if speedups is not None:
+            if not speedups.lookups_hold(self.lookups, modules):
+                return False  # as below
+        else:
+            for parent, name, value in self.lookups:
+                found = modules.get(name) if parent is None else getattr(parent, name, None)
+                if found is not value:
+                    return False  # a module or class on the way to a target was replaced
         # Every target still holds what it held before we patched it: nobody
         # else patched it since, and no class was redefined.
         missing = _MISSING
+        if speedups is not None:
+            return bool(speedups.all_hold(self.checks, missing))
         return all(
             namespace.get(name, missing) is original for namespace, name, original in self.checks
         )
@@ -763,6 +808,25 @@ class _Plan:
         return tuple(
             (_namespace(p.owner), p.owner, p.name, p.original, p.replacement, p.builtin_type)
             for p in self.patches
+        )
+
+    @functools.cached_property
+    def native_steps(self) -> tuple[tuple[Any, ...], ...]:
+        """:attr:`steps` for the C loops: a built-in type's real ``__dict__`` last.
+
+        (namespace, owner, name, original, replacement, real dict or None), see
+        ``write_patches`` in ``_speedups.c``.
+        """
+        return tuple(
+            (
+                namespace,
+                owner,
+                name,
+                original,
+                replacement,
+                builtin_type_dict(owner) if builtin else None,
+            )
+            for namespace, owner, name, original, replacement, builtin in self.steps
         )
 
     @functools.cached_property
@@ -794,6 +858,8 @@ def _namespace(owner: Any) -> Mapping[str, Any]:
 
 
 def _same_objects(recorded: tuple[Any, ...], current: list[Any]) -> bool:
+    if speedups is not None:
+        return bool(speedups.same_items(recorded, current))
     return len(recorded) == len(current) and all(
         a is b for a, b in zip(recorded, current, strict=True)
     )
