@@ -36,6 +36,7 @@ import logging
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from loopwarden import engine
@@ -289,8 +290,22 @@ def sync() -> None:
         _import_hook.install()
         return
     _import_hook.uninstall()
-    from loopwarden.qt.gui_thread import gui_thread_id
-
-    if threading.get_ident() != gui_thread_id():
+    if not _on_gui_thread():
         return
     _install(qtcore)
+
+
+# loopwarden.qt.gui_thread.gui_thread_id, imported at the first call and not with
+# this module (loopwarden.qt.gui_thread loads the watchdog package); once, not per
+# call: PySide6 replaces builtins.__import__ with a Python function, and sync()
+# runs at every per-test switch (an import statement cost ~2 µs of its ~9).
+_gui_thread_id: Callable[[], int] | None = None
+
+
+def _on_gui_thread() -> bool:
+    global _gui_thread_id
+    if _gui_thread_id is None:
+        from loopwarden.qt.gui_thread import gui_thread_id
+
+        _gui_thread_id = gui_thread_id
+    return threading.get_ident() == _gui_thread_id()
