@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from types import FrameType, FunctionType
+from types import CodeType, FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from loopwarden import frames as _frames
@@ -157,6 +157,31 @@ def _checked_call(
     allowed = allowed_here.get()
     if allowed and ("*" in allowed or rule.name in allowed or rule.family in allowed):
         return original(*args, **kwargs)
+    # A user allowance that names the very function calling the primitive, seen
+    # before (_excused remembers it): one lookup instead of the frame walk, and
+    # before the loop lookup, since the call is allowed on any thread.
+    try:
+        caller: FrameType | None = sys._getframe(2)  # 0: here, 1: the wrapper, 2: its caller
+    except ValueError:  # called from C with no Python frame below (a C++ thread's slot)
+        caller = None
+    code = None if caller is None else caller.f_code
+    remembered = _allowed_callers.get((id(code), rule.name))
+    if remembered is not None and remembered[0] is code:
+        in_force = (
+            active_wardens[0].allowances  # _user_allowances() in its common case, inlined
+            if not global_allowances and len(active_wardens) == 1
+            else _user_allowances()
+        )
+        if remembered[1] in in_force:
+            # What the full path does with a call it excused: the original, with
+            # this thread's checks off for what it calls (unless the rule checks
+            # nested calls), and its iteration unchecked.
+            try:
+                tls.busy = not rule.check_nested  # inside the try: see below
+                result = original(*args, **kwargs)
+                return _quiet_iterator(result) if rule.iterates else result
+            finally:
+                tls.busy = False
     loop = guarded_loop()
     if loop is None:
         return original(*args, **kwargs)
@@ -167,7 +192,6 @@ def _checked_call(
         # arrive at any call, and a flag left set would silence this thread
         # for good.
         tls.busy = True
-        caller = sys._getframe(2)  # 0: here, 1: the wrapper, 2: who called the primitive
         finding = None
         user_frame = None
         try:
@@ -212,6 +236,20 @@ def _checked_call(
     finally:
         tls.busy = False
         calls_in_progress.pop(ident, None)
+
+
+#: (id(code), rule name) -> (code, allowance): a function a user allowance names,
+#: seen calling the rule's primitive directly (see _excused). The code object is
+#: kept to tell a reused id apart; the allowance to check that it is still in force.
+_allowed_callers: dict[tuple[int, str], tuple[CodeType, Allowance]] = {}
+#: Bound on _allowed_callers (code made at run time, by exec, must not pile up).
+_ALLOWED_CALLERS_MAX = 4096
+
+
+def _remember_allowed_caller(rule: Rule, code: CodeType, allowance: Allowance) -> None:
+    if len(_allowed_callers) >= _ALLOWED_CALLERS_MAX:
+        _allowed_callers.clear()
+    _allowed_callers[(id(code), rule.name)] = (code, allowance)
 
 
 def _quiet_iterator(
@@ -295,6 +333,11 @@ def _excused(rule: Rule, frame: FrameType | None) -> tuple[bool, FrameType | Non
             if allowance.matches_frame(module, qualname) and allowance.covers(
                 rule.name, rule.family
             ):
+                if f is frame and scheduled is None:
+                    # The caller itself: the same verdict whatever the stack
+                    # above it (this loop looks at it first, and the walk
+                    # before stops at it), so the next call skips the walk.
+                    _remember_allowed_caller(rule, f.f_code, allowance)
                 return True, None
         if scheduled is not None:
             break
@@ -330,17 +373,22 @@ def _diagnose(
     return (suggestion if isinstance(suggestion, str) else rule.suggestion), details
 
 
+#: A finding's caller when no Python frame is below the call (a C++ thread calling
+#: a patched function directly as its slot).
+_NO_PYTHON_CALLER = "<called from C: no Python caller>"
+
+
 def _make_finding(
     rule: Rule,
     loop: object,
-    caller: FrameType,
-    user_frame: FrameType,
+    caller: FrameType | None,
+    user_frame: FrameType | None,
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
     library_frame: FrameType | None = None,
 ) -> Finding:
     suggestion, details = _diagnose(rule, args, kwargs or {})
-    via = _made_by(caller)
+    via = _made_by(caller) if caller is not None else ""
     if via:
         # A flush that seek() made: the user called seek, the flush blocked.
         details.setdefault("via", via)
@@ -349,6 +397,8 @@ def _make_finding(
         details.setdefault("scheduled_via", scheduled.via)
     stack = _frames.capture_stack(caller)
     caller_label = str(stack[-1]) if stack else "<unknown>"
+    if caller is None:
+        caller_label = _NO_PYTHON_CALLER
     library_label = ""
     if library_frame is not None and library_frame is not user_frame:
         library_label = _frames.frame_label(library_frame)
@@ -360,7 +410,7 @@ def _make_finding(
         thread_id=thread.ident or _get_ident(),
         loop=describe_loop(loop),
         caller=caller_label,
-        user_caller=_frames.frame_label(user_frame),
+        user_caller=_NO_PYTHON_CALLER if user_frame is None else _frames.frame_label(user_frame),
         stack=stack,
         suggestion=suggestion,
         timestamp=time.time(),
