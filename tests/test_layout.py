@@ -24,6 +24,7 @@ CORE = (
     "loopwarden._one_copy",
     "loopwarden.allowances",
     "loopwarden.config",
+    "loopwarden.console_streams",
     "loopwarden.engine",
     "loopwarden.errors",
     "loopwarden.families",

@@ -1,10 +1,12 @@
-"""The optional C extension of the lock rules (``loopwarden._speedups``) and its fallback.
+"""The optional C extension (``loopwarden._speedups``): the lock rules' part, and the fallback.
 
 The rest of the suite runs with whichever implementation this interpreter has
 (CI requires the C one: ``LOOPWARDEN_REQUIRE_SPEEDUPS=1``). Here: the C wrapper
 is what the patches install, it binds and behaves like the method it replaces,
-it leaks no reference on any of its paths, the lock tests pass in pure Python
-too, and the build hook compiles it, or falls back without failing the install.
+it leaks no reference on any of its paths, the lock, stream and replay tests
+pass in pure Python too (the stream wrapper's own tests are in
+tests/test_stream_method.py, the replay loops' in tests/test_registry_replay.py),
+and the build hook compiles it, or falls back without failing the install.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def _take_and_release(lock: Any) -> None:
     lock.release()
 
 
-def test_the_lock_and_replay_tests_pass_in_pure_python() -> None:
+def test_the_lock_stream_and_replay_tests_pass_in_pure_python() -> None:
     env = dict(os.environ, LOOPWARDEN_PURE_PYTHON="1")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), str(ROOT / "conftest_plugin"), env.get("PYTHONPATH", "")]
@@ -198,6 +200,9 @@ def test_the_lock_and_replay_tests_pass_in_pure_python() -> None:
         "tests/test_fast_verdict.py",
         "tests/test_registry_replay.py",
         "tests/test_async_exceptions.py",
+        "tests/test_stream_method.py",
+        "tests/test_rules_console.py",
+        "tests/test_rules_filesystem.py",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *tests],

@@ -1,6 +1,7 @@
 /* loopwarden._speedups: the lock rules' wrapper, in C, for the two paths every
- * lock call of the process takes; and the registry's replay loops (further
- * down: writing and taking off a recorded list of patches).
+ * lock call of the process takes; further down, the file-object rules'
+ * wrapper (StreamMethod) and the registry's replay loops (writing and taking
+ * off a recorded list of patches).
  *
  * A lock acquisition costs about 40 ns unpatched. A Python-level wrapper costs
  * several times that before it has decided anything, so `LockMethod` does the
@@ -43,7 +44,7 @@
 
 /* Bump with any change to the arguments of LockMethod or of a function here, or
  * to what they do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 2
+#define LOOPWARDEN_SPEEDUPS_ABI 3
 
 typedef struct {
     PyObject_HEAD
@@ -388,6 +389,211 @@ static PyTypeObject LockMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- StreamMethod: the file-object rules' wrapper (loopwarden.console_streams) ----
+ *
+ * read/write/flush of io's file types are called by every thread, and on the
+ * loop thread of a dev build mostly for the console: a print or a console log
+ * line crosses three patched layers (TextIOWrapper, BufferedWriter, FileIO).
+ * Here, in C:
+ *  - off the loop (no running asyncio loop and no probe for this thread, or
+ *    no active warden): the original;
+ *  - on a guarded thread, a call on the console or one of its layers: the
+ *    original. `console` is loopwarden.console_streams.state, [sys.stdout,
+ *    sys.stderr, sys.stdin, frozenset of the layers' ids] as the Python side
+ *    last computed it; if the streams in `sys_dict` are not those any more,
+ *    the Python wrapper decides (and computes the state again).
+ * Every other call goes, unchanged, to the Python wrapper (`slow`).
+ */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;     /* the C method */
+    PyObject *slow;         /* the Python wrapper: every other call */
+    PyObject *running_loop; /* asyncio.events._get_running_loop */
+    PyObject *probes;       /* dict: thread id -> probe of a guarded thread */
+    PyObject *wardens;      /* list: the active wardens */
+    PyObject *console;      /* list: [stdout, stderr, stdin, frozenset of ids] */
+    PyObject *sys_dict;     /* sys.__dict__ */
+    PyObject *dict;         /* __dict__ */
+} StreamMethod;
+
+static PyObject *str_stdout, *str_stderr, *str_stdin;
+
+/* 1: `stream` is the console or one of its layers, as the state says and the
+ * state is current; 0: not, or not known here. Never an error. */
+static int
+console_layer(StreamMethod *self, PyObject *stream)
+{
+    PyObject *state = self->console;
+    if (!PyList_CheckExact(state) || PyList_GET_SIZE(state) != 4) {
+        return 0;
+    }
+    PyObject *names[3] = {str_stdout, str_stderr, str_stdin};
+    for (int i = 0; i < 3; i++) {
+        PyObject *current = PyDict_GetItemWithError(self->sys_dict, names[i]); /* borrowed */
+        if (current != PyList_GET_ITEM(state, i)) {
+            PyErr_Clear();
+            return 0; /* replaced since (pytest's capture, a redirect): Python looks again */
+        }
+    }
+    PyObject *ids = PyList_GET_ITEM(state, 3);
+    if (!PyFrozenSet_CheckExact(ids)) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromVoidPtr(stream); /* id(stream) */
+    if (key == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int found = PySet_Contains(ids, key);
+    Py_DECREF(key);
+    if (found < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return found;
+}
+
+static PyObject *
+StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    StreamMethod *self = (StreamMethod *)op;
+    if (self->slow == NULL) {
+        /* Only the garbage collector clears one: never crash a call that still reaches it. */
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden stream wrapper used after it was cleared");
+        return NULL;
+    }
+    PyObject *loop = PyObject_CallNoArgs(self->running_loop);
+    if (loop == NULL) {
+        return NULL;
+    }
+    int loop_runs = loop != Py_None;
+    Py_DECREF(loop);
+    if (!loop_runs) {
+        if (PyDict_GET_SIZE(self->probes) == 0) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        if (ident == NULL) {
+            return NULL;
+        }
+        int probed = PyDict_Contains(self->probes, ident);
+        Py_DECREF(ident);
+        if (probed == 0) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        PyErr_Clear(); /* probed, or an error: the Python wrapper decides */
+    }
+    if (PyList_GET_SIZE(self->wardens) == 0) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    if (PyVectorcall_NARGS(nargsf) > 0 && console_layer(self, args[0])) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "slow",    "running_loop", "probes",
+                            "wardens",  "console", "sys_dict",     NULL};
+    PyObject *original, *slow, *running_loop, *probes, *wardens, *console, *sys_dict;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!O!O!:StreamMethod", names, &original,
+                                     &slow, &running_loop, &PyDict_Type, &probes, &PyList_Type,
+                                     &wardens, &PyList_Type, &console, &PyDict_Type, &sys_dict)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow) ||
+        !PyCallable_Check(running_loop)) {
+        PyErr_SetString(PyExc_TypeError, "original, slow and running_loop must be callable");
+        return NULL;
+    }
+    StreamMethod *self = (StreamMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = StreamMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->slow = Py_NewRef(slow);
+    self->running_loop = Py_NewRef(running_loop);
+    self->probes = Py_NewRef(probes);
+    self->wardens = Py_NewRef(wardens);
+    self->console = Py_NewRef(console);
+    self->sys_dict = Py_NewRef(sys_dict);
+    self->dict = NULL;
+    return (PyObject *)self;
+}
+
+static int
+StreamMethod_traverse(StreamMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->running_loop);
+    Py_VISIT(self->probes);
+    Py_VISIT(self->wardens);
+    Py_VISIT(self->console);
+    Py_VISIT(self->sys_dict);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+StreamMethod_clear(StreamMethod *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->running_loop);
+    Py_CLEAR(self->probes);
+    Py_CLEAR(self->wardens);
+    Py_CLEAR(self->console);
+    Py_CLEAR(self->sys_dict);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+StreamMethod_dealloc(StreamMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    StreamMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+StreamMethod_repr(StreamMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden stream wrapper of %R>", self->original);
+}
+
+static PyGetSetDef StreamMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject StreamMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.StreamMethod",
+    .tp_doc = "The file-object rules' wrapper: the off-loop and console paths in C.",
+    .tp_basicsize = sizeof(StreamMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = StreamMethod_new,
+    .tp_dealloc = (destructor)StreamMethod_dealloc,
+    .tp_traverse = (traverseproc)StreamMethod_traverse,
+    .tp_clear = (inquiry)StreamMethod_clear,
+    .tp_vectorcall_offset = offsetof(StreamMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_repr = (reprfunc)StreamMethod_repr,
+    .tp_getset = StreamMethod_getset,
+    .tp_dictoffset = offsetof(StreamMethod, dict),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
  *
  * A guard cycle writes some 340-600 attributes and puts them back. The
@@ -701,10 +907,14 @@ PyInit__speedups(void)
 {
     str_loop = PyUnicode_InternFromString("loop");
     str_runs_here = PyUnicode_InternFromString("runs_here");
-    if (str_loop == NULL || str_runs_here == NULL) {
+    str_stdout = PyUnicode_InternFromString("stdout");
+    str_stderr = PyUnicode_InternFromString("stderr");
+    str_stdin = PyUnicode_InternFromString("stdin");
+    if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
+        str_stdin == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&LockMethod_Type) < 0) {
+    if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -715,7 +925,8 @@ PyInit__speedups(void)
      * loopwarden.native: a library left behind by an older install is not
      * used (pure Python instead) rather than called wrongly. */
     if (PyModule_AddIntConstant(module, "ABI", LOOPWARDEN_SPEEDUPS_ABI) < 0 ||
-        PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0) {
+        PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "StreamMethod", (PyObject *)&StreamMethod_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -21,6 +21,22 @@ class LockMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
 
+class StreamMethod:
+    """The file-object rules' wrapper: the off-loop and console paths in C."""
+
+    def __init__(
+        self,
+        original: Callable[..., Any],
+        slow: Callable[..., Any],
+        running_loop: Callable[[], object],
+        probes: dict[int, Any],
+        wardens: list[Any],
+        console: list[Any],
+        sys_dict: dict[str, Any],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+
 # The registry's replay loops (loopwarden.registry, _Plan.native_steps).
 def write_patches(
     steps: tuple[tuple[Any, ...], ...],

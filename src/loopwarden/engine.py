@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from types import CodeType, FrameType, FunctionType
 from typing import TYPE_CHECKING, Any
 
+from loopwarden import console_streams
 from loopwarden import frames as _frames
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
@@ -72,6 +73,10 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         wrapper = make_lock_wrapper(rule, original, _checked_call, active_wardens)
     elif rule.precheck is not None:
         wrapper = _prechecked_wrapper(rule, original, rule.precheck)
+        if rule.precheck is console_streams.precheck:
+            # The file-object rules: their off-loop and console calls in C
+            # where the extension was built (loopwarden.console_streams).
+            wrapper = console_streams.c_wrapper(original, wrapper, active_wardens) or wrapper
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from types import ModuleType
 __all__ = ["ABI", "load", "speedups"]
 
 #: The ``ABI`` of the C extension this package was written for (``_speedups.c``).
-ABI = 2
+ABI = 3
 
 
 def load() -> ModuleType | None:

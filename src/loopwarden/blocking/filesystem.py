@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from loopwarden.rules import NOT_BLOCKED, Rule
+from loopwarden import console_streams
+from loopwarden.rules import Rule
 
 __all__ = ["RULES"]
 
@@ -50,55 +50,6 @@ def _is_console(stream: Any) -> bool:
         stream is s
         for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, sys.stdin, sys.__stdin__)
     )
-
-
-#: (sys.stdout, sys.stderr, sys.stdin) when _console_layers was computed.
-_console_key: list[Any] = [None, None, None]
-#: id() of the console streams and of their buffer and raw layers. The key
-#: above keeps the current streams alive, and they keep their layers alive,
-#: so these ids cannot be reused while the key matches.
-_console_layers: frozenset[int] = frozenset()
-
-
-def _console_layer_ids() -> frozenset[int]:
-    global _console_layers
-    key = _console_key
-    if sys.stdout is key[0] and sys.stderr is key[1] and sys.stdin is key[2]:
-        return _console_layers
-    ids: set[int] = set()
-    streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, sys.stdin, sys.__stdin__)
-    for stream in streams:
-        layer: Any = stream
-        for attribute in ("buffer", "raw"):  # TextIOWrapper -> Buffered* -> FileIO
-            if layer is None:
-                break
-            ids.add(id(layer))
-            try:
-                layer = getattr(layer, attribute, None)
-            except Exception:  # noqa: BLE001 - an odd replacement stream: stop at this layer
-                layer = None
-        if layer is not None:
-            ids.add(id(layer))
-    _console_layers = frozenset(ids)
-    key[:] = [sys.stdout, sys.stderr, sys.stdin]
-    return _console_layers
-
-
-def _console_precheck(
-    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """Fast verdict for stream methods: the console and its layers never block.
-
-    ``print`` and console logging on the loop thread cross three patched
-    layers (TextIOWrapper, BufferedWriter, FileIO); each would otherwise take
-    the warden and allowance path only to hear "not blocking". The buffer and
-    raw layers of the console are matched too, so the inner calls of a
-    console write stay silent as they were when only the outer one was
-    checked.
-    """
-    if args and id(args[0]) in _console_layer_ids():
-        return original(*args, **kwargs)
-    return NOT_BLOCKED
 
 
 def _file_io_blocks(stream: Any, *_: object, **__: object) -> bool:
@@ -266,7 +217,7 @@ RULES: tuple[Rule, ...] = (
             f"io:{cls}.{method}",
             _FILE_IO,
             blocks_when=_file_io_blocks,
-            precheck=_console_precheck,
+            precheck=console_streams.precheck,
             condition="the stream is a real file in blocking mode (not the console or a TTY)",
         )
         for cls, methods in _STREAM_METHODS.items()
@@ -277,7 +228,7 @@ RULES: tuple[Rule, ...] = (
             f"io:{cls}.flush",
             _FILE_IO,
             blocks_when=_flush_blocks,
-            precheck=_console_precheck,
+            precheck=console_streams.precheck,
             condition="the stream is a writable real file in blocking mode",
         )
         # FileIO has no buffer and readers have nothing to flush.

@@ -1,0 +1,102 @@
+"""The console's streams and their layers: calls on them never block a loop.
+
+``print`` and console logging on the loop thread cross three patched layers
+(``TextIOWrapper``, ``BufferedWriter``, ``FileIO``). Each would otherwise take
+the warden and allowance path only to hear "not blocking", so the file-object
+rules (:mod:`loopwarden.blocking.filesystem`) have :func:`precheck`: a call on
+``sys.stdout``, ``sys.stderr`` or ``sys.stdin`` (current or original) or on
+their buffer and raw layers runs as is.
+
+Where the optional C extension was built, those rules' wrapper is its
+``StreamMethod`` (:func:`c_wrapper`): the off-loop call and the console call on
+a guarded thread are decided in C, from :data:`state`; every other call goes to
+the Python wrapper, which stays the reference.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import MethodDescriptorType
+from typing import Any
+
+from loopwarden import native
+from loopwarden.rules import NOT_BLOCKED
+from loopwarden.threads import running_loop, thread_probes
+
+__all__ = ["c_wrapper", "layer_ids", "precheck", "state"]
+
+#: [sys.stdout, sys.stderr, sys.stdin, frozenset of the id() of every console
+#: stream and of its buffer and raw layers] when last computed. The streams
+#: kept here keep their layers alive, so those ids cannot be reused while they
+#: are current. Replaced whole (one slice assignment), so a reader (the C
+#: wrapper) never sees streams of one moment with ids of another.
+state: list[Any] = [None, None, None, frozenset()]
+
+
+def layer_ids() -> frozenset[int]:
+    """The id() of the console streams and their layers, computed again if they changed."""
+    if sys.stdout is state[0] and sys.stderr is state[1] and sys.stdin is state[2]:
+        ids: frozenset[int] = state[3]
+        return ids
+    found: set[int] = set()
+    streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, sys.stdin, sys.__stdin__)
+    for stream in streams:
+        layer: Any = stream
+        for attribute in ("buffer", "raw"):  # TextIOWrapper -> Buffered* -> FileIO
+            if layer is None:
+                break
+            found.add(id(layer))
+            try:
+                layer = getattr(layer, attribute, None)
+            except Exception:  # noqa: BLE001 - an odd replacement stream: stop at this layer
+                layer = None
+        if layer is not None:
+            found.add(id(layer))
+    ids = frozenset(found)
+    state[:] = [sys.stdout, sys.stderr, sys.stdin, ids]
+    return ids
+
+
+def precheck(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Fast verdict for stream methods: the console and its layers never block.
+
+    The buffer and raw layers of the console are matched too, so the inner
+    calls of a console write stay silent as they were when only the outer
+    one was checked.
+    """
+    if args and id(args[0]) in layer_ids():
+        return original(*args, **kwargs)
+    return NOT_BLOCKED
+
+
+def c_wrapper(
+    original: Callable[..., Any], python_wrapper: Callable[..., Any], active_wardens: list[Any]
+) -> Callable[..., Any] | None:
+    """The C ``StreamMethod`` over ``python_wrapper``, or None (pure Python here).
+
+    Only for a method of a built-in type (the io classes' C methods): the C
+    object binds like a method descriptor, and unlike a Python function it
+    has no code object for callers to introspect, which the C method did not
+    have either.
+    """
+    speedups = native.speedups
+    if speedups is None or not _is_c_method(original):
+        return None
+    try:
+        made: Callable[..., Any] = speedups.StreamMethod(
+            original=original,
+            slow=python_wrapper,
+            running_loop=running_loop,
+            probes=thread_probes,
+            wardens=active_wardens,
+            console=state,
+            sys_dict=vars(sys),
+        )
+    except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
+        return None
+    return made
+
+
+def _is_c_method(original: object) -> bool:
+    return isinstance(original, MethodDescriptorType)

@@ -1,0 +1,207 @@
+"""The file-object rules' C wrapper (``StreamMethod``) and the console state it reads.
+
+read/write/flush of io's file types run through ``loopwarden._speedups.StreamMethod``
+where the extension was built: off the loop, and for the console on a guarded
+thread, the call is decided in C; every other call goes to the Python wrapper.
+Here: it is what gets installed and the originals come back; it binds and raises
+like the method; it leaks nothing on any path; a console replaced while the
+patches are in (pytest's capture, a redirect) is seen at once, both ways; real
+file I/O on the loop is still reported. The suite runs these rules in pure
+Python too (tests/test_speedups.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loopwarden
+from loophelpers import run_in_worker, run_on_loop
+from loopwarden import console_streams, native
+
+needs_speedups = pytest.mark.skipif(
+    native.speedups is None, reason="the C extension is not built for this interpreter"
+)
+
+_METHODS = [
+    (io.FileIO, "read"),
+    (io.FileIO, "write"),
+    (io.BufferedWriter, "write"),
+    (io.BufferedWriter, "flush"),
+    (io.TextIOWrapper, "write"),
+    (io.TextIOWrapper, "flush"),
+]
+
+
+@needs_speedups
+def test_the_file_rules_install_the_c_wrapper_and_restore_the_originals() -> None:
+    originals = {(cls, name): cls.__dict__[name] for cls, name in _METHODS}
+    with loopwarden.guard(mode="record"):
+        for (cls, name), original in originals.items():
+            wrapper = cls.__dict__[name]
+            assert type(wrapper).__name__ == "StreamMethod", (cls, name)
+            assert wrapper.__wrapped__ is original
+            assert wrapper.__name__ == name
+            assert "loopwarden stream wrapper of" in repr(wrapper)
+    for (cls, name), original in originals.items():
+        assert cls.__dict__[name] is original
+
+
+@needs_speedups
+def test_the_c_wrapper_binds_and_raises_like_the_method(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"0123456789")
+    with loopwarden.guard(mode="record") as warden, open(path, "rb", buffering=0) as raw:
+        bound = raw.read
+        assert bound(2) == b"01"  # a bound method, called later
+        assert io.FileIO.read(raw, 2) == b"23"  # through the class
+        with pytest.raises(TypeError):
+            raw.read(size=2)  # FileIO.read takes no keywords, and neither does the wrapper
+        with pytest.raises(TypeError):
+            io.FileIO.read()  # no file at all
+        with pytest.raises(TypeError):
+            io.FileIO.read(object(), 1)  # not a FileIO
+        with pytest.raises(TypeError):
+            raw.read(1, 2, 3)
+    assert warden.findings == []  # all off the loop
+
+
+def _console_to(tmp_path: Path, name: str) -> io.TextIOWrapper:
+    return open(tmp_path / name, "w", encoding="utf-8")
+
+
+def test_a_console_replaced_while_the_patches_are_in_is_seen_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The console is a real file here (as under a redirect): writes to it are
+    # accepted; the same file once it is no longer the console is a finding.
+    first, second = _console_to(tmp_path, "first"), _console_to(tmp_path, "second")
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            monkeypatch.setattr(sys, "stdout", first)
+            run_on_loop(lambda: [print("to the first console") for _ in range(3)])
+            assert warden.findings == []
+            monkeypatch.setattr(sys, "stdout", second)  # the C wrapper's state is stale now
+            # First the old console, before anything computed the state again.
+            run_on_loop(lambda: (first.write("not the console any more\n"), first.flush()))
+            reported = [f.primitive for f in warden.findings]
+            warden.clear()
+            run_on_loop(lambda: print("to the second console", flush=True))
+            monkeypatch.undo()
+        assert "io.TextIOWrapper.flush" in reported  # no longer the console: a real file
+        assert warden.findings == []  # the new console is one
+    finally:
+        first.close()
+        second.close()
+    assert (tmp_path / "second").read_text() == "to the second console\n"
+
+
+def test_file_io_on_the_loop_is_still_reported_and_not_off_it(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 100)
+
+    def read() -> bytes:
+        with open(path, "rb", buffering=0) as raw:
+            return raw.read(10)
+
+    with loopwarden.guard(mode="record") as warden:
+        assert run_in_worker(read) == b"x" * 10
+        assert warden.findings == []
+        assert run_on_loop(read) == b"x" * 10
+    assert "io.FileIO.read" in [f.primitive for f in warden.findings]
+
+
+def test_the_console_state_is_replaced_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The C wrapper reads the streams and the ids as one: a stale pair never mixes.
+    before = list(console_streams.state)
+    ids = console_streams.layer_ids()
+    assert console_streams.state[:3] == [sys.stdout, sys.stderr, sys.stdin]
+    assert console_streams.state[3] is ids
+    assert id(sys.__stderr__) in ids
+    buffer = getattr(sys.__stderr__, "buffer", None)
+    if buffer is not None:
+        assert id(buffer) in ids
+        raw = getattr(buffer, "raw", None)
+        assert raw is None or id(raw) in ids
+    replacement = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", replacement)
+    new_ids = console_streams.layer_ids()
+    assert console_streams.state[1] is replacement and id(replacement) in new_ids
+    assert len(before) == len(console_streams.state) == 4
+
+
+@needs_speedups
+def test_no_reference_is_leaked_on_any_path(tmp_path: Path) -> None:
+    # A missed Py_DECREF in C shows as a reference count that grows with the
+    # number of calls; each path runs 2000 times.
+    rounds = 2000
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 10)
+    console = _console_to(tmp_path, "console")
+    raw = open(path, "rb", buffering=0)
+
+    def counts() -> tuple[int, ...]:
+        return (sys.getrefcount(raw), sys.getrefcount(console), sys.getrefcount(sys.stdout))
+
+    def reads() -> None:
+        for _ in range(rounds):
+            raw.seek(0)
+            raw.read(1)
+
+    def prints() -> None:
+        for _ in range(rounds):
+            print("x", file=console)
+            console.flush()
+
+    async def on_loop() -> list[str]:
+        problems = []
+        loop = asyncio.get_running_loop()
+        prints()  # warm-up
+        before, loop_before = counts(), sys.getrefcount(loop)
+        prints()  # the console, decided in C
+        if counts() != before or sys.getrefcount(loop) - loop_before > 2:
+            problems.append(f"console writes: {before} -> {counts()}")
+        return problems
+
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            reads()
+            before = counts()
+            reads()  # off the loop
+            assert counts() == before, "off the loop"
+            old_stdout = sys.stdout
+            sys.stdout = console
+            try:
+                assert asyncio.run(on_loop()) == []
+            finally:
+                sys.stdout = old_stdout
+
+            async def files() -> None:
+                reads()  # not the console: the Python wrapper, findings
+
+            before = counts()
+            asyncio.run(files())
+            assert counts()[0] - before[0] < rounds, "reported reads"
+        assert warden.findings  # the reads on the loop were reported
+    finally:
+        raw.close()
+        console.close()
+
+
+def test_the_python_wrapper_is_used_for_python_originals() -> None:
+    # Only a C method gets the C wrapper: a Python function keeps a Python one.
+    def write(stream: Any, data: str) -> int:
+        return len(data)
+
+    made = console_streams.c_wrapper(write, write, [])
+    assert made is None
+    if native.speedups is not None:
+        c_made = console_streams.c_wrapper(io.FileIO.write, write, [])
+        assert c_made is not None and type(c_made).__name__ == "StreamMethod"
+    assert os.path.exists(console_streams.__file__)
