@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from typing import Any
 
 from loopwarden import console_streams
@@ -46,10 +45,9 @@ def _raw_file(stream: Any) -> io.FileIO | None:
 
 
 def _is_console(stream: Any) -> bool:
-    return any(
-        stream is s
-        for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, sys.stdin, sys.__stdin__)
-    )
+    # The console streams (current and original) and their buffer and raw
+    # layers, computed once per change of sys.stdout/stderr/stdin.
+    return id(stream) in console_streams.layer_ids()
 
 
 def _file_io_blocks(stream: Any, *_: object, **__: object) -> bool:

@@ -67,8 +67,17 @@ def _first_report(handler: object, path: object, line: object) -> bool:
 
 
 def _is_pytest_handler(handler: object) -> bool:
-    module = type(handler).__module__ or ""
-    return module.startswith(("_pytest", "pytest"))
+    kind = type(handler)
+    verdict = _pytest_handler_types.get(kind)
+    if verdict is None:
+        module = kind.__module__ or ""
+        verdict = _pytest_handler_types[kind] = module.startswith(("_pytest", "pytest"))
+    return verdict
+
+
+#: Handler type -> whether it is pytest's own: asked for every record on the loop.
+#: Handler classes are few and live as long as the process.
+_pytest_handler_types: dict[type, bool] = {}
 
 
 def _writes_to_file(handler: object) -> bool:
