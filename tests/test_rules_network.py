@@ -644,6 +644,7 @@ def test_requests_is_caught_through_the_socket_layer(http_url: str) -> None:
 def test_socket_methods_skip_non_blocking_sockets_before_any_check() -> None:
     # asyncio's transports read and write non-blocking sockets on every loop
     # turn: the wrapper's skip_when decides those with one read.
+    from loopwarden import console_streams
     from loopwarden.blocking import network
 
     rules = [
@@ -652,13 +653,13 @@ def test_socket_methods_skip_non_blocking_sockets_before_any_check() -> None:
         if rule.target.startswith(("socket:socket.", "ssl:SSLSocket.")) and rule.blocks_when
     ]
     assert len(rules) > 10
-    assert all(rule.skip_when is network._non_blocking for rule in rules), [
-        rule.name for rule in rules if rule.skip_when is not network._non_blocking
+    assert all(rule.skip_when is console_streams.non_blocking for rule in rules), [
+        rule.name for rule in rules if rule.skip_when is not console_streams.non_blocking
     ]
     blocking, non_blocking = socket.socketpair()
     with blocking, non_blocking:
         non_blocking.setblocking(False)
-        assert network._non_blocking(non_blocking)
-        assert not network._non_blocking(blocking)
+        assert console_streams.non_blocking(non_blocking)
+        assert not console_streams.non_blocking(blocking)
         blocking.settimeout(0.5)
-        assert not network._non_blocking(blocking)  # a timeout waits
+        assert not console_streams.non_blocking(blocking)  # a timeout waits

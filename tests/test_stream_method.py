@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,48 @@ def test_no_reference_is_leaked_on_any_path(tmp_path: Path) -> None:
     finally:
         raw.close()
         console.close()
+
+
+@needs_speedups
+def test_the_socket_rules_install_the_c_wrapper_and_decide_non_blocking_sockets() -> None:
+    originals = {name: vars(socket.socket).get(name) for name in ("send", "recv")}
+    blocking, non_blocking = socket.socketpair()
+
+    class OddSocket(socket.socket):
+        def gettimeout(self) -> Any:
+            return "not a number"  # the C path cannot tell: the Python wrapper decides
+
+    async def on_loop() -> list[str]:
+        problems = []
+        loop = asyncio.get_running_loop()
+        non_blocking.setblocking(False)
+        for _ in range(100):  # warm-up
+            blocking.send(b"x")
+            non_blocking.recv(1)
+        before = (sys.getrefcount(non_blocking), sys.getrefcount(loop))
+        for _ in range(2000):
+            blocking.send(b"x")  # a blocking socket with room to write: not reported
+            non_blocking.recv(1)  # non-blocking: decided in C
+        after = (sys.getrefcount(non_blocking), sys.getrefcount(loop))
+        if after[0] != before[0] or after[1] - before[1] > 2:
+            problems.append(f"references: {before} -> {after}")
+        with pytest.raises(BlockingIOError):
+            non_blocking.recv(1)  # nothing to read: the original's own error
+        odd = OddSocket(fileno=os.dup(non_blocking.fileno()))
+        with odd:
+            odd.setblocking(False)
+            blocking.send(b"y")
+            assert odd.recv(1) == b"y"
+        return problems
+
+    with blocking, non_blocking, loopwarden.guard(mode="record") as warden:
+        for name in originals:
+            wrapper = vars(socket.socket)[name]
+            assert type(wrapper).__name__ == "StreamMethod", name
+            assert wrapper.__wrapped__ is getattr(socket.socket.__mro__[1], name)
+        assert asyncio.run(on_loop()) == []
+    assert warden.findings == []
+    assert {name: vars(socket.socket).get(name) for name in originals} == originals
 
 
 def test_the_python_wrapper_is_used_for_python_originals() -> None:

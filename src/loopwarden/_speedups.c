@@ -389,7 +389,7 @@ static PyTypeObject LockMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
-/* ---- StreamMethod: the file-object rules' wrapper (loopwarden.console_streams) ----
+/* ---- StreamMethod: the file-object and socket rules' wrapper (loopwarden.console_streams) ----
  *
  * read/write/flush of io's file types are called by every thread, and on the
  * loop thread of a dev build mostly for the console: a print or a console log
@@ -401,7 +401,10 @@ static PyTypeObject LockMethod_Type = {
  *    original. `console` is loopwarden.console_streams.state, [sys.stdout,
  *    sys.stderr, sys.stdin, frozenset of the layers' ids] as the Python side
  *    last computed it; if the streams in `sys_dict` are not those any more,
- *    the Python wrapper decides (and computes the state again).
+ *    the Python wrapper decides (and computes the state again);
+ *  - for the socket methods (`check_timeout`, and no console), a call on a
+ *    socket in non-blocking mode, which never waits: what every read and
+ *    write of asyncio's transports is.
  * Every other call goes, unchanged, to the Python wrapper (`slow`).
  */
 
@@ -413,12 +416,34 @@ typedef struct {
     PyObject *running_loop; /* asyncio.events._get_running_loop */
     PyObject *probes;       /* dict: thread id -> probe of a guarded thread */
     PyObject *wardens;      /* list: the active wardens */
-    PyObject *console;      /* list: [stdout, stderr, stdin, frozenset of ids] */
+    PyObject *console;      /* list: [stdout, stderr, stdin, frozenset of ids]; or None */
     PyObject *sys_dict;     /* sys.__dict__ */
     PyObject *dict;         /* __dict__ */
+    int check_timeout;      /* a socket method: gettimeout() == 0 never waits */
 } StreamMethod;
 
-static PyObject *str_stdout, *str_stderr, *str_stdin;
+static PyObject *str_stdout, *str_stderr, *str_stdin, *str_gettimeout;
+
+/* 1: `sock` is in non-blocking mode (sock.gettimeout() == 0, what the socket
+ * rules' skip_when asks); 0: it is not, or not known here. Never an error. */
+static int
+non_blocking_socket(PyObject *sock)
+{
+    PyObject *timeout = PyObject_CallMethodNoArgs(sock, str_gettimeout);
+    if (timeout == NULL) {
+        PyErr_Clear(); /* not a socket after all: the Python wrapper decides */
+        return 0;
+    }
+    int zero = 0;
+    if (PyFloat_CheckExact(timeout)) {
+        zero = PyFloat_AS_DOUBLE(timeout) == 0.0;
+    }
+    else if (PyLong_CheckExact(timeout)) {
+        zero = PyObject_Not(timeout) == 1; /* an int is false only when 0 */
+    }
+    Py_DECREF(timeout);
+    return zero;
+}
 
 /* 1: `stream` is the console or one of its layers, as the state says and the
  * state is current; 0: not, or not known here. Never an error. */
@@ -426,7 +451,7 @@ static int
 console_layer(StreamMethod *self, PyObject *stream)
 {
     PyObject *state = self->console;
-    if (!PyList_CheckExact(state) || PyList_GET_SIZE(state) != 4) {
+    if (state == NULL || !PyList_CheckExact(state) || PyList_GET_SIZE(state) != 4) {
         return 0;
     }
     PyObject *names[3] = {str_stdout, str_stderr, str_stdin};
@@ -488,7 +513,8 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
     if (PyList_GET_SIZE(self->wardens) == 0) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    if (PyVectorcall_NARGS(nargsf) > 0 && console_layer(self, args[0])) {
+    if (PyVectorcall_NARGS(nargsf) > 0 &&
+        (console_layer(self, args[0]) || (self->check_timeout && non_blocking_socket(args[0])))) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
     return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
@@ -497,12 +523,18 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
 static PyObject *
 StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"original", "slow",    "running_loop", "probes",
-                            "wardens",  "console", "sys_dict",     NULL};
+    static char *names[] = {"original", "slow",     "running_loop",  "probes", "wardens",
+                            "console",  "sys_dict", "check_timeout", NULL};
     PyObject *original, *slow, *running_loop, *probes, *wardens, *console, *sys_dict;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!O!O!:StreamMethod", names, &original,
+    int check_timeout;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO!p:StreamMethod", names, &original,
                                      &slow, &running_loop, &PyDict_Type, &probes, &PyList_Type,
-                                     &wardens, &PyList_Type, &console, &PyDict_Type, &sys_dict)) {
+                                     &wardens, &console, &PyDict_Type, &sys_dict,
+                                     &check_timeout)) {
+        return NULL;
+    }
+    if (console != Py_None && !PyList_CheckExact(console)) {
+        PyErr_SetString(PyExc_TypeError, "console must be a list or None");
         return NULL;
     }
     if (!PyCallable_Check(original) || !PyCallable_Check(slow) ||
@@ -520,9 +552,10 @@ StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->running_loop = Py_NewRef(running_loop);
     self->probes = Py_NewRef(probes);
     self->wardens = Py_NewRef(wardens);
-    self->console = Py_NewRef(console);
+    self->console = console == Py_None ? NULL : Py_NewRef(console);
     self->sys_dict = Py_NewRef(sys_dict);
     self->dict = NULL;
+    self->check_timeout = check_timeout;
     return (PyObject *)self;
 }
 
@@ -910,8 +943,9 @@ PyInit__speedups(void)
     str_stdout = PyUnicode_InternFromString("stdout");
     str_stderr = PyUnicode_InternFromString("stderr");
     str_stdin = PyUnicode_InternFromString("stdin");
+    str_gettimeout = PyUnicode_InternFromString("gettimeout");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
-        str_stdin == NULL) {
+        str_stdin == NULL || str_gettimeout == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0) {

@@ -1,4 +1,4 @@
-"""The console's streams and their layers: calls on them never block a loop.
+"""The console's streams and non-blocking sockets: calls on them never block a loop.
 
 ``print`` and console logging on the loop thread cross three patched layers
 (``TextIOWrapper``, ``BufferedWriter``, ``FileIO``). Each would otherwise take
@@ -7,10 +7,14 @@ rules (:mod:`loopwarden.blocking.filesystem`) have :func:`precheck`: a call on
 ``sys.stdout``, ``sys.stderr`` or ``sys.stdin`` (current or original) or on
 their buffer and raw layers runs as is.
 
-Where the optional C extension was built, those rules' wrapper is its
-``StreamMethod`` (:func:`c_wrapper`): the off-loop call and the console call on
-a guarded thread are decided in C, from :data:`state`; every other call goes to
-the Python wrapper, which stays the reference.
+The socket method rules have :func:`non_blocking` as their ``skip_when``: a
+socket in non-blocking mode (every socket of asyncio's transports) never waits.
+
+Where the optional C extension was built, the wrapper of both kinds of rules is
+its ``StreamMethod`` (:func:`c_wrapper`): the off-loop call, and the console call
+(from :data:`state`) or the non-blocking socket call on a guarded thread, are
+decided in C; every other call goes to the Python wrapper, which stays the
+reference.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from loopwarden import native
 from loopwarden.rules import NOT_BLOCKED
 from loopwarden.threads import running_loop, thread_probes
 
-__all__ = ["c_wrapper", "layer_ids", "precheck", "state"]
+__all__ = ["c_wrapper", "layer_ids", "non_blocking", "precheck", "state"]
 
 #: [sys.stdout, sys.stderr, sys.stdin, frozenset of the id() of every console
 #: stream and of its buffer and raw layers] when last computed. The streams
@@ -70,15 +74,35 @@ def precheck(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
     return NOT_BLOCKED
 
 
+def non_blocking(sock: Any, *_: object, **__: object) -> bool:
+    """``skip_when`` of the socket methods: a non-blocking socket never waits.
+
+    asyncio's transports only use such sockets, so every read and write a loop
+    makes for its streams is decided by this one read, before the full check.
+    """
+    return bool(sock.gettimeout() == 0)
+
+
 def c_wrapper(
-    original: Callable[..., Any], python_wrapper: Callable[..., Any], active_wardens: list[Any]
+    original: Callable[..., Any],
+    python_wrapper: Callable[..., Any],
+    active_wardens: list[Any],
+    *,
+    sockets: bool = False,
 ) -> Callable[..., Any] | None:
     """The C ``StreamMethod`` over ``python_wrapper``, or None (pure Python here).
 
-    Only for a method of a built-in type (the io classes' C methods): the C
-    object binds like a method descriptor, and unlike a Python function it
-    has no code object for callers to introspect, which the C method did not
-    have either.
+    Only for a method of a built-in type (the io and socket classes' C
+    methods): the C object binds like a method descriptor, and unlike a Python
+    function it has no code object for callers to introspect, which the C
+    method did not have either.
+
+    Args:
+        original: The unpatched method.
+        python_wrapper: What decides every call the C code does not.
+        active_wardens: The engine's list of active wardens.
+        sockets: A socket method: the C code lets a call on a non-blocking
+            socket through (:func:`non_blocking`), instead of the console's.
     """
     speedups = native.speedups
     if speedups is None or not _is_c_method(original):
@@ -90,8 +114,9 @@ def c_wrapper(
             running_loop=running_loop,
             probes=thread_probes,
             wardens=active_wardens,
-            console=state,
+            console=None if sockets else state,
             sys_dict=vars(sys),
+            check_timeout=sockets,
         )
     except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
         return None

@@ -99,6 +99,13 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
 
     if skip is not None:
         wrapper = skipping_wrapper  # a separate function: the usual wrapper pays nothing
+        if skip is console_streams.non_blocking:
+            # The socket rules: their off-loop and non-blocking calls in C where
+            # the extension was built (loopwarden.console_streams).
+            wrapper = (
+                console_streams.c_wrapper(original, wrapper, active_wardens, sockets=True)
+                or wrapper
+            )
     # getattr with a default: the lock rules' C wrapper has no names of its own.
     wrapper.__name__ = getattr(original, "__name__", getattr(wrapper, "__name__", "wrapper"))
     wrapper.__qualname__ = getattr(

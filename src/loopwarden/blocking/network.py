@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from loopwarden import console_streams
 from loopwarden.blocking.socket_readiness import byte_count, readable_now, writable_now
 from loopwarden.rules import Rule
 
@@ -82,15 +83,6 @@ def _socket_blocks(sock: Any, *_: object, **__: object) -> bool:
         return os.get_blocking(fd)
     except OSError:
         return True  # platforms where sockets are not file descriptors
-
-
-def _non_blocking(sock: Any, *_: object, **__: object) -> bool:
-    """``skip_when`` of the socket methods: a non-blocking socket never waits.
-
-    asyncio's transports only use such sockets, so every read and write a loop
-    makes for its streams is decided by this one read, before the full check.
-    """
-    return bool(sock.gettimeout() == 0)
 
 
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -239,7 +231,7 @@ RULES: tuple[Rule, ...] = (
             f"socket:socket.{method}",
             _SOCKET,
             blocks_when=_socket_blocks,
-            skip_when=_non_blocking,
+            skip_when=console_streams.non_blocking,
             condition=_BLOCKING_SOCKET,
         )
         for method in _SOCKET_METHODS
@@ -249,7 +241,7 @@ RULES: tuple[Rule, ...] = (
             f"socket:socket.{method}",
             _SOCKET,
             blocks_when=_receive_blocks(flags_at),
-            skip_when=_non_blocking,
+            skip_when=console_streams.non_blocking,
             condition=_RECEIVE_CONDITION,
         )
         for method, flags_at in _RECEIVE_METHODS.items()
@@ -258,7 +250,7 @@ RULES: tuple[Rule, ...] = (
         "socket:socket.accept",
         _SOCKET,
         blocks_when=_accept_blocks,
-        skip_when=_non_blocking,
+        skip_when=console_streams.non_blocking,
         condition=_ACCEPT_CONDITION,
     ),
     *(
@@ -266,7 +258,7 @@ RULES: tuple[Rule, ...] = (
             f"socket:socket.{method}",
             _SOCKET,
             blocks_when=_send_blocks,
-            skip_when=_non_blocking,
+            skip_when=console_streams.non_blocking,
             condition=_SEND_CONDITION,
         )
         for method in ("send", "sendall")
@@ -281,7 +273,7 @@ RULES: tuple[Rule, ...] = (
             f"ssl:SSLSocket.{method}",
             _TLS,
             blocks_when=_socket_blocks,
-            skip_when=_non_blocking,
+            skip_when=console_streams.non_blocking,
             condition=_BLOCKING_SOCKET,
         )
         for method in _SSL_SOCKET_METHODS
