@@ -16,6 +16,7 @@ import asyncio
 import io
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ def test_the_console_state_is_replaced_whole(monkeypatch: pytest.MonkeyPatch) ->
     # The C wrapper reads the streams and the ids as one: a stale pair never mixes.
     before = list(console_streams.state)
     ids = console_streams.layer_ids()
-    assert console_streams.state[:3] == [sys.stdout, sys.stderr, sys.stdin]
+    assert [ref() for ref in console_streams.state[:3]] == [sys.stdout, sys.stderr, sys.stdin]
     assert console_streams.state[3] is ids
     assert id(sys.__stderr__) in ids
     buffer = getattr(sys.__stderr__, "buffer", None)
@@ -133,8 +134,72 @@ def test_the_console_state_is_replaced_whole(monkeypatch: pytest.MonkeyPatch) ->
     replacement = io.StringIO()
     monkeypatch.setattr(sys, "stderr", replacement)
     new_ids = console_streams.layer_ids()
-    assert console_streams.state[1] is replacement and id(replacement) in new_ids
+    assert console_streams.state[1]() is replacement and id(replacement) in new_ids
     assert len(before) == len(console_streams.state) == 4
+
+
+class _SlottedConsole:
+    """A console replacement that takes no weak reference (``__slots__``)."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_console_that_takes_no_weak_reference_still_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    console = _SlottedConsole()
+    monkeypatch.setattr(sys, "stdout", console)
+    with loopwarden.guard(mode="record") as warden:
+        run_on_loop(lambda: print("to a slotted console"))
+        assert id(console) in console_streams.layer_ids()
+        assert console_streams.state[0] is None  # never current: Python decides each time
+    assert warden.findings == []
+    assert console.lines == ["to a slotted console", "\n"]
+
+
+_EXIT_WITH_THE_PATCHES_IN = """
+import asyncio, io, sys
+import loopwarden
+
+warden = loopwarden.activate(mode="record")
+
+async def main():
+    print("on the loop")
+
+asyncio.run(main())
+# A console that only loopwarden's state would keep alive once sys is torn down.
+sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "w", closefd=False)))
+asyncio.run(main())
+print("findings:", len(warden.findings))
+"""
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_the_interpreter_exits_cleanly_with_the_patches_in(pure: bool) -> None:
+    # A dev build never deactivates: the wrappers die with the io types at exit.
+    # The C wrapper held the console streams, and freed the last one there (a crash).
+    env = dict(os.environ, LOOPWARDEN_PURE_PYTHON="1" if pure else "")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(loopwarden.__file__).parent.parent)])
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_WITH_THE_PATCHES_IN],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.splitlines() == ["on the loop", "on the loop", "findings: 0"]
 
 
 @needs_speedups

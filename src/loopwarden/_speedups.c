@@ -398,10 +398,10 @@ static PyTypeObject LockMethod_Type = {
  *  - off the loop (no running asyncio loop and no probe for this thread, or
  *    no active warden): the original;
  *  - on a guarded thread, a call on the console or one of its layers: the
- *    original. `console` is loopwarden.console_streams.state, [sys.stdout,
- *    sys.stderr, sys.stdin, frozenset of the layers' ids] as the Python side
- *    last computed it; if the streams in `sys_dict` are not those any more,
- *    the Python wrapper decides (and computes the state again);
+ *    original. `console` is loopwarden.console_streams.state, [weak references
+ *    to sys.stdout, sys.stderr and sys.stdin, frozenset of the layers' ids] as
+ *    the Python side last computed it; if the streams in `sys_dict` are not
+ *    those any more, the Python wrapper decides (and computes the state again);
  *  - for the socket methods (`check_timeout`, and no console), a call on a
  *    socket in non-blocking mode, which never waits: what every read and
  *    write of asyncio's transports is.
@@ -416,7 +416,7 @@ typedef struct {
     PyObject *running_loop; /* asyncio.events._get_running_loop */
     PyObject *probes;       /* dict: thread id -> probe of a guarded thread */
     PyObject *wardens;      /* list: the active wardens */
-    PyObject *console;      /* list: [stdout, stderr, stdin, frozenset of ids]; or None */
+    PyObject *console;      /* list: [ref(stdout), ref(stderr), ref(stdin), frozenset]; or None */
     PyObject *sys_dict;     /* sys.__dict__ */
     PyObject *dict;         /* __dict__ */
     int check_timeout;      /* a socket method: gettimeout() == 0 never waits */
@@ -457,8 +457,24 @@ console_layer(StreamMethod *self, PyObject *stream)
     PyObject *names[3] = {str_stdout, str_stderr, str_stdin};
     for (int i = 0; i < 3; i++) {
         PyObject *current = PyDict_GetItemWithError(self->sys_dict, names[i]); /* borrowed */
-        if (current != PyList_GET_ITEM(state, i)) {
+        PyObject *ref = PyList_GET_ITEM(state, i);
+        if (current == NULL || !PyWeakref_CheckRef(ref)) {
             PyErr_Clear();
+            return 0; /* no stream, or one that takes no weak reference: Python decides */
+        }
+        /* A weak reference: this object must not be what keeps a stream alive,
+         * or the stream would die with the io types at interpreter exit. */
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *known = NULL;
+        if (PyWeakref_GetRef(ref, &known) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        Py_XDECREF(known); /* alive: `current` holds it; only the address is compared */
+#else
+        PyObject *known = PyWeakref_GetObject(ref); /* borrowed */
+#endif
+        if (current != known) {
             return 0; /* replaced since (pytest's capture, a redirect): Python looks again */
         }
     }

@@ -20,6 +20,7 @@ reference.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from types import MethodDescriptorType
 from typing import Any
@@ -30,17 +31,34 @@ from loopwarden.threads import running_loop, thread_probes
 
 __all__ = ["c_wrapper", "layer_ids", "non_blocking", "precheck", "state"]
 
-#: [sys.stdout, sys.stderr, sys.stdin, frozenset of the id() of every console
-#: stream and of its buffer and raw layers] when last computed. The streams
-#: kept here keep their layers alive, so those ids cannot be reused while they
-#: are current. Replaced whole (one slice assignment), so a reader (the C
-#: wrapper) never sees streams of one moment with ids of another.
+#: [weak references to sys.stdout, sys.stderr and sys.stdin, frozenset of the
+#: id() of every console stream and of its buffer and raw layers] when last
+#: computed. A live stream keeps its layers alive, so those ids cannot be reused
+#: while the references still give the current streams. Weak: the C wrapper
+#: holds this list, and lives until the io types are torn down at interpreter
+#: exit, where a stream freed by it would crash. Replaced whole (one slice
+#: assignment), so a reader never sees streams of one moment with ids of another.
 state: list[Any] = [None, None, None, frozenset()]
+
+
+def _reference(stream: object) -> Any:
+    try:
+        return weakref.ref(stream)
+    except TypeError:  # takes no weak reference (__slots__): never current, always looked at
+        return None
+
+
+def _current(reference: Any, stream: object) -> bool:
+    return reference is not None and reference() is stream
 
 
 def layer_ids() -> frozenset[int]:
     """The id() of the console streams and their layers, computed again if they changed."""
-    if sys.stdout is state[0] and sys.stderr is state[1] and sys.stdin is state[2]:
+    if (
+        _current(state[0], sys.stdout)
+        and _current(state[1], sys.stderr)
+        and _current(state[2], sys.stdin)
+    ):
         ids: frozenset[int] = state[3]
         return ids
     found: set[int] = set()
@@ -58,7 +76,7 @@ def layer_ids() -> frozenset[int]:
         if layer is not None:
             found.add(id(layer))
     ids = frozenset(found)
-    state[:] = [sys.stdout, sys.stderr, sys.stdin, ids]
+    state[:] = [_reference(sys.stdout), _reference(sys.stderr), _reference(sys.stdin), ids]
     return ids
 
 
