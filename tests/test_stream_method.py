@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,61 @@ def test_the_python_wrapper_is_used_for_python_originals() -> None:
         c_made = console_streams.c_wrapper(io.FileIO.write, write, [])
         assert c_made is not None and type(c_made).__name__ == "StreamMethod"
     assert os.path.exists(console_streams.__file__)
+
+
+def test_a_dead_console_reference_is_never_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sys.stdout set to None after the stream the state names has died: a dead
+    # weak reference also gives None, yet the state's ids are stale (and free
+    # for reuse). A file whose id is in them must be checked, not let through.
+    class Gone(io.StringIO):
+        pass
+
+    gone = Gone()
+    dead = weakref.ref(gone)
+    del gone
+    assert dead() is None
+    path = tmp_path / "data"
+    with open(path, "w", encoding="utf-8") as file, loopwarden.guard(mode="record") as warden:
+        monkeypatch.setattr(sys, "stdout", None)
+        console_streams.state[:] = [
+            dead,
+            weakref.ref(sys.stderr),
+            weakref.ref(sys.stdin),
+            frozenset({id(file), id(file.buffer), id(file.buffer.raw)}),
+        ]
+        assert not console_streams._current(dead, None)
+        run_on_loop(lambda: (file.write("x"), file.flush()))
+        monkeypatch.undo()
+    assert "io.TextIOWrapper.flush" in [f.primitive for f in warden.findings]
+    assert id(file) not in console_streams.layer_ids()
+
+
+def test_a_ctrl_c_in_a_sockets_gettimeout_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Python gettimeout() (a socket subclass) that is interrupted: the
+    # KeyboardInterrupt comes out of the call, as from an unpatched one, and
+    # the call does not happen.
+    class Interrupted(socket.socket):
+        calls = 0
+
+        def gettimeout(self) -> Any:
+            # Once, as a real Ctrl-C lands once: asked again, the socket answers.
+            Interrupted.calls += 1
+            if Interrupted.calls == 1:
+                raise KeyboardInterrupt
+            return super().gettimeout()
+
+    left, right = socket.socketpair()
+    odd = Interrupted(fileno=os.dup(left.fileno()))
+    sent: list[int] = []
+    with left, right, odd, loopwarden.guard(mode="record"):
+
+        def send() -> None:
+            sent.append(odd.send(b"x"))
+
+        with pytest.raises(KeyboardInterrupt):
+            run_on_loop(send)
+    assert sent == []

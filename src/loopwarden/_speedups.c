@@ -425,12 +425,17 @@ typedef struct {
 static PyObject *str_stdout, *str_stderr, *str_stdin, *str_gettimeout;
 
 /* 1: `sock` is in non-blocking mode (sock.gettimeout() == 0, what the socket
- * rules' skip_when asks); 0: it is not, or not known here. Never an error. */
+ * rules' skip_when asks); 0: it is not, or not known here; -1: gettimeout()
+ * raised what is not an Exception (a KeyboardInterrupt in a Python override),
+ * which goes to the caller as the Python wrapper lets it. */
 static int
 non_blocking_socket(PyObject *sock)
 {
     PyObject *timeout = PyObject_CallMethodNoArgs(sock, str_gettimeout);
     if (timeout == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
         PyErr_Clear(); /* not a socket after all: the Python wrapper decides */
         return 0;
     }
@@ -472,9 +477,10 @@ console_layer(StreamMethod *self, PyObject *stream)
         }
         Py_XDECREF(known); /* alive: `current` holds it; only the address is compared */
 #else
-        PyObject *known = PyWeakref_GetObject(ref); /* borrowed */
+        PyObject *known = PyWeakref_GetObject(ref); /* borrowed; None once dead */
 #endif
-        if (current != known) {
+        if (current != known || known == Py_None) {
+            /* (A dead reference gives None, which sys.stdout may be too.) */
             return 0; /* replaced since (pytest's capture, a redirect): Python looks again */
         }
     }
@@ -529,9 +535,17 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
     if (PyList_GET_SIZE(self->wardens) == 0) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    if (PyVectorcall_NARGS(nargsf) > 0 &&
-        (console_layer(self, args[0]) || (self->check_timeout && non_blocking_socket(args[0])))) {
-        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    if (PyVectorcall_NARGS(nargsf) > 0) {
+        int skip = console_layer(self, args[0]);
+        if (!skip && self->check_timeout) {
+            skip = non_blocking_socket(args[0]);
+            if (skip < 0) {
+                return NULL;
+            }
+        }
+        if (skip) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
     }
     return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
 }
@@ -681,7 +695,8 @@ current_value(PyObject *namespace, PyObject *name, PyObject *missing)
     return value;
 }
 
-/* PyType_Modified for every type in `stale`, each taken out only after. */
+/* PyType_Modified for every type in `stale`. (Popped just before: no bytecode
+ * runs between the pop and PyType_Modified, so none can see it skipped.) */
 static int
 flush_stale(PyObject *stale)
 {
@@ -809,7 +824,10 @@ speedups_unwrite_patches(PyObject *module, PyObject *const *args, Py_ssize_t nar
         if (ours && write_value(step, PyTuple_GET_ITEM(step, 3), stale, missing) < 0) {
             return NULL;
         }
-        if (PyList_SetSlice(journal, n - 1, n, NULL) < 0) {
+        /* The last entry, as `patches.pop()` does: the size is read again, since a
+         * class's own __setattr__ just ran and could have changed the list. */
+        n = PyList_GET_SIZE(journal);
+        if (n > 0 && PyList_SetSlice(journal, n - 1, n, NULL) < 0) {
             return NULL;
         }
     }

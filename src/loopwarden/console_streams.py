@@ -49,7 +49,10 @@ def _reference(stream: object) -> Any:
 
 
 def _current(reference: Any, stream: object) -> bool:
-    return reference is not None and reference() is stream
+    if reference is None:
+        return False
+    known = reference()
+    return known is not None and known is stream  # dead: None, which sys.stdout may be too
 
 
 def layer_ids() -> frozenset[int]:
@@ -70,7 +73,11 @@ def layer_ids() -> frozenset[int]:
                 break
             found.add(id(layer))
             try:
-                layer = getattr(layer, attribute, None)
+                inner = getattr(layer, attribute, None)
+                # Only a layer its stream holds (it lives as long as the stream, so
+                # its id stays its own): a property that makes a new object per
+                # read would leave an id free for reuse.
+                layer = inner if inner is getattr(layer, attribute, None) else None
             except Exception:  # noqa: BLE001 - an odd replacement stream: stop at this layer
                 layer = None
         if layer is not None:
