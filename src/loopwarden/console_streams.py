@@ -48,22 +48,25 @@ def _reference(stream: object) -> Any:
         return None
 
 
-def _current(reference: Any, stream: object) -> bool:
-    if reference is None:
-        return False
-    known = reference()
-    return known is not None and known is stream  # dead: None, which sys.stdout may be too
-
-
 def layer_ids() -> frozenset[int]:
     """The id() of the console streams and their layers, computed again if they changed."""
+    # Current: each reference is alive and gives the stream sys has now (a dead
+    # reference gives None, which sys.stdout may be too). Inline: this runs for
+    # every log record on the loop.
+    out, err, stdin = sys.stdout, sys.stderr, sys.stdin
+    ref_out, ref_err, ref_in, ids = state
     if (
-        _current(state[0], sys.stdout)
-        and _current(state[1], sys.stderr)
-        and _current(state[2], sys.stdin)
+        ref_out is not None
+        and ref_err is not None
+        and ref_in is not None
+        and out is not None
+        and err is not None
+        and stdin is not None
+        and ref_out() is out
+        and ref_err() is err
+        and ref_in() is stdin
     ):
-        ids: frozenset[int] = state[3]
-        return ids
+        return ids  # type: ignore[no-any-return]
     found: set[int] = set()
     streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, sys.stdin, sys.__stdin__)
     for stream in streams:
