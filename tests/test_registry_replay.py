@@ -290,67 +290,66 @@ def _originals() -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("failure", [RuntimeError("their setattr failed"), KeyboardInterrupt()])
-def test_a_replay_that_fails_half_way_restores_every_original(
-    replay_loops: str, module_dir: Path, failure: BaseException
-) -> None:
-    # A late write of a replay fails (a class's own __setattr__ raising, or a
-    # Ctrl-C arriving in that Python code): every write before it is undone.
+@pytest.fixture
+def fickle(module_dir: Path) -> Iterator[Any]:
+    """A module whose ``Device.read`` is patched by a rule, behind a metaclass that can fail."""
     (module_dir / "lw_replay_fickle.py").write_text(_FICKLE_CLASS)
     mod = importlib.import_module("lw_replay_fickle")
-    original_read = vars(mod.Device)["read"]
     rule = loopwarden.mark_blocking("lw_replay_fickle:Device.read", suggestion="a test rule")
     try:
-        _cycle()
-        _cycle()
-        plan = registry._plan
-        assert plan is not None
-        assert _index_of_read(plan.patches) > 300  # so hundreds of writes come before it
-        before = _originals()
-        mod.Fickle.fail_with = failure
-        with pytest.raises(type(failure)), loopwarden.guard(mode="record"):
-            pass  # pragma: no cover - the enter fails
-        assert not registry.installed
-        assert _originals() == before
-        assert vars(mod.Device)["read"] is original_read
-        mod.Fickle.fail_with = None
-        with loopwarden.guard(mode="record"):  # and the next guard works
-            assert vars(mod.Device)["read"] is not original_read
-            assert time.sleep is not before["time.sleep"]
-        assert vars(mod.Device)["read"] is original_read
+        yield mod
     finally:
         mod.Fickle.fail_with = None
         loopwarden.unmark_blocking(rule)
 
 
+@pytest.mark.parametrize("failure", [RuntimeError("their setattr failed"), KeyboardInterrupt()])
+def test_a_replay_that_fails_half_way_restores_every_original(
+    replay_loops: str, fickle: Any, failure: BaseException
+) -> None:
+    # A late write of a replay fails (a class's own __setattr__ raising, or a
+    # Ctrl-C arriving in that Python code): every write before it is undone.
+    original_read = vars(fickle.Device)["read"]
+    _cycle()
+    _cycle()
+    plan = registry._plan
+    assert plan is not None
+    assert _index_of_read(plan.patches) > 300  # so hundreds of writes come before it
+    before = _originals()
+    fickle.Fickle.fail_with = failure
+    with pytest.raises(type(failure)), loopwarden.guard(mode="record"):
+        pass  # pragma: no cover - the enter fails
+    assert not registry.installed
+    assert _originals() == before
+    assert vars(fickle.Device)["read"] is original_read
+    fickle.Fickle.fail_with = None
+    with loopwarden.guard(mode="record"):  # and the next guard works
+        assert vars(fickle.Device)["read"] is not original_read
+        assert time.sleep is not before["time.sleep"]
+    assert vars(fickle.Device)["read"] is original_read
+
+
 def test_an_uninstall_that_fails_half_way_finishes_when_run_again(
-    replay_loops: str, module_dir: Path
+    replay_loops: str, fickle: Any
 ) -> None:
     # A revert fails (the patches are reverted last first): the error comes
     # out, the journal still holds every patch not reverted, and running the
     # uninstall again restores them all.
-    (module_dir / "lw_replay_fickle.py").write_text(_FICKLE_CLASS)
-    mod = importlib.import_module("lw_replay_fickle")
-    original_read = vars(mod.Device)["read"]
-    rule = loopwarden.mark_blocking("lw_replay_fickle:Device.read", suggestion="a test rule")
-    try:
-        _cycle()
-        before = _originals()
-        registry.install()
-        failing = _index_of_read(registry._patches)
-        mod.Fickle.fail_with = RuntimeError("their setattr failed")
-        with pytest.raises(RuntimeError):
-            registry.uninstall()
-        assert len(registry._patches) == failing + 1  # reverted down to it, none forgotten
-        assert time.sleep is not before["time.sleep"]  # nothing reverted past the failure
-        mod.Fickle.fail_with = None
+    original_read = vars(fickle.Device)["read"]
+    _cycle()
+    before = _originals()
+    registry.install()
+    failing = _index_of_read(registry._patches)
+    fickle.Fickle.fail_with = RuntimeError("their setattr failed")
+    with pytest.raises(RuntimeError):
         registry.uninstall()
-        assert not registry.installed
-        assert _originals() == before
-        assert vars(mod.Device)["read"] is original_read
-    finally:
-        mod.Fickle.fail_with = None
-        loopwarden.unmark_blocking(rule)
+    assert len(registry._patches) == failing + 1  # reverted down to it, none forgotten
+    assert time.sleep is not before["time.sleep"]  # nothing reverted past the failure
+    fickle.Fickle.fail_with = None
+    registry.uninstall()
+    assert not registry.installed
+    assert _originals() == before
+    assert vars(fickle.Device)["read"] is original_read
 
 
 def test_a_value_set_over_ours_while_installed_is_kept_on_exit(replay_loops: str) -> None:
