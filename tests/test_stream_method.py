@@ -16,7 +16,6 @@ import asyncio
 import io
 import os
 import socket
-import subprocess
 import sys
 import weakref
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 import loopwarden
 from loophelpers import run_in_worker, run_on_loop
 from loopwarden import console_streams, native
+from rules_support import run_script
 
 needs_speedups = pytest.mark.skipif(
     native.speedups is None, reason="the C extension is not built for this interpreter"
@@ -186,21 +186,15 @@ print("findings:", len(warden.findings))
 
 
 @pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
-def test_the_interpreter_exits_cleanly_with_the_patches_in(pure: bool) -> None:
+def test_the_interpreter_exits_cleanly_with_the_patches_in(
+    pure: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A dev build never deactivates: the wrappers die with the io types at exit.
     # The C wrapper held the console streams, and freed the last one there (a crash).
-    env = dict(os.environ, LOOPWARDEN_PURE_PYTHON="1" if pure else "")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(loopwarden.__file__).parent.parent)])
-    done = subprocess.run(
-        [sys.executable, "-c", _EXIT_WITH_THE_PATCHES_IN],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.splitlines() == ["on the loop", "on the loop", "findings: 0"]
+    monkeypatch.setenv("LOOPWARDEN_PURE_PYTHON", "1" if pure else "")
+    monkeypatch.setenv("PYTHONPATH", str(Path(loopwarden.__file__).parent.parent))
+    output = run_script(_EXIT_WITH_THE_PATCHES_IN)  # asserts the exit status is 0
+    assert output.splitlines() == ["on the loop", "on the loop", "findings: 0"]
 
 
 @needs_speedups

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from loopwarden import console_streams, engine
+from loopwarden import engine
 from loopwarden.blocking.filesystem import _file_io_blocks
 from loopwarden.rules import NOT_BLOCKED, Rule
 
@@ -108,13 +108,7 @@ def _handle_precheck(
     # over at once. Only _writes_to_file is asked here: _handle_blocks counts
     # the first report of each call site, so it must run once, on the full path.
     try:
-        # The common case first, inline (every console log record on the loop): a
-        # handler on the console, which _writes_to_file would also let through.
-        to_file = not (
-            args
-            and id(getattr(args[0], "stream", None)) in console_streams.layer_ids()
-            and not isinstance(args[0], logging.FileHandler)
-        ) and (not args or _writes_to_file(args[0]))
+        to_file = not args or _writes_to_file(args[0])
     except Exception:  # noqa: BLE001 - a strange handler: the full path decides
         return NOT_BLOCKED
     return NOT_BLOCKED if to_file else original(*args, **kwargs)
