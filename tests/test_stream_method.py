@@ -13,7 +13,10 @@ Python too (tests/test_speedups.py).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
+import logging
+import logging.handlers
 import os
 import socket
 import sys
@@ -365,3 +368,133 @@ def test_a_ctrl_c_in_a_sockets_gettimeout_reaches_the_caller(
         with pytest.raises(KeyboardInterrupt):
             run_on_loop(send)
     assert sent == []
+
+
+# -- logging's Handler.handle: a console record decided in C ------------------------------
+
+
+def _logger(name: str, handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(f"loopwarden.tests.stream_method.{name}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+@needs_speedups
+def test_handler_handle_gets_the_c_wrapper_and_its_original_back() -> None:
+    original = logging.Handler.__dict__["handle"]
+    with loopwarden.guard(mode="record"):
+        wrapper = logging.Handler.__dict__["handle"]
+        assert type(wrapper).__name__ == "StreamMethod"
+        assert wrapper.__wrapped__ is original
+        assert inspect.signature(wrapper) == inspect.signature(original)
+    assert logging.Handler.__dict__["handle"] is original
+
+
+def test_console_records_pass_and_file_records_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = _console_to(tmp_path, "console")
+    elsewhere = _console_to(tmp_path, "elsewhere")
+    handler = logging.StreamHandler(console)
+    logger = _logger("console", handler)
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            monkeypatch.setattr(sys, "stderr", console)
+            # The first record teaches the kind; the next ones are decided in C.
+            run_on_loop(lambda: [logger.info("to the console %d", n) for n in range(3)])
+            assert warden.findings == []
+            assert console_streams.handler_kinds.get(logging.StreamHandler) is True
+            # The same handler on a real file: the kind is known, the stream is not the console.
+            handler.setStream(elsewhere)
+            run_on_loop(lambda: logger.info("to a file"))
+            reported = [f.primitive for f in warden.findings]
+            monkeypatch.undo()
+        assert "logging.Handler.handle" in reported
+    finally:
+        console.close()
+        elsewhere.close()
+    assert (tmp_path / "console").read_text().count("to the console") == 3
+    assert (tmp_path / "elsewhere").read_text() == "to a file\n"
+
+
+def test_a_handler_that_writes_no_file_passes_and_a_file_handler_is_reported(
+    tmp_path: Path,
+) -> None:
+    memory = logging.handlers.MemoryHandler(capacity=100)
+    to_file = logging.FileHandler(tmp_path / "app.log")
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            run_on_loop(lambda: [_logger("memory", memory).info("kept") for _ in range(3)])
+            assert warden.findings == []
+            assert console_streams.handler_kinds.get(logging.handlers.MemoryHandler) is False
+            assert logging.FileHandler not in console_streams.handler_kinds
+            run_on_loop(lambda: [_logger("file", to_file).info("written") for _ in range(2)])
+        assert [f.primitive for f in warden.findings] == ["logging.Handler.handle"]
+        assert len(memory.buffer) == 3
+    finally:
+        memory.close()
+        to_file.close()
+
+
+class _OddStream(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler whose ``stream`` property raises what it is told to, once."""
+
+    error: BaseException | None = None
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error  # once: a wrapper that swallowed it would read a stream next time
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def test_a_ctrl_c_in_a_handlers_stream_reaches_the_caller_and_an_error_is_judged() -> None:
+    handler = _OddStream()
+    logger = _logger("odd", handler)
+    with loopwarden.guard(mode="record") as warden:
+        run_on_loop(lambda: logger.info("kind learnt"))  # the kind: a StreamHandler
+        handler.error = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt):
+            run_on_loop(lambda: logger.info("interrupted"))
+        handler.error = ValueError("no stream today")
+        # An Exception: the Python path decides (and logging reports its own error).
+        run_on_loop(lambda: logger.info("odd"))
+    assert warden.findings == []
+
+
+def test_handler_kinds_stay_bounded() -> None:
+    kinds = console_streams.handler_kinds
+    made = [type(f"Handler{n}", (logging.NullHandler,), {}) for n in range(300)]
+    with loopwarden.guard(mode="record"):
+        run_on_loop(lambda: [_logger(f"made{n}", kind()).info("x") for n, kind in enumerate(made)])
+    assert 0 < len(kinds) <= 256
+
+
+def test_console_records_leak_no_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    console = _console_to(tmp_path, "console")
+    handler = logging.StreamHandler(console)
+    logger = _logger("leak", handler)
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "x", (), None)
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            monkeypatch.setattr(sys, "stderr", console)
+
+            def counts() -> tuple[int, int, int]:
+                for _ in range(1000):
+                    handler.handle(record)
+                return sys.getrefcount(handler), sys.getrefcount(console), sys.getrefcount(record)
+
+            run_on_loop(counts)  # the kind is learnt, the console state computed
+            first = run_on_loop(counts)
+            assert run_on_loop(counts) == first
+            monkeypatch.undo()
+        assert warden.findings == []
+    finally:
+        console.close()

@@ -503,25 +503,29 @@ static PyTypeObject LockMethod_Type = {
  *    those any more, the Python wrapper decides (and computes the state again);
  *  - for the socket methods (`check_timeout`, and no console), a call on a
  *    socket in non-blocking mode, which never waits: what every read and
- *    write of asyncio's transports is.
+ *    write of asyncio's transports is;
+ *  - for logging's Handler.handle (`handler_kinds`, a Python method this
+ *    time), a record for a handler that writes to no file, or to the console:
+ *    every console log line of a dev build.
  * Every other call goes, unchanged, to the Python wrapper (`slow`).
  */
 
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *original;     /* the C method */
+    PyObject *original;     /* the method: C, or Handler.handle */
     PyObject *slow;         /* the Python wrapper: every other call */
-    PyObject *running_loop; /* asyncio.events._get_running_loop */
+    PyObject *running_loop; /* loopwarden.threads.running_loop */
     PyObject *probes;       /* dict: thread id -> probe of a guarded thread */
     PyObject *wardens;      /* list: the active wardens */
     PyObject *console;      /* list: [ref(stdout), ref(stderr), ref(stdin), frozenset]; or None */
     PyObject *sys_dict;     /* sys.__dict__ */
     PyObject *dict;         /* __dict__ */
+    PyObject *handler_kinds; /* logging handlers: dict type -> True/False; NULL: a stream method */
     int check_timeout;      /* a socket method: gettimeout() == 0 never waits */
 } StreamMethod;
 
-static PyObject *str_stdout, *str_stderr, *str_stdin, *str_gettimeout;
+static PyObject *str_stdout, *str_stderr, *str_stdin, *str_gettimeout, *str_stream;
 
 /* 1: `sock` is in non-blocking mode (sock.gettimeout() == 0, what the socket
  * rules' skip_when asks); 0: it is not, or not known here; -1: gettimeout()
@@ -601,6 +605,38 @@ console_layer(StreamMethod *self, PyObject *stream)
     return found;
 }
 
+/* For Handler.handle: 1 when the handler's records cannot reach a file, by
+ * the kind the Python side recorded for its type (handler_kinds: False, it
+ * writes to no file at all; True, a StreamHandler, whose stream is then the
+ * console or one of its layers); 0: not known here; -1: reading `stream` raised
+ * what is not an Exception (a KeyboardInterrupt in a property), for the caller. */
+static int
+handler_on_console(StreamMethod *self, PyObject *handler)
+{
+    PyObject *kind = PyDict_GetItemWithError(self->handler_kinds, (PyObject *)Py_TYPE(handler));
+    if (kind == NULL) {
+        PyErr_Clear();
+        return 0; /* a kind not seen yet: the Python wrapper records it */
+    }
+    if (kind == Py_False) {
+        return 1;
+    }
+    if (kind != Py_True) {
+        return 0;
+    }
+    PyObject *stream = PyObject_GetAttr(handler, str_stream);
+    if (stream == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    int on_console = console_layer(self, stream);
+    Py_DECREF(stream);
+    return on_console;
+}
+
 static PyObject *
 StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -635,7 +671,11 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
     if (PyVectorcall_NARGS(nargsf) > 0) {
-        int skip = console_layer(self, args[0]);
+        int skip = self->handler_kinds != NULL ? handler_on_console(self, args[0])
+                                               : console_layer(self, args[0]);
+        if (skip < 0) {
+            return NULL;
+        }
         if (!skip && self->check_timeout) {
             skip = non_blocking_socket(args[0]);
             if (skip < 0) {
@@ -652,18 +692,23 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
 static PyObject *
 StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"original", "slow",     "running_loop",  "probes", "wardens",
-                            "console",  "sys_dict", "check_timeout", NULL};
+    static char *names[] = {"original", "slow",     "running_loop",  "probes",        "wardens",
+                            "console",  "sys_dict", "check_timeout", "handler_kinds", NULL};
     PyObject *original, *slow, *running_loop, *probes, *wardens, *console, *sys_dict;
+    PyObject *handler_kinds = Py_None;
     int check_timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO!p:StreamMethod", names, &original,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO!p|O:StreamMethod", names, &original,
                                      &slow, &running_loop, &PyDict_Type, &probes, &PyList_Type,
-                                     &wardens, &console, &PyDict_Type, &sys_dict,
-                                     &check_timeout)) {
+                                     &wardens, &console, &PyDict_Type, &sys_dict, &check_timeout,
+                                     &handler_kinds)) {
         return NULL;
     }
     if (console != Py_None && !PyList_CheckExact(console)) {
         PyErr_SetString(PyExc_TypeError, "console must be a list or None");
+        return NULL;
+    }
+    if (handler_kinds != Py_None && !PyDict_CheckExact(handler_kinds)) {
+        PyErr_SetString(PyExc_TypeError, "handler_kinds must be a dict or None");
         return NULL;
     }
     if (!PyCallable_Check(original) || !PyCallable_Check(slow) ||
@@ -684,6 +729,7 @@ StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->console = console == Py_None ? NULL : Py_NewRef(console);
     self->sys_dict = Py_NewRef(sys_dict);
     self->dict = NULL;
+    self->handler_kinds = handler_kinds == Py_None ? NULL : Py_NewRef(handler_kinds);
     self->check_timeout = check_timeout;
     return (PyObject *)self;
 }
@@ -699,6 +745,7 @@ StreamMethod_traverse(StreamMethod *self, visitproc visit, void *arg)
     Py_VISIT(self->console);
     Py_VISIT(self->sys_dict);
     Py_VISIT(self->dict);
+    Py_VISIT(self->handler_kinds);
     return 0;
 }
 
@@ -713,6 +760,7 @@ StreamMethod_clear(StreamMethod *self)
     Py_CLEAR(self->console);
     Py_CLEAR(self->sys_dict);
     Py_CLEAR(self->dict);
+    Py_CLEAR(self->handler_kinds);
     return 0;
 }
 
@@ -1080,8 +1128,9 @@ PyInit__speedups(void)
     str_stderr = PyUnicode_InternFromString("stderr");
     str_stdin = PyUnicode_InternFromString("stdin");
     str_gettimeout = PyUnicode_InternFromString("gettimeout");
+    str_stream = PyUnicode_InternFromString("stream");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
-        str_stdin == NULL || str_gettimeout == NULL) {
+        str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0) {

@@ -29,7 +29,15 @@ from loopwarden import native
 from loopwarden.rules import NOT_BLOCKED
 from loopwarden.threads import running_loop, thread_probes
 
-__all__ = ["c_wrapper", "layer_ids", "non_blocking", "precheck", "state"]
+__all__ = [
+    "c_wrapper",
+    "handler_kinds",
+    "handler_prechecks",
+    "layer_ids",
+    "non_blocking",
+    "precheck",
+    "state",
+]
 
 #: [weak references to sys.stdout, sys.stderr and sys.stdin, frozenset of the
 #: id() of every console stream and of its buffer and raw layers] when last
@@ -111,19 +119,34 @@ def non_blocking(sock: Any, *_: object, **__: object) -> bool:
     return bool(sock.gettimeout() == 0)
 
 
+#: Handler type -> True: a ``StreamHandler`` whose records go to its ``stream``;
+#: False: a handler that writes to no file at all. (File handlers are never in
+#: it.) Recorded by the logging rule's precheck, the first time it sees a type;
+#: read by the C wrapper of ``Handler.handle`` (:func:`c_wrapper`), which lets a
+#: record through at once when its handler's kind says it cannot reach a file.
+handler_kinds: dict[type, bool] = {}
+
+#: Prechecks of rules on ``Handler.handle``-like methods (the handler comes
+#: first): the engine gives their rules the C wrapper with ``handlers=True``.
+handler_prechecks: set[Callable[..., Any]] = set()
+
+
 def c_wrapper(
     original: Callable[..., Any],
     python_wrapper: Callable[..., Any],
     active_wardens: list[Any],
     *,
     sockets: bool = False,
+    handlers: bool = False,
 ) -> Callable[..., Any] | None:
     """The C ``StreamMethod`` over ``python_wrapper``, or None (pure Python here).
 
-    Only for a method of a built-in type (the io and socket classes' C
-    methods): the C object binds like a method descriptor, and unlike a Python
-    function it has no code object for callers to introspect, which the C
-    method did not have either.
+    For a method of a built-in type (the io and socket classes' C methods):
+    the C object binds like a method descriptor, and unlike a Python function
+    it has no code object for callers to introspect, which the C method did
+    not have either. With ``handlers``, for ``logging.Handler.handle``, a
+    Python function, which nobody introspects in practice (its wrapper keeps
+    ``__wrapped__``, so ``inspect.signature`` still finds it).
 
     Args:
         original: The unpatched method.
@@ -131,9 +154,11 @@ def c_wrapper(
         active_wardens: The engine's list of active wardens.
         sockets: A socket method: the C code lets a call on a non-blocking
             socket through (:func:`non_blocking`), instead of the console's.
+        handlers: ``Handler.handle``: the C code lets a record through when
+            :data:`handler_kinds` says its handler's records cannot reach a file.
     """
     speedups = native.speedups
-    if speedups is None or not _is_c_method(original):
+    if speedups is None or not (handlers or _is_c_method(original)):
         return None
     try:
         made: Callable[..., Any] = speedups.StreamMethod(
@@ -145,6 +170,7 @@ def c_wrapper(
             console=None if sockets else state,
             sys_dict=vars(sys),
             check_timeout=sockets,
+            handler_kinds=handler_kinds if handlers else None,
         )
     except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
         return None

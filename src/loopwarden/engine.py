@@ -77,6 +77,12 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             # The file-object rules: their off-loop and console calls in C
             # where the extension was built (loopwarden.console_streams).
             wrapper = console_streams.c_wrapper(original, wrapper, active_wardens) or wrapper
+        elif rule.precheck in console_streams.handler_prechecks:
+            # logging's Handler.handle: a record for the console in C.
+            wrapper = (
+                console_streams.c_wrapper(original, wrapper, active_wardens, handlers=True)
+                or wrapper
+            )
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:

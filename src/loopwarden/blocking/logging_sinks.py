@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from loopwarden import engine
+from loopwarden import console_streams, engine
 from loopwarden.blocking.filesystem import _file_io_blocks
 from loopwarden.rules import NOT_BLOCKED, Rule
 
@@ -67,7 +67,10 @@ def _first_report(handler: object, path: object, line: object) -> bool:
 
 
 def _is_pytest_handler(handler: object) -> bool:
-    kind = type(handler)
+    return _is_pytest_handler_type(type(handler))
+
+
+def _is_pytest_handler_type(kind: type) -> bool:
     verdict = _pytest_handler_types.get(kind)
     if verdict is None:
         module = kind.__module__ or ""
@@ -101,6 +104,35 @@ def _handle_blocks(handler: Any, record: Any = None, *_: object) -> bool:
     return _first_report(handler, getattr(record, "pathname", ""), getattr(record, "lineno", 0))
 
 
+def _handler_kind(kind: type) -> bool | None:
+    """What the C wrapper may know of a handler type (console_streams.handler_kinds).
+
+    True: a StreamHandler, whose records go to its stream; False: records of
+    this type never reach a file (pytest's handlers, handlers that are no
+    StreamHandler); None: a file handler, which the Python path judges.
+    """
+    if _is_pytest_handler_type(kind) or not issubclass(kind, logging.StreamHandler):
+        return False
+    return None if issubclass(kind, logging.FileHandler) else True
+
+
+#: Handler types at most in console_streams.handler_kinds: types made on the fly
+#: must not pile up there.
+_HANDLER_KINDS_BOUND = 256
+
+
+def _note_handler_kind(handler: object) -> None:
+    kinds = console_streams.handler_kinds
+    kind = type(handler)
+    if kind in kinds:
+        return
+    verdict = _handler_kind(kind)
+    if verdict is not None:
+        if len(kinds) >= _HANDLER_KINDS_BOUND:
+            kinds.clear()
+        kinds[kind] = verdict
+
+
 def _handle_precheck(
     original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
@@ -109,9 +141,14 @@ def _handle_precheck(
     # the first report of each call site, so it must run once, on the full path.
     try:
         to_file = not args or _writes_to_file(args[0])
+        if args:
+            _note_handler_kind(args[0])  # the C wrapper decides the next ones
     except Exception:  # noqa: BLE001 - a strange handler: the full path decides
         return NOT_BLOCKED
     return NOT_BLOCKED if to_file else original(*args, **kwargs)
+
+
+console_streams.handler_prechecks.add(_handle_precheck)
 
 
 def _diagnose_handle(handler: Any, record: Any = None, *_: object) -> dict[str, Any]:
