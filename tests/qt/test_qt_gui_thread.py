@@ -196,3 +196,65 @@ _NO_PROBE_BEFORE_IMPORT = textwrap.dedent(
 def test_no_probe_until_pyside_is_imported() -> None:
     output = run_script(_NO_PROBE_BEFORE_IMPORT)
     assert output.split() == ["0", "1", "0"]
+
+
+def test_gui_thread_id_names_the_applications_thread_from_anywhere(qapp: QApplication) -> None:
+    main = threading.main_thread().ident
+    answers = [gui_thread_id(), gui_thread_id()]  # the second one from what the first saw
+    worker: list[int] = []
+    thread = threading.Thread(target=lambda: worker.append(gui_thread_id()))
+    thread.start()
+    thread.join()
+
+    class Asker(QThread):
+        answer = 0
+
+        def run(self) -> None:
+            self.answer = gui_thread_id()
+
+    asker = Asker()
+    asker.start()
+    assert asker.wait(10_000)
+    assert answers == [main, main]
+    assert worker == [main]
+    assert asker.answer == main
+
+
+def test_gui_thread_id_follows_an_application_on_a_worker_then_a_new_one_on_main() -> None:
+    # The main thread's answer is remembered per application: a worker thread's
+    # application is asked again at every call, and one made later on the main
+    # thread is not taken for the one before.
+    code = textwrap.dedent(
+        """
+        import gc, threading
+        from PySide6.QtCore import QCoreApplication
+        from loopwarden.qt import gui_thread_id
+
+        main = threading.main_thread().ident
+        seen = {}
+
+        def worker():
+            app = QCoreApplication([])
+            seen["worker"] = [gui_thread_id(), gui_thread_id()]
+            seen["ident"] = threading.get_ident()
+            app.shutdown()
+            del app
+            gc.collect()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert seen["worker"] == [seen["ident"]] * 2, seen
+        assert QCoreApplication.instance() is None
+        assert gui_thread_id() == main  # no application: the main thread
+        app = QCoreApplication([])
+        assert [gui_thread_id(), gui_thread_id()] == [main, main]
+        answer = []
+        other = threading.Thread(target=lambda: answer.append(gui_thread_id()))
+        other.start()
+        other.join()
+        assert answer == [main]
+        print("ok")
+        """
+    )
+    assert run_script(code).strip() == "ok"
