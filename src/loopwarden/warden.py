@@ -77,6 +77,17 @@ def _to_allowance(spec: AllowSpec, own_rules: Sequence[Rule] = ()) -> Allowance:
     )
 
 
+def patches_held() -> bool:
+    """True while :func:`keep_installed` holds the patches in.
+
+    The state hooks keep what they install for imports (their post-import
+    hooks on ``sys.meta_path``) in place too then, so that a per-test switch
+    does not add and remove them each time; they run once more when the last
+    hold ends.
+    """
+    return bool(_holders)
+
+
 def _run_state_hooks() -> None:
     for hook in list(state_hooks):
         try:
@@ -117,7 +128,9 @@ class Warden:
         self.findings: list[Finding] = []
         self._sites = SiteTable()
         self._rules: list[Rule] = list(rules)
-        self.allowances: list[Allowance] = [_to_allowance(a, self._rules) for a in allow]
+        self.allowances: list[Allowance] = (
+            [_to_allowance(a, self._rules) for a in allow] if allow != () else []
+        )
         self._callbacks: list[OnFinding] = [on_finding] if on_finding is not None else []
         self._active = False
         self._entered = False  # activation started and not fully undone yet
@@ -473,6 +486,7 @@ class _Hold:
             _holders.remove(self)
         if not _holders and not engine.active_wardens:
             registry.uninstall()
+            _run_state_hooks()  # what the hooks kept in for the hold comes out now
 
 
 def keep_installed() -> _Hold:

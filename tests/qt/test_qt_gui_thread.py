@@ -258,3 +258,37 @@ def test_gui_thread_id_follows_an_application_on_a_worker_then_a_new_one_on_main
         """
     )
     assert run_script(code).strip() == "ok"
+
+
+def test_the_import_hooks_stay_while_patches_are_held_and_leave_with_the_hold() -> None:
+    # The per-test switch (keep_installed() held) adds and removes no meta_path
+    # finder per test; PySide6 imported between two tests is still picked up,
+    # and sys.meta_path is as it was once the hold ends.
+    code = textwrap.dedent(
+        """
+        import sys
+        import loopwarden
+        from loopwarden.qt.imports import PostImportHook
+        from loopwarden.threads import thread_probes
+
+        before = list(sys.meta_path)
+        ours = lambda: [f for f in sys.meta_path if isinstance(f, PostImportHook)]
+        with loopwarden.keep_installed():
+            with loopwarden.guard(mode="record"):
+                assert len(ours()) == 2, sys.meta_path  # the Qt probe's and the messages'
+            kept = ours()
+            assert len(kept) == 2, "kept while the hold lasts"
+            with loopwarden.guard(mode="record"):
+                assert ours() == kept  # the same finders, not removed and added again
+            assert ours() == kept
+            import PySide6.QtCore  # between two tests
+            from PySide6.QtCore import QThread
+            with loopwarden.guard(mode="record"):
+                assert hasattr(QThread.__dict__["wait"], "__loopwarden_rule__")
+                assert thread_probes, "the GUI-thread probe is registered"
+        assert sys.meta_path == before, (sys.meta_path, before)
+        assert not hasattr(QThread.__dict__["wait"], "__loopwarden_rule__")
+        print("ok")
+        """
+    )
+    assert run_script(code).strip() == "ok"

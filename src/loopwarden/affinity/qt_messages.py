@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from loopwarden import engine
+from loopwarden import warden as _warden
 from loopwarden.affinity import checks
 from loopwarden.errors import BlockingCallWarning
 from loopwarden.qt.imports import PostImportHook
@@ -282,7 +283,8 @@ def sync() -> None:
     """
     qtcore = sys.modules.get(_QTCORE)
     if not engine.active_wardens:
-        _import_hook.uninstall()
+        if not _warden.patches_held():  # kept while keep_installed() holds
+            _import_hook.uninstall()
         if qtcore is not None:
             _uninstall(qtcore)
         return

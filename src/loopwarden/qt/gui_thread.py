@@ -48,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwarden import engine
+from loopwarden import warden as _warden
 from loopwarden.qt import dispatch
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, main_ident, remove_thread_probe, thread_probes
@@ -231,7 +232,9 @@ def sync() -> None:
     """
     state = _state
     if not engine.active_wardens or not _pyside_installed():
-        _import_hook.uninstall()
+        if not _warden.patches_held() or not _pyside_installed():
+            # (Kept while keep_installed() holds: no meta_path edit per test.)
+            _import_hook.uninstall()
         _remove_probe(keep=None)
         return
     qtcore = sys.modules.get(_QTCORE)
