@@ -203,6 +203,8 @@ def test_the_lock_stream_and_replay_tests_pass_in_pure_python() -> None:
         "tests/test_stream_method.py",
         "tests/test_rules_console.py",
         "tests/test_rules_filesystem.py",
+        "tests/test_running_loop.py",
+        "tests/qt/test_qt_dispatch.py",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *tests],

@@ -804,6 +804,156 @@ static PyTypeObject StreamMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- MarkMethod: the Qt dispatch marks (loopwarden.qt.dispatch) ----
+ *
+ * Qt entry points that run event handlers synchronously (SignalInstance.emit,
+ * QAbstractButton.click, QTest's input helpers...) are marked while they run on
+ * the GUI thread, so that a slot they run counts as event-loop code. emit is
+ * called for every signal of an app: here the mark costs a thread-id test off
+ * the GUI thread, and on it a list append and pop around the original, with no
+ * bytecode between them (a Ctrl-C can arrive only before or after). */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original; /* the C method or function */
+    PyObject *name;     /* the entry point's name: what the mark says */
+    PyObject *marks;    /* dispatch.state: .gui_thread is the GUI thread's id or None */
+    PyObject *entries;  /* dispatch.state.entries: the marks of the GUI thread */
+    PyObject *dict;     /* __dict__ */
+} MarkMethod;
+
+static PyObject *str_gui_thread; /* "gui_thread" */
+
+static PyObject *
+MarkMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    MarkMethod *self = (MarkMethod *)op;
+    if (self->original == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden dispatch mark used after it was cleared");
+        return NULL;
+    }
+    PyObject *gui = PyObject_GetAttr(self->marks, str_gui_thread);
+    if (gui == NULL) {
+        return NULL; /* as `marks.gui_thread` in the Python wrapper */
+    }
+    int on_gui_thread = 0;
+    if (PyLong_CheckExact(gui)) {
+        unsigned long ident = PyLong_AsUnsignedLong(gui);
+        if (ident == (unsigned long)-1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* not a thread id: no thread is it */
+        }
+        else {
+            on_gui_thread = ident == PyThread_get_thread_ident();
+        }
+    }
+    Py_DECREF(gui);
+    if (!on_gui_thread) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    if (PyList_Append(self->entries, self->name) < 0) {
+        return NULL;
+    }
+    PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    /* entries.pop(), keeping the original's exception if it raised. */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    Py_ssize_t size = PyList_GET_SIZE(self->entries);
+    if (size > 0 && PyList_SetSlice(self->entries, size - 1, size, NULL) < 0) {
+        PyErr_Clear(); /* cannot fail when shrinking; never mask the call's outcome */
+    }
+    PyErr_Restore(type, value, traceback);
+    return result;
+}
+
+static PyObject *
+MarkMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "name", "marks", "entries", NULL};
+    PyObject *original, *name, *marks, *entries;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUOO!:MarkMethod", names, &original, &name,
+                                     &marks, &PyList_Type, &entries)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original)) {
+        PyErr_SetString(PyExc_TypeError, "original must be callable");
+        return NULL;
+    }
+    MarkMethod *self = (MarkMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = MarkMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->name = Py_NewRef(name);
+    self->marks = Py_NewRef(marks);
+    self->entries = Py_NewRef(entries);
+    self->dict = NULL;
+    return (PyObject *)self;
+}
+
+static int
+MarkMethod_traverse(MarkMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->name);
+    Py_VISIT(self->marks);
+    Py_VISIT(self->entries);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+MarkMethod_clear(MarkMethod *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->marks);
+    Py_CLEAR(self->entries);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+MarkMethod_dealloc(MarkMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    MarkMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+MarkMethod_repr(MarkMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden dispatch mark of %R>", self->original);
+}
+
+static PyGetSetDef MarkMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject MarkMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.MarkMethod",
+    .tp_doc = "A Qt entry point's dispatch mark: the GUI-thread test and the mark in C.",
+    .tp_basicsize = sizeof(MarkMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = MarkMethod_new,
+    .tp_dealloc = (destructor)MarkMethod_dealloc,
+    .tp_traverse = (traverseproc)MarkMethod_traverse,
+    .tp_clear = (inquiry)MarkMethod_clear,
+    .tp_vectorcall_offset = offsetof(MarkMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_repr = (reprfunc)MarkMethod_repr,
+    .tp_getset = MarkMethod_getset,
+    .tp_dictoffset = offsetof(MarkMethod, dict),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
  *
  * A guard cycle writes some 340-600 attributes and puts them back. The
@@ -1129,11 +1279,13 @@ PyInit__speedups(void)
     str_stdin = PyUnicode_InternFromString("stdin");
     str_gettimeout = PyUnicode_InternFromString("gettimeout");
     str_stream = PyUnicode_InternFromString("stream");
+    str_gui_thread = PyUnicode_InternFromString("gui_thread");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
-        str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL) {
+        str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0) {
+    if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||
+        PyType_Ready(&MarkMethod_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1145,7 +1297,8 @@ PyInit__speedups(void)
      * used (pure Python instead) rather than called wrongly. */
     if (PyModule_AddIntConstant(module, "ABI", LOOPWARDEN_SPEEDUPS_ABI) < 0 ||
         PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0 ||
-        PyModule_AddObjectRef(module, "StreamMethod", (PyObject *)&StreamMethod_Type) < 0) {
+        PyModule_AddObjectRef(module, "StreamMethod", (PyObject *)&StreamMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "MarkMethod", (PyObject *)&MarkMethod_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

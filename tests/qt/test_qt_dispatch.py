@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QLineEdit, QPushButton
 from qt_support import in_worker, primitives
 
 import loopwarden
+from loopwarden import native
 from loopwarden.qt import dispatch
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("qapp")]
@@ -205,3 +206,74 @@ def test_gui_thread_only_worker_identity() -> None:
     with loopwarden.guard(mode="record"):
         assert dispatch.state.gui_thread == threading.get_ident()
     assert dispatch.state.gui_thread is None
+
+
+needs_speedups = pytest.mark.skipif(
+    native.speedups is None, reason="the C extension is not built for this interpreter"
+)
+
+
+@needs_speedups
+def test_the_c_marks_are_installed_for_every_c_entry_point() -> None:
+    with loopwarden.guard(mode="record"):
+        emit = SignalInstance.__dict__["emit"]
+        click = QAbstractButtonType.__dict__["click"]
+        for marked in (emit, click):
+            assert type(marked).__name__ == "MarkMethod"
+            assert marked.__module__ == "loopwarden.qt.dispatch"
+            assert "loopwarden dispatch mark of" in repr(marked)
+        assert emit.__wrapped__ is not emit and emit.__name__ == "emit"
+
+
+class Chain(QObject):
+    """A slot that emits a second signal, whose slot records the marks it runs under."""
+
+    first = Signal()
+    second = Signal()
+    typed = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[str]] = []
+        self.first.connect(self.on_first)
+        self.second.connect(self.on_second)
+
+    @Slot()
+    def on_first(self) -> None:
+        self.second.emit()
+
+    @Slot()
+    def on_second(self) -> None:
+        self.seen.append(list(dispatch.state.entries))
+
+
+def test_nested_marks_come_off_in_order_and_after_an_error() -> None:
+    chain = Chain()
+    with loopwarden.guard(mode="record"):
+        chain.first.emit()
+        assert chain.seen == [["SignalInstance.emit", "SignalInstance.emit"]]
+        assert dispatch.state.entries == []
+        with pytest.raises(TypeError):
+            chain.typed.emit()  # raised by emit itself (a missing argument), inside the mark
+        assert dispatch.state.entries == []
+        chain.first.emit()
+    assert chain.seen[-1] == ["SignalInstance.emit", "SignalInstance.emit"]
+    assert dispatch.state.entries == []
+
+
+def test_marks_leak_no_reference() -> None:
+    import sys
+
+    chain = Chain()
+    with loopwarden.guard(mode="record"):
+
+        def counts() -> tuple[int, int]:
+            for _ in range(1000):
+                chain.first.emit()
+            return sys.getrefcount(chain), sys.getrefcount(dispatch.state.entries)
+
+        counts()
+        chain.seen.clear()
+        first = counts()
+        chain.seen.clear()
+        assert counts() == first

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import BuiltinFunctionType, MethodDescriptorType
 from typing import Any
 
+from loopwarden import native
 from loopwarden.wraps import Wrap
 
 __all__ = ["ENTRY_POINTS", "WRAPS", "state"]
@@ -98,7 +100,24 @@ ENTRY_POINTS: tuple[str, ...] = (
 
 
 def _mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """The replacement of one entry point: mark the call on the GUI thread."""
+    """The replacement of one entry point: mark the call on the GUI thread.
+
+    Where the C extension was built and the entry point is a C method or
+    function (every one here), the C ``MarkMethod`` does the same with no
+    Python frame: ``SignalInstance.emit`` runs for every signal of an app.
+    """
+    speedups = native.speedups
+    if speedups is not None and isinstance(original, (MethodDescriptorType, BuiltinFunctionType)):
+        try:
+            marked: Callable[..., Any] = speedups.MarkMethod(original, name, state, state.entries)
+        except Exception:  # noqa: BLE001 - an incompatible extension: the Python mark
+            pass
+        else:
+            marked.__name__ = getattr(original, "__name__", name)
+            marked.__qualname__ = getattr(original, "__qualname__", name)
+            marked.__wrapped__ = original  # type: ignore[attr-defined]
+            marked.__module__ = __name__  # where it is made, as for the Python mark
+            return marked
     marks = state
     entries = marks.entries
     get_ident = threading.get_ident
