@@ -205,6 +205,7 @@ def test_the_lock_stream_and_replay_tests_pass_in_pure_python() -> None:
         "tests/test_rules_filesystem.py",
         "tests/test_running_loop.py",
         "tests/qt/test_qt_dispatch.py",
+        "tests/test_thread_asyncio.py",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *tests],

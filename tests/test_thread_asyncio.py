@@ -7,6 +7,7 @@ the worker catches the error and the test checks the finding.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import threading
 import warnings
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 import loopwarden
-from loopwarden import BlockingCallError
+from loopwarden import BlockingCallError, native
+from loopwarden.affinity import checks
 
 
 def _in_thread(func: Callable[[], Any], name: str = "worker-1") -> list[BaseException]:
@@ -421,3 +423,105 @@ def test_every_asyncio_rule_target_exists() -> None:
     missing = [rule.target for rule in RULES if _resolve(rule) is None]
     expected = [] if sys.version_info >= (3, 13) else ["asyncio.queues:Queue.shutdown"]
     assert missing == expected
+
+
+# -- the C wrapper (LoopMethod): the call on the loop's own thread, decided in C ------------
+
+needs_speedups = pytest.mark.skipif(
+    native.speedups is None, reason="the C extension is not built for this interpreter"
+)
+
+
+@needs_speedups
+def test_the_c_wrapper_is_installed_and_looks_like_the_method() -> None:
+    targets = [
+        (asyncio.Queue, "put_nowait"),
+        (asyncio.Event, "set"),
+        (asyncio.Future, "set_result"),
+        (asyncio.base_events.BaseEventLoop, "call_soon"),
+    ]
+    originals = {(cls, name): cls.__dict__[name] for cls, name in targets}
+    with loopwarden.guard(mode="record"):
+        for (cls, name), original in originals.items():
+            wrapper = cls.__dict__[name]
+            assert type(wrapper).__name__ == "LoopMethod", (cls, name)
+            assert inspect.unwrap(wrapper) is inspect.unwrap(original)  # (call_soon: 2 layers)
+            assert wrapper.__name__ == name
+            assert wrapper.__loopwarden_rule__.family == "thread"
+        assert inspect.signature(asyncio.Queue.put_nowait) == inspect.signature(
+            originals[(asyncio.Queue, "put_nowait")]
+        )
+        assert asyncio.Queue.put_nowait.__doc__ == originals[(asyncio.Queue, "put_nowait")].__doc__
+    for (cls, name), original in originals.items():
+        assert cls.__dict__[name] is original
+
+
+def test_coroutine_functions_keep_a_python_wrapper() -> None:
+    rule = loopwarden.Rule(target="asyncio.queues:Queue.get", family="thread", suggestion="-")
+
+    async def get(self: Any) -> None:
+        return None
+
+    assert checks._c_loop_method(rule, get, get, bound=True) is None
+    assert checks._c_loop_method(rule, len, len, bound=True) is None  # a builtin function
+
+
+class _OddBound:
+    """A loop-bound object whose ``_loop`` raises what it is told to, once."""
+
+    error: BaseException | None = None
+
+    @property
+    def _loop(self) -> Any:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return None  # bound to no loop yet: free to use
+
+    def put_nowait(self, item: object) -> object:
+        return item
+
+
+def test_an_object_without_a_loop_and_a_ctrl_c_in_its_loop_property() -> None:
+    rule = loopwarden.Rule(target="x:_OddBound.put_nowait", family="thread", suggestion="-")
+    wrap = checks.asyncio_owned(bound=True)
+    wrapper = wrap(rule, _OddBound.put_nowait)
+    odd = _OddBound()
+
+    async def main() -> None:
+        with loopwarden.guard(mode="record") as warden:
+            assert wrapper(odd, 1) == 1  # no loop yet
+            odd.error = KeyboardInterrupt()
+            with pytest.raises(KeyboardInterrupt):
+                wrapper(odd, 2)
+            odd.error = ValueError("no loop today")
+            with pytest.raises(ValueError):
+                wrapper(odd, 3)  # raised to the caller, as the Python wrapper's read does
+            with pytest.raises(AttributeError):
+                wrapper(object(), 4)  # no _loop at all, as the method itself would
+        assert warden.findings == []
+
+    asyncio.run(main())
+
+
+def test_calls_on_the_loop_leak_no_reference() -> None:
+    import sys
+
+    async def main() -> tuple[tuple[int, int], tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+
+        def counts() -> tuple[int, int]:
+            for n in range(1000):
+                queue.put_nowait(n)
+                queue.get_nowait()
+            return sys.getrefcount(loop), sys.getrefcount(queue)
+
+        with loopwarden.guard(mode="record") as warden:
+            counts()
+            first, second = counts(), counts()
+        assert warden.findings == []
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first == second

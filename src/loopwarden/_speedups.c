@@ -954,6 +954,158 @@ static PyTypeObject MarkMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- LoopMethod: the asyncio thread-affinity checks (loopwarden.affinity.checks) ----
+ *
+ * Methods of asyncio loops and of loop-bound objects (futures, transports,
+ * queues, events...) must be called on the thread that runs the loop. On that
+ * thread, the common case, the Python wrapper reads `self._loop` (or takes the
+ * loop itself) and compares it with this thread's running loop; here that is
+ * done in C and the original runs with no Python frame of ours. A loop-bound
+ * object with no loop yet (`_loop` is None) is free to use anywhere, as there;
+ * reading `_loop` raises here what it raises there. Every other call (another
+ * thread, no arguments) goes, unchanged,
+ * to the Python wrapper (`slow`), which decides and reports. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;     /* the method */
+    PyObject *slow;         /* the Python wrapper: every other call */
+    PyObject *running_loop; /* loopwarden.threads.running_loop */
+    PyObject *dict;         /* __dict__ */
+    int bound;              /* 1: self._loop is the loop; 0: self is */
+} LoopMethod;
+
+static PyObject *str__loop; /* "_loop" */
+
+static PyObject *
+LoopMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LoopMethod *self = (LoopMethod *)op;
+    if (self->slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden loop wrapper used after it was cleared");
+        return NULL;
+    }
+    if (PyVectorcall_NARGS(nargsf) == 0) {
+        goto slow;
+    }
+    PyObject *loop;
+    if (self->bound) {
+        loop = PyObject_GetAttr(args[0], str__loop);
+        if (loop == NULL) {
+            return NULL; /* as `self._loop` raises in the Python wrapper (no _loop, a Ctrl-C) */
+        }
+        if (loop == Py_None) {
+            Py_DECREF(loop);
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+    }
+    else {
+        loop = Py_NewRef(args[0]);
+    }
+    PyObject *running = ask_running_loop(self->running_loop);
+    if (running == NULL) {
+        Py_DECREF(loop);
+        return NULL;
+    }
+    int here = running == loop;
+    Py_DECREF(running);
+    Py_DECREF(loop);
+    if (here) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+slow:
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+LoopMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "slow", "running_loop", "bound", NULL};
+    PyObject *original, *slow, *running_loop;
+    int bound;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOp:LoopMethod", names, &original, &slow,
+                                     &running_loop, &bound)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow) ||
+        !PyCallable_Check(running_loop)) {
+        PyErr_SetString(PyExc_TypeError, "original, slow and running_loop must be callable");
+        return NULL;
+    }
+    LoopMethod *self = (LoopMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = LoopMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->slow = Py_NewRef(slow);
+    self->running_loop = Py_NewRef(running_loop);
+    self->dict = NULL;
+    self->bound = bound;
+    return (PyObject *)self;
+}
+
+static int
+LoopMethod_traverse(LoopMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->running_loop);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+LoopMethod_clear(LoopMethod *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->running_loop);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+LoopMethod_dealloc(LoopMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    LoopMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+LoopMethod_repr(LoopMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden loop wrapper of %R>", self->original);
+}
+
+static PyGetSetDef LoopMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject LoopMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.LoopMethod",
+    .tp_doc = "An asyncio thread-affinity check: the call on the loop's own thread in C.",
+    .tp_basicsize = sizeof(LoopMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = LoopMethod_new,
+    .tp_dealloc = (destructor)LoopMethod_dealloc,
+    .tp_traverse = (traverseproc)LoopMethod_traverse,
+    .tp_clear = (inquiry)LoopMethod_clear,
+    .tp_vectorcall_offset = offsetof(LoopMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_repr = (reprfunc)LoopMethod_repr,
+    .tp_getset = LoopMethod_getset,
+    .tp_dictoffset = offsetof(LoopMethod, dict),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
  *
  * A guard cycle writes some 340-600 attributes and puts them back. The
@@ -1280,12 +1432,14 @@ PyInit__speedups(void)
     str_gettimeout = PyUnicode_InternFromString("gettimeout");
     str_stream = PyUnicode_InternFromString("stream");
     str_gui_thread = PyUnicode_InternFromString("gui_thread");
+    str__loop = PyUnicode_InternFromString("_loop");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
-        str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL) {
+        str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL ||
+        str__loop == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||
-        PyType_Ready(&MarkMethod_Type) < 0) {
+        PyType_Ready(&MarkMethod_Type) < 0 || PyType_Ready(&LoopMethod_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1298,7 +1452,8 @@ PyInit__speedups(void)
     if (PyModule_AddIntConstant(module, "ABI", LOOPWARDEN_SPEEDUPS_ABI) < 0 ||
         PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "StreamMethod", (PyObject *)&StreamMethod_Type) < 0 ||
-        PyModule_AddObjectRef(module, "MarkMethod", (PyObject *)&MarkMethod_Type) < 0) {
+        PyModule_AddObjectRef(module, "MarkMethod", (PyObject *)&MarkMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "LoopMethod", (PyObject *)&LoopMethod_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -23,14 +23,15 @@ causes from being reported again.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, FunctionType, MethodDescriptorType
 from typing import Any
 
-from loopwarden import engine
+from loopwarden import engine, native
 from loopwarden import frames as _frames
 from loopwarden.allowances import allowed_here
 from loopwarden.findings import Finding
@@ -260,9 +261,42 @@ def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
                 __tracebackhide__ = True
                 return slow(rule, original, self, self, args, kwargs)
 
-        return _finish(rule, wrapper, original)
+        _finish(rule, wrapper, original)
+        return _c_loop_method(rule, original, wrapper, bound=bound) or wrapper
 
     return wrap
+
+
+def _c_loop_method(
+    rule: Rule, original: Any, python_wrapper: Callable[..., Any], *, bound: bool
+) -> Callable[..., Any] | None:
+    """The C ``LoopMethod`` over ``python_wrapper``, or None (pure Python, or not for it).
+
+    For a C method, and for a Python function that is no coroutine function
+    (``inspect.iscoroutinefunction`` must keep answering for the class's
+    methods: none of the asyncio methods checked here is one). The C object
+    keeps the wrapper's ``__wrapped__``, names and docstring, so
+    ``inspect.signature`` and help() find the original.
+    """
+    speedups = native.speedups
+    if speedups is None:
+        return None
+    if isinstance(original, FunctionType):
+        if inspect.iscoroutinefunction(original) or inspect.isasyncgenfunction(original):
+            return None
+    elif not isinstance(original, MethodDescriptorType):
+        return None
+    try:
+        made: Callable[..., Any] = speedups.LoopMethod(
+            original, python_wrapper, running_loop, bound
+        )
+    except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
+        return None
+    for name in ("__name__", "__qualname__", "__module__", "__wrapped__", "__loopwarden_rule__"):
+        setattr(made, name, getattr(python_wrapper, name))
+    if isinstance(original, FunctionType):
+        made.__doc__ = original.__doc__  # (not from C methods: see engine.make_wrapper)
+    return made
 
 
 def _foreign_asyncio_call(
