@@ -447,13 +447,31 @@ LockMethod_dealloc(LockMethod *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Binding (`f = obj.method`, `signal.connect(obj.method)`): a bound method of
+ * the Python wrapper, `slow`, not of this object. A direct call `obj.method(...)`
+ * never binds (Py_TPFLAGS_METHOD_DESCRIPTOR: the interpreter calls this object
+ * with obj first), so it keeps the C path; a bound method is a method of a
+ * Python function, as it was before the C types, which is what PySide6 expects
+ * of a slot: connecting a signal to a bound method whose function is not a
+ * Python function crashes its signal manager (it reads the function's code).
+ * The Python wrapper decides every call exactly as the C path does. */
+static PyObject *
+bind_slow(PyObject *self, PyObject *slow, PyObject *obj)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self); /* looked up on the class */
+    }
+    if (slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden wrapper used after it was cleared");
+        return NULL;
+    }
+    return PyMethod_New(slow, obj);
+}
+
 static PyObject *
 LockMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    if (obj == NULL) {
-        return Py_NewRef(self);
-    }
-    return PyMethod_New(self, obj);
+    return bind_slow(self, ((LockMethod *)self)->slow, obj);
 }
 
 static PyObject *
@@ -462,8 +480,18 @@ LockMethod_repr(LockMethod *self)
     return PyUnicode_FromFormat("<loopwarden lock wrapper of %R>", self->original);
 }
 
+static PyObject *
+LockMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((LockMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
 static PyGetSetDef LockMethod_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", LockMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
+     NULL},
     {NULL},
 };
 
@@ -773,13 +801,29 @@ StreamMethod_dealloc(StreamMethod *self)
 }
 
 static PyObject *
+StreamMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    return bind_slow(self, ((StreamMethod *)self)->slow, obj);
+}
+
+static PyObject *
 StreamMethod_repr(StreamMethod *self)
 {
     return PyUnicode_FromFormat("<loopwarden stream wrapper of %R>", self->original);
 }
 
+static PyObject *
+StreamMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((StreamMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
 static PyGetSetDef StreamMethod_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", StreamMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
+     NULL},
     {NULL},
 };
 
@@ -796,7 +840,7 @@ static PyTypeObject StreamMethod_Type = {
     .tp_clear = (inquiry)StreamMethod_clear,
     .tp_vectorcall_offset = offsetof(StreamMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_descr_get = StreamMethod_descr_get,
     .tp_repr = (reprfunc)StreamMethod_repr,
     .tp_getset = StreamMethod_getset,
     .tp_dictoffset = offsetof(StreamMethod, dict),
@@ -820,6 +864,7 @@ typedef struct {
     PyObject *name;     /* the entry point's name: what the mark says */
     PyObject *marks;    /* dispatch.state: .gui_thread is the GUI thread's id or None */
     PyObject *entries;  /* dispatch.state.entries: the marks of the GUI thread */
+    PyObject *slow;     /* the Python mark: what a bound method calls */
     PyObject *dict;     /* __dict__ */
 } MarkMethod;
 
@@ -869,14 +914,14 @@ MarkMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
 static PyObject *
 MarkMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"original", "name", "marks", "entries", NULL};
-    PyObject *original, *name, *marks, *entries;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUOO!:MarkMethod", names, &original, &name,
-                                     &marks, &PyList_Type, &entries)) {
+    static char *names[] = {"original", "name", "marks", "entries", "slow", NULL};
+    PyObject *original, *name, *marks, *entries, *slow;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUOO!O:MarkMethod", names, &original, &name,
+                                     &marks, &PyList_Type, &entries, &slow)) {
         return NULL;
     }
-    if (!PyCallable_Check(original)) {
-        PyErr_SetString(PyExc_TypeError, "original must be callable");
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "original and slow must be callable");
         return NULL;
     }
     MarkMethod *self = (MarkMethod *)type->tp_alloc(type, 0);
@@ -888,6 +933,7 @@ MarkMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->name = Py_NewRef(name);
     self->marks = Py_NewRef(marks);
     self->entries = Py_NewRef(entries);
+    self->slow = Py_NewRef(slow);
     self->dict = NULL;
     return (PyObject *)self;
 }
@@ -899,6 +945,7 @@ MarkMethod_traverse(MarkMethod *self, visitproc visit, void *arg)
     Py_VISIT(self->name);
     Py_VISIT(self->marks);
     Py_VISIT(self->entries);
+    Py_VISIT(self->slow);
     Py_VISIT(self->dict);
     return 0;
 }
@@ -910,6 +957,7 @@ MarkMethod_clear(MarkMethod *self)
     Py_CLEAR(self->name);
     Py_CLEAR(self->marks);
     Py_CLEAR(self->entries);
+    Py_CLEAR(self->slow);
     Py_CLEAR(self->dict);
     return 0;
 }
@@ -923,13 +971,29 @@ MarkMethod_dealloc(MarkMethod *self)
 }
 
 static PyObject *
+MarkMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    return bind_slow(self, ((MarkMethod *)self)->slow, obj);
+}
+
+static PyObject *
 MarkMethod_repr(MarkMethod *self)
 {
     return PyUnicode_FromFormat("<loopwarden dispatch mark of %R>", self->original);
 }
 
+static PyObject *
+MarkMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((MarkMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
 static PyGetSetDef MarkMethod_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", MarkMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
+     NULL},
     {NULL},
 };
 
@@ -946,7 +1010,7 @@ static PyTypeObject MarkMethod_Type = {
     .tp_clear = (inquiry)MarkMethod_clear,
     .tp_vectorcall_offset = offsetof(MarkMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_descr_get = MarkMethod_descr_get,
     .tp_repr = (reprfunc)MarkMethod_repr,
     .tp_getset = MarkMethod_getset,
     .tp_dictoffset = offsetof(MarkMethod, dict),
@@ -1075,13 +1139,29 @@ LoopMethod_dealloc(LoopMethod *self)
 }
 
 static PyObject *
+LoopMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    return bind_slow(self, ((LoopMethod *)self)->slow, obj);
+}
+
+static PyObject *
 LoopMethod_repr(LoopMethod *self)
 {
     return PyUnicode_FromFormat("<loopwarden loop wrapper of %R>", self->original);
 }
 
+static PyObject *
+LoopMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((LoopMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
 static PyGetSetDef LoopMethod_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", LoopMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
+     NULL},
     {NULL},
 };
 
@@ -1098,7 +1178,7 @@ static PyTypeObject LoopMethod_Type = {
     .tp_clear = (inquiry)LoopMethod_clear,
     .tp_vectorcall_offset = offsetof(LoopMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = LockMethod_descr_get, /* binds like a function, as LockMethod does */
+    .tp_descr_get = LoopMethod_descr_get,
     .tp_repr = (reprfunc)LoopMethod_repr,
     .tp_getset = LoopMethod_getset,
     .tp_dictoffset = offsetof(LoopMethod, dict),

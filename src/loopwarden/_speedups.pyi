@@ -20,6 +20,8 @@ class LockMethod:
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...
 
 class StreamMethod:
     """The file-object rules' wrapper: the off-loop and console paths in C."""
@@ -31,11 +33,15 @@ class StreamMethod:
         running_loop: Callable[[], object],
         probes: dict[int, Any],
         wardens: list[Any],
-        console: list[Any],
+        console: list[Any] | None,
         sys_dict: dict[str, Any],
+        check_timeout: bool,
+        handler_kinds: dict[type, bool] | None = None,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...
 
 # The registry's replay loops (loopwarden.registry, _Plan.native_steps).
 def write_patches(
@@ -60,7 +66,29 @@ class MarkMethod:
     """A Qt entry point's dispatch mark: the GUI-thread test and the mark in C."""
 
     def __init__(
-        self, original: Callable[..., Any], name: str, marks: object, entries: list[str]
+        self,
+        original: Callable[..., Any],
+        name: str,
+        marks: object,
+        entries: list[str],
+        slow: Callable[..., Any],
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...
+
+class LoopMethod:
+    """An asyncio thread-affinity check: the call on the loop's own thread in C."""
+
+    def __init__(
+        self,
+        original: Callable[..., Any],
+        slow: Callable[..., Any],
+        running_loop: Callable[[], object],
+        bound: bool,
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...

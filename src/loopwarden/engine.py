@@ -112,6 +112,16 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                 console_streams.c_wrapper(original, wrapper, active_wardens, sockets=True)
                 or wrapper
             )
+    _describe_wrapper(wrapper, rule, original)
+    # A C wrapper's bound methods are methods of its Python wrapper: named alike.
+    python_wrapper = getattr(wrapper, "python_wrapper", None)
+    if python_wrapper is not None:
+        _describe_wrapper(python_wrapper, rule, original)
+    return wrapper
+
+
+def _describe_wrapper(wrapper: Any, rule: Rule, original: Callable[..., Any]) -> None:
+    """Give ``wrapper`` the names, docstring and ``__wrapped__`` of ``original``."""
     # getattr with a default: the lock rules' C wrapper has no names of its own.
     wrapper.__name__ = getattr(original, "__name__", getattr(wrapper, "__name__", "wrapper"))
     wrapper.__qualname__ = getattr(
@@ -123,9 +133,8 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
         # None on every read, which crashes the interpreter after enough
         # activations ("none_dealloc").
         wrapper.__doc__ = original.__doc__
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper.__loopwarden_rule__ = rule  # type: ignore[attr-defined]
-    return wrapper
+    wrapper.__wrapped__ = original
+    wrapper.__loopwarden_rule__ = rule
 
 
 def _prechecked_wrapper(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from types import BuiltinFunctionType, MethodDescriptorType
+from types import BuiltinFunctionType, MethodDescriptorType, MethodType
 from typing import Any
 
 from loopwarden import native
@@ -104,20 +104,25 @@ def _mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
     Where the C extension was built and the entry point is a C method or
     function (every one here), the C ``MarkMethod`` does the same with no
-    Python frame: ``SignalInstance.emit`` runs for every signal of an app.
+    Python frame for direct calls (``SignalInstance.emit`` runs for every
+    signal of an app); a bound method of it is one of the Python mark.
     """
+    python_mark = _python_mark(name, original)
     speedups = native.speedups
     if speedups is not None and isinstance(original, (MethodDescriptorType, BuiltinFunctionType)):
         try:
-            marked: Callable[..., Any] = speedups.MarkMethod(original, name, state, state.entries)
+            marked: Callable[..., Any] = speedups.MarkMethod(
+                original, name, state, state.entries, python_mark
+            )
         except Exception:  # noqa: BLE001 - an incompatible extension: the Python mark
-            pass
-        else:
-            marked.__name__ = getattr(original, "__name__", name)
-            marked.__qualname__ = getattr(original, "__qualname__", name)
-            marked.__wrapped__ = original  # type: ignore[attr-defined]
-            marked.__module__ = __name__  # where it is made, as for the Python mark
-            return marked
+            return python_mark
+        for attribute in ("__name__", "__qualname__", "__wrapped__", "__module__"):
+            setattr(marked, attribute, getattr(python_mark, attribute))
+        return marked
+    return python_mark
+
+
+def _python_mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     marks = state
     entries = marks.entries
     get_ident = threading.get_ident
@@ -134,10 +139,48 @@ def _mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     _qt_dispatch.__name__ = getattr(original, "__name__", _qt_dispatch.__name__)
     _qt_dispatch.__qualname__ = getattr(original, "__qualname__", _qt_dispatch.__qualname__)
     _qt_dispatch.__wrapped__ = original  # type: ignore[attr-defined]
+    _qt_dispatch.__loopwarden_mark_of__ = original  # type: ignore[attr-defined]
     return _qt_dispatch
 
 
-WRAPS: tuple[Wrap, ...] = tuple(Wrap(target, _mark) for target in ENTRY_POINTS)
+def _unmarked(slot: object) -> object:
+    """``slot``, or the entry point's own bound method if ``slot`` is a bound mark.
+
+    ``a.connect(b.emit)`` chains two signals. PySide6 recognises the bound
+    ``emit`` of a signal and connects signal to signal in C++; a bound method of
+    our Python mark instead is a Python callable whose ``__self__`` it must
+    hold weakly, and a ``SignalInstance`` takes no weak reference: connect()
+    raised ``SystemError`` inside the application.
+    """
+    if type(slot) is MethodType:
+        original = getattr(slot.__func__, "__loopwarden_mark_of__", None)
+        if original is not None:
+            receiver = slot.__self__
+            return original.__get__(receiver, type(receiver))
+    return slot
+
+
+def _connecting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``SignalInstance.connect``/``disconnect``: a bound mark is passed on unmarked."""
+
+    def _qt_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            args = (_unmarked(args[0]), *args[1:])
+        elif "slot" in kwargs:
+            kwargs["slot"] = _unmarked(kwargs["slot"])
+        return original(self, *args, **kwargs)
+
+    _qt_connect.__name__ = getattr(original, "__name__", _qt_connect.__name__)
+    _qt_connect.__qualname__ = getattr(original, "__qualname__", _qt_connect.__qualname__)
+    _qt_connect.__wrapped__ = original  # type: ignore[attr-defined]
+    return _qt_connect
+
+
+WRAPS: tuple[Wrap, ...] = (
+    *(Wrap(target, _mark) for target in ENTRY_POINTS),
+    Wrap(f"{_QTCORE}:SignalInstance.connect", _connecting),
+    Wrap(f"{_QTCORE}:SignalInstance.disconnect", _connecting),
+)
 
 
 def describe_dispatch(skip: int = 0) -> str | None:
