@@ -447,14 +447,27 @@ LockMethod_dealloc(LockMethod *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Binding (`f = obj.method`, `signal.connect(obj.method)`): a bound method of
- * the Python wrapper, `slow`, not of this object. A direct call `obj.method(...)`
- * never binds (Py_TPFLAGS_METHOD_DESCRIPTOR: the interpreter calls this object
- * with obj first), so it keeps the C path; a bound method is a method of a
- * Python function, as it was before the C types, which is what PySide6 expects
- * of a slot: connecting a signal to a bound method whose function is not a
- * Python function crashes its signal manager (it reads the function's code).
- * The Python wrapper decides every call exactly as the C path does. */
+/* Binding (`f = obj.method`). A direct call `obj.method(...)` from Python never
+ * binds (Py_TPFLAGS_METHOD_DESCRIPTOR: the interpreter calls this object with
+ * obj first), but C callers do: `with lock:` looks `__enter__` up bound, print()
+ * looks `write` up bound. So the lock and file/socket wrappers bind to
+ * themselves, keeping the C path there (bind_self). The others, whose methods
+ * are called from Python code and connected to Qt signals (`future.set_result`,
+ * `handler.handle`, `signal.emit`), bind to their Python wrapper, `slow`
+ * (bind_slow), which decides every call exactly as the C path does: PySide6
+ * takes the function of a bound method for a Python function and reads its
+ * code, so connecting a signal to a bound method of a C object crashed the
+ * interpreter. For the first kind, loopwarden.qt.dispatch hands PySide6's
+ * connect() a bound method of the Python wrapper instead. */
+static PyObject *
+bind_self(PyObject *self, PyObject *obj)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self); /* looked up on the class */
+    }
+    return PyMethod_New(self, obj);
+}
+
 static PyObject *
 bind_slow(PyObject *self, PyObject *slow, PyObject *obj)
 {
@@ -471,7 +484,7 @@ bind_slow(PyObject *self, PyObject *slow, PyObject *obj)
 static PyObject *
 LockMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    return bind_slow(self, ((LockMethod *)self)->slow, obj);
+    return bind_self(self, obj);
 }
 
 static PyObject *
@@ -803,7 +816,11 @@ StreamMethod_dealloc(StreamMethod *self)
 static PyObject *
 StreamMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    return bind_slow(self, ((StreamMethod *)self)->slow, obj);
+    StreamMethod *method = (StreamMethod *)self;
+    if (method->handler_kinds != NULL) {
+        return bind_slow(self, method->slow, obj); /* Handler.handle: called from Python */
+    }
+    return bind_self(self, obj); /* print() and C code look write/flush up bound */
 }
 
 static PyObject *

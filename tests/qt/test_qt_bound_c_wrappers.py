@@ -47,6 +47,21 @@ _CASES = {
         # emit() on the GUI thread runs its slot as event handling: a real file is written.
         assert "io.TextIOWrapper.write" in [f.primitive for f in warden.findings]
     """,
+    "file write through QTimer.singleShot and QObject.connect": """
+        from PySide6.QtCore import QTimer, SIGNAL
+        path = os.path.join(TMP, "out.txt")
+        with open(path, "w") as f, loopwarden.guard(mode="record"):
+            QTimer.singleShot(0, f.flush)  # only called by Qt (never read): fine as it is
+            src = Source()
+            QObject.connect(src, SIGNAL("text(QString)"), f.write)
+            src.text.emit("old style\\n")
+            assert QObject.disconnect(src, SIGNAL("text(QString)"), f.write)
+            src.text.emit("not connected any more\\n")
+            src.text.connect(f.write)
+            assert src.text.disconnect(f.write)  # the same slot as connected
+            f.flush()
+        assert open(path).read() == "old style\\n"
+    """,
     "socket send (StreamMethod)": """
         a, b = socket.socketpair()
         with loopwarden.guard(mode="record"):
@@ -112,23 +127,35 @@ def test_a_signal_connected_to_a_bound_wrapped_method(
 
 
 @pytest.mark.skipif(native.speedups is None, reason="the C extension is not built here")
-def test_a_bound_method_is_one_of_the_python_wrapper_and_a_direct_call_stays_in_c() -> None:
+def test_how_each_c_wrapper_binds() -> None:
+    # The lock and file wrappers bind to themselves (C callers look them up bound:
+    # `with lock:`, print()); the others bind to their Python wrapper; PySide6 gets a
+    # bound method of a Python function either way.
     code = textwrap.dedent(
         """
-        import io, types, loopwarden
-        original = io.TextIOWrapper.__dict__["write"]
+        import asyncio, io, logging, threading, types
+        import loopwarden
+        from loopwarden.qt import dispatch
         with loopwarden.guard(mode="record"):
-            c_wrapper = io.TextIOWrapper.__dict__["write"]
-            assert type(c_wrapper).__name__ == "StreamMethod"
             stream = io.TextIOWrapper(io.BytesIO())
-            bound = stream.write
-            assert isinstance(bound, types.MethodType)
-            assert isinstance(bound.__func__, types.FunctionType)  # the Python wrapper
-            assert bound.__func__ is c_wrapper.python_wrapper
-            assert bound.__func__.__wrapped__ is original
-            assert bound.__func__.__name__ == "write"
-            assert c_wrapper.__get__(None, io.TextIOWrapper) is c_wrapper
-            assert bound("x") == 1 and stream.write("y") == 1
+            c_write = io.TextIOWrapper.__dict__["write"]
+            assert type(c_write).__name__ == "StreamMethod"
+            assert stream.write.__func__ is c_write  # stays in C for print()
+            lock_type = type(threading.Lock())
+            assert threading.Lock().__enter__.__func__ is lock_type.__dict__["__enter__"]
+            for_qt = dispatch._for_qt(stream.write)
+            assert isinstance(for_qt.__func__, types.FunctionType)
+            assert for_qt.__func__ is c_write.python_wrapper
+            assert for_qt.__func__.__wrapped__ is c_write.__wrapped__
+            assert for_qt.__func__.__name__ == "write"
+            assert for_qt("x") == 1
+            handler = logging.StreamHandler(io.StringIO())
+            assert isinstance(handler.handle.__func__, types.FunctionType)
+            loop = asyncio.new_event_loop()
+            future = loop.create_future()
+            assert isinstance(future.set_result.__func__, types.FunctionType)
+            loop.close()
+            assert c_write.__get__(None, io.TextIOWrapper) is c_write
         print("ok")
         """
     )

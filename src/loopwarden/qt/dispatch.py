@@ -143,32 +143,43 @@ def _python_mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     return _qt_dispatch
 
 
-def _unmarked(slot: object) -> object:
-    """``slot``, or the entry point's own bound method if ``slot`` is a bound mark.
+def _for_qt(value: object) -> object:
+    """``value``, or what PySide6 can take in its place if it is a bound patched method.
 
-    ``a.connect(b.emit)`` chains two signals. PySide6 recognises the bound
-    ``emit`` of a signal and connects signal to signal in C++; a bound method of
-    our Python mark instead is a Python callable whose ``__self__`` it must
-    hold weakly, and a ``SignalInstance`` takes no weak reference: connect()
-    raised ``SystemError`` inside the application.
+    PySide6 takes the function of a bound method for a Python function and
+    reads its code; the lock and file/socket C wrappers bind to themselves
+    (``with lock:`` and ``print()`` look their methods up bound, and must stay
+    in C), so a slot ``file.write`` is handed over as a bound method of the C
+    wrapper's Python wrapper, which decides each call as the C path does: the
+    same method, which PySide6 can read (connecting the C one crashed the
+    interpreter). And ``a.connect(b.emit)`` chains two signals: PySide6
+    recognises the bound ``emit`` of a signal and connects signal to signal in
+    C++, where a bound method of our dispatch mark would be a Python callable it
+    must hold weakly, which a ``SignalInstance`` does not allow (connect()
+    raised ``SystemError``): the entry point's own bound method is passed on.
     """
-    if type(slot) is MethodType:
-        original = getattr(slot.__func__, "__loopwarden_mark_of__", None)
-        if original is not None:
-            receiver = slot.__self__
-            return original.__get__(receiver, type(receiver))
-    return slot
+    if type(value) is not MethodType:
+        return value
+    function = value.__func__
+    receiver = value.__self__
+    original = getattr(function, "__loopwarden_mark_of__", None)
+    if original is not None:
+        return original.__get__(receiver, type(receiver))
+    if type(function).__module__ == "loopwarden._speedups":
+        python_wrapper = getattr(function, "python_wrapper", None)
+        if python_wrapper is not None:
+            return MethodType(python_wrapper, receiver)
+    return value
 
 
 def _connecting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """``SignalInstance.connect``/``disconnect``: a bound mark is passed on unmarked."""
+    """PySide6 calls that take a slot: each bound patched method as :func:`_for_qt` says."""
 
-    def _qt_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if args:
-            args = (_unmarked(args[0]), *args[1:])
-        elif "slot" in kwargs:
-            kwargs["slot"] = _unmarked(kwargs["slot"])
-        return original(self, *args, **kwargs)
+    def _qt_connect(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(_for_qt(arg) for arg in args)
+        if kwargs:
+            kwargs = {key: _for_qt(value) for key, value in kwargs.items()}
+        return original(*args, **kwargs)
 
     _qt_connect.__name__ = getattr(original, "__name__", _qt_connect.__name__)
     _qt_connect.__qualname__ = getattr(original, "__qualname__", _qt_connect.__qualname__)
@@ -176,10 +187,19 @@ def _connecting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     return _qt_connect
 
 
+#: PySide6 calls that take a Python callable as a slot and read a bound method's
+#: function (see _for_qt). QTimer.singleShot only calls its callable: not here.
+SLOT_TAKERS: tuple[str, ...] = (
+    f"{_QTCORE}:SignalInstance.connect",
+    f"{_QTCORE}:SignalInstance.disconnect",
+    f"{_QTCORE}:QObject.connect",
+    f"{_QTCORE}:QObject.disconnect",
+)
+
+
 WRAPS: tuple[Wrap, ...] = (
     *(Wrap(target, _mark) for target in ENTRY_POINTS),
-    Wrap(f"{_QTCORE}:SignalInstance.connect", _connecting),
-    Wrap(f"{_QTCORE}:SignalInstance.disconnect", _connecting),
+    *(Wrap(target, _connecting) for target in SLOT_TAKERS),
 )
 
 
