@@ -63,7 +63,10 @@
  * _set_running_loop stores in the thread state dict (`_RunningLoopHolder`: the
  * loop and the pid that set it, a layout fixed since 3.7 and gone in 3.12), and
  * its pid is compared with this process's, which is kept here and set again in a
- * forked child (pthread_atfork). A holder of another type or size than expected
+ * forked child (pthread_atfork: every fork Python makes runs it; a raw fork
+ * syscall from C that skips the handlers would leave the parent's pid, and a
+ * child that then runs Python code on the loop thread would be taken for the
+ * loop's). A holder of another type or size than expected
  * (another build of _asyncio) is never read: the original answers. */
 #if PY_VERSION_HEX < 0x030C0000 && !defined(MS_WINDOWS)
 #define LOOPWARDEN_RUNNING_LOOP 1
@@ -426,9 +429,10 @@ LockMethod_traverse(LockMethod *self, visitproc visit, void *arg)
 static int
 LockMethod_clear(LockMethod *self)
 {
+    /* `slow` first: the vectorcall tests it before using the others. */
+    Py_CLEAR(self->slow);
     Py_CLEAR(self->original);
     Py_CLEAR(self->take);
-    Py_CLEAR(self->slow);
     Py_CLEAR(self->running_loop);
     Py_CLEAR(self->probes);
     Py_CLEAR(self->wardens);
@@ -656,7 +660,12 @@ handler_on_console(StreamMethod *self, PyObject *handler)
 {
     PyObject *kind = PyDict_GetItemWithError(self->handler_kinds, (PyObject *)Py_TYPE(handler));
     if (kind == NULL) {
-        PyErr_Clear();
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return -1; /* a Ctrl-C in a metaclass's __eq__: the caller's */
+            }
+            PyErr_Clear();
+        }
         return 0; /* a kind not seen yet: the Python wrapper records it */
     }
     if (kind == Py_False) {
@@ -793,8 +802,9 @@ StreamMethod_traverse(StreamMethod *self, visitproc visit, void *arg)
 static int
 StreamMethod_clear(StreamMethod *self)
 {
-    Py_CLEAR(self->original);
+    /* `slow` first: the vectorcall tests it before using the others. */
     Py_CLEAR(self->slow);
+    Py_CLEAR(self->original);
     Py_CLEAR(self->running_loop);
     Py_CLEAR(self->probes);
     Py_CLEAR(self->wardens);
@@ -1140,8 +1150,9 @@ LoopMethod_traverse(LoopMethod *self, visitproc visit, void *arg)
 static int
 LoopMethod_clear(LoopMethod *self)
 {
-    Py_CLEAR(self->original);
+    /* `slow` first: the vectorcall tests it before using the others. */
     Py_CLEAR(self->slow);
+    Py_CLEAR(self->original);
     Py_CLEAR(self->running_loop);
     Py_CLEAR(self->dict);
     return 0;
@@ -1558,6 +1569,10 @@ PyInit__speedups(void)
     /* Only where the C _asyncio is there to fall back on (and to be read). */
     PyObject *asyncio_c = PyImport_ImportModule("_asyncio");
     if (asyncio_c == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError)) {
+            Py_DECREF(module);
+            return NULL; /* a Ctrl-C during the import: not "no _asyncio" */
+        }
         PyErr_Clear();
         if (PyObject_DelAttrString(module, "running_loop") < 0) {
             Py_DECREF(module);

@@ -292,3 +292,17 @@ def test_the_import_hooks_stay_while_patches_are_held_and_leave_with_the_hold() 
         """
     )
     assert run_script(code).strip() == "ok"
+
+
+def test_no_weak_reference_to_the_application_is_kept(qapp: QApplication) -> None:
+    # A weak reference to the QApplication's Shiboken wrapper crashed the last
+    # garbage collection at interpreter exit on 3.10 (the wrapper is freed without
+    # its weak references cleared): loopwarden must hold none.
+    import weakref
+
+    before = weakref.getweakrefcount(qapp)
+    with loopwarden.guard(mode="record"):
+        gui_thread_id()
+        in_qt_slot(lambda: gui_thread_id())
+    gui_thread_id()
+    assert weakref.getweakrefcount(qapp) == before

@@ -43,7 +43,6 @@ import logging
 import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -109,36 +108,13 @@ def gui_thread_id() -> int:
     qtcore = sys.modules.get(_QTCORE)
     if qtcore is not None:
         app = qtcore.QCoreApplication.instance()
-        if app is not None:
-            here = threading.get_ident()
-            known = _app_on_main_thread[0]
-            if known is not None and known() is app:
-                # This application was seen on the main thread before, and an
-                # application never changes threads.
-                main = main_ident[0]
-                return main if main is not None else here
-            if app.thread() is qtcore.QThread.currentThread():
-                if here == main_ident[0]:
-                    _app_on_main_thread[0] = _weak_reference(app)
-                return here
+        # Not cached: a weak reference to the application (a Shiboken wrapper)
+        # crashed the interpreter's last garbage collection at exit on 3.10,
+        # the wrapper being freed without its weak references cleared.
+        if app is not None and app.thread() is qtcore.QThread.currentThread():
+            return threading.get_ident()
     main = main_ident[0]
     return main if main is not None else threading.get_ident()
-
-
-#: A weak reference to the QCoreApplication last found on the main thread, or
-#: None. gui_thread_id() runs twice per per-test switch, and asking Qt which
-#: thread the application lives on takes two Shiboken calls (~0.6 µs). Only the
-#: main thread's: it lives as long as the process, so its id is never reused,
-#: where a worker thread that made an application could end and leave its id to
-#: another thread.
-_app_on_main_thread: list[Callable[[], Any] | None] = [None]
-
-
-def _weak_reference(app: Any) -> Callable[[], Any] | None:
-    try:
-        return weakref.ref(app)
-    except TypeError:  # pragma: no cover - Shiboken objects take weak references
-        return None
 
 
 def describe_qt_loop() -> str | None:
