@@ -15,6 +15,7 @@ exactly.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -54,12 +55,13 @@ class Wrap:
     @property
     def module_name(self) -> str:
         """The module part of :attr:`target`."""
-        return self.target.partition(":")[0]
+        return sys.intern(self.target.partition(":")[0])  # as Rule.module_name
 
     @property
     def attribute_path(self) -> tuple[str, ...]:
         """The attribute path part of :attr:`target`, split on dots."""
-        return tuple(self.target.partition(":")[2].split("."))
+        # Interned, as Rule.attribute_path (why: there).
+        return tuple(sys.intern(part) for part in self.target.partition(":")[2].split("."))
 
     @property
     def name(self) -> str:
