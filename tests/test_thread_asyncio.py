@@ -525,3 +525,69 @@ def test_calls_on_the_loop_leak_no_reference() -> None:
 
     first, second = asyncio.run(main())
     assert first == second
+
+
+@needs_speedups
+def test_bound_lookups_stay_in_c() -> None:
+    # asyncio's C Task and Future look `loop.call_soon` up bound, and so does any call
+    # with *args (qasync's call_soon calls `self.call_later(0, callback, *args)`): a
+    # bound method of the C wrapper keeps its C path, with no Python frame of ours.
+    import sys
+
+    python_wrappers: set[Any] = set()  # filled in once the guard installed the wrappers
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in python_wrappers:
+            entered.append(frame.f_back.f_code.co_name if frame.f_back else "?")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        args = (1,)
+        sys.setprofile(profile)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)  # the C Task: loop.call_soon(step, context=...)
+            loop.call_later(0, print, *args)  # LOAD_ATTR + CALL_FUNCTION_EX: bound
+            bound = queue.put_nowait
+            bound(*args)
+            future = loop.create_future()
+            future.set_result(None)
+            await future
+        finally:
+            sys.setprofile(None)
+
+    with loopwarden.guard(mode="record") as warden:
+        for cls, name in [
+            (asyncio.base_events.BaseEventLoop, "call_soon"),
+            (asyncio.base_events.BaseEventLoop, "call_later"),
+            (asyncio.Future, "set_result"),
+            (asyncio.Queue, "put_nowait"),
+        ]:
+            wrapper = cls.__dict__[name]
+            assert type(wrapper).__name__ == "LoopMethod", (cls, name)
+            python_wrappers.add(wrapper.python_wrapper.__code__)
+        asyncio.run(main())
+    assert warden.findings == []
+    assert entered == []
+
+
+@needs_speedups
+def test_a_bound_c_wrapper_can_be_weakly_referenced() -> None:
+    # weakref.WeakMethod (signal libraries hold slots this way) takes a weak
+    # reference to the bound method's function: the C wrapper, now.
+    import weakref
+
+    async def main() -> list[int]:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        weak = weakref.WeakMethod(queue.put_nowait)
+        method = weak()
+        assert method is not None
+        method(7)
+        return [queue.get_nowait()]
+
+    with loopwarden.guard(mode="record") as warden:
+        assert type(asyncio.Queue.__dict__["put_nowait"]).__name__ == "LoopMethod"
+        assert asyncio.run(main()) == [7]
+    assert warden.findings == []

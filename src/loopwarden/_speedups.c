@@ -454,15 +454,18 @@ LockMethod_dealloc(LockMethod *self)
 /* Binding (`f = obj.method`). A direct call `obj.method(...)` from Python never
  * binds (Py_TPFLAGS_METHOD_DESCRIPTOR: the interpreter calls this object with
  * obj first), but C callers do: `with lock:` looks `__enter__` up bound, print()
- * looks `write` up bound. So the lock and file/socket wrappers bind to
- * themselves, keeping the C path there (bind_self). The others, whose methods
- * are called from Python code and connected to Qt signals (`future.set_result`,
- * `handler.handle`, `signal.emit`), bind to their Python wrapper, `slow`
- * (bind_slow), which decides every call exactly as the C path does: PySide6
- * takes the function of a bound method for a Python function and reads its
- * code, so connecting a signal to a bound method of a C object crashed the
- * interpreter. For the first kind, loopwarden.qt.dispatch hands PySide6's
- * connect() a bound method of the Python wrapper instead. */
+ * looks `write` up bound, asyncio's C Task and Future look `loop.call_soon` up
+ * bound; so does every Python call with *args (`self.call_later(0, cb, *args)`
+ * in qasync) and every method of an object whose class has its own
+ * __getattribute__ (every QObject). So the lock, file/socket and asyncio
+ * wrappers bind to themselves, keeping the C path there (bind_self). The
+ * Handler.handle and dispatch-mark wrappers bind to their Python wrapper,
+ * `slow` (bind_slow), which decides every call exactly as the C path does.
+ * PySide6 takes the function of a bound method for a Python function and reads
+ * its code, so connecting a signal to a bound method of a C object crashed the
+ * interpreter: for the wrappers that bind to themselves,
+ * loopwarden.qt.dispatch hands PySide6's connect() a bound method of the
+ * Python wrapper instead. */
 static PyObject *
 bind_self(PyObject *self, PyObject *obj)
 {
@@ -1064,6 +1067,7 @@ typedef struct {
     PyObject *slow;         /* the Python wrapper: every other call */
     PyObject *running_loop; /* loopwarden.threads.running_loop */
     PyObject *dict;         /* __dict__ */
+    PyObject *weakreflist;  /* weakref.WeakMethod(queue.put_nowait) takes one of us */
     int bound;              /* 1: self._loop is the loop; 0: self is */
 } LoopMethod;
 
@@ -1133,6 +1137,7 @@ LoopMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->slow = Py_NewRef(slow);
     self->running_loop = Py_NewRef(running_loop);
     self->dict = NULL;
+    self->weakreflist = NULL;
     self->bound = bound;
     return (PyObject *)self;
 }
@@ -1162,6 +1167,9 @@ static void
 LoopMethod_dealloc(LoopMethod *self)
 {
     PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     LoopMethod_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1169,7 +1177,7 @@ LoopMethod_dealloc(LoopMethod *self)
 static PyObject *
 LoopMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    return bind_slow(self, ((LoopMethod *)self)->slow, obj);
+    return bind_self(self, obj); /* asyncio's C code looks call_soon up bound */
 }
 
 static PyObject *
@@ -1210,6 +1218,7 @@ static PyTypeObject LoopMethod_Type = {
     .tp_repr = (reprfunc)LoopMethod_repr,
     .tp_getset = LoopMethod_getset,
     .tp_dictoffset = offsetof(LoopMethod, dict),
+    .tp_weaklistoffset = offsetof(LoopMethod, weakreflist),
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
 };

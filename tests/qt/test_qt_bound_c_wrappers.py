@@ -4,8 +4,9 @@ The C wrappers (``LockMethod``, ``StreamMethod``, ``MarkMethod``, ``LoopMethod``
 sit in class dicts as method descriptors. PySide6's signal manager takes a bound
 method's function for a Python function and reads its code: a bound method whose
 function was the C object crashed the interpreter at ``connect()``
-(``signal.connect(file.write)``, ``finished.connect(future.set_result)``). A bound
-method is now one of the Python wrapper; a direct call keeps the C path. Each case
+(``signal.connect(file.write)``, ``finished.connect(future.set_result)``). PySide6's
+connect and disconnect now get a bound method of the Python wrapper (or the C object
+binds to it); every other caller keeps the C path. Each case
 runs in its own interpreter, so that a crash fails one test instead of the suite.
 """
 
@@ -128,9 +129,10 @@ def test_a_signal_connected_to_a_bound_wrapped_method(
 
 @pytest.mark.skipif(native.speedups is None, reason="the C extension is not built here")
 def test_how_each_c_wrapper_binds() -> None:
-    # The lock and file wrappers bind to themselves (C callers look them up bound:
-    # `with lock:`, print()); the others bind to their Python wrapper; PySide6 gets a
-    # bound method of a Python function either way.
+    # The lock, file and asyncio wrappers bind to themselves (C callers look them up
+    # bound: `with lock:`, print(), asyncio's C Task calling loop.call_soon); the others
+    # bind to their Python wrapper; PySide6 gets a bound method of a Python function
+    # either way.
     code = textwrap.dedent(
         """
         import asyncio, io, logging, threading, types
@@ -153,7 +155,11 @@ def test_how_each_c_wrapper_binds() -> None:
             assert isinstance(handler.handle.__func__, types.FunctionType)
             loop = asyncio.new_event_loop()
             future = loop.create_future()
-            assert isinstance(future.set_result.__func__, types.FunctionType)
+            c_set_result = asyncio.Future.__dict__["set_result"]
+            assert type(c_set_result).__name__ == "LoopMethod"
+            assert future.set_result.__func__ is c_set_result  # stays in C for asyncio's C code
+            assert dispatch._for_qt(future.set_result).__func__ is c_set_result.python_wrapper
+            assert isinstance(c_set_result.python_wrapper, types.FunctionType)
             loop.close()
             assert c_write.__get__(None, io.TextIOWrapper) is c_write
         print("ok")
