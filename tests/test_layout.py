@@ -23,6 +23,7 @@ import loopwarden
 CORE = (
     "loopwarden._one_copy",
     "loopwarden.allowances",
+    "loopwarden.c_wrappers",
     "loopwarden.config",
     "loopwarden.console_streams",
     "loopwarden.engine",

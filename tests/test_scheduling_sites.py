@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import loopwarden
+from loopwarden import native, scheduling
+from loopwarden.affinity import checks
 from loopwarden.findings import Finding
 
 SLEEP = 0.002
@@ -145,3 +150,90 @@ def test_uvloop_call_soon_names_the_scheduling_line() -> None:
     (finding,) = warden.findings
     assert finding.user_caller.endswith("in _schedule_sleep_soon")
     assert finding.details["scheduled_via"] == "loop.call_soon"
+
+
+# -- the C wrap (ScheduleMethod): asyncio's own scheduling passes with no Python frame ----
+
+needs_speedups = pytest.mark.skipif(
+    native.speedups is None, reason="the C extension is not built for this interpreter"
+)
+#: The Python wrappers the C ones stand for (the loop's selector has wrappers of its own).
+_PYTHON_WRAPPERS = {scheduling.__file__, checks.__file__}
+
+
+@needs_speedups
+def test_asyncios_own_scheduling_enters_no_python_frame_of_ours() -> None:
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename in _PYTHON_WRAPPERS:
+            entered.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        sys.setprofile(profile)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)  # a Task's step: loop.call_soon from C
+            loop.call_soon(future.set_result, None)  # a method of a future: asyncio's own
+            await future
+        finally:
+            sys.setprofile(None)
+
+    with loopwarden.guard(mode="record") as warden:
+        call_soon = asyncio.base_events.BaseEventLoop.__dict__["call_soon"]
+        assert type(inspect.unwrap(call_soon, stop=_is_c_wrap)).__name__ == "ScheduleMethod"
+        asyncio.run(main())
+    assert warden.findings == []
+    assert entered == []
+
+
+def _is_c_wrap(wrapper: object) -> bool:
+    return type(wrapper).__name__ == "ScheduleMethod"
+
+
+class _OddCallback:
+    """A callable whose ``__class__`` raises what it is told to (isinstance() asks it)."""
+
+    error: BaseException | None = None
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        if self.error is not None:
+            raise self.error
+        return _OddCallback
+
+    def __call__(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+def test_a_callback_whose_isinstance_raises(implementation: str) -> None:
+    # Deciding whether a callback needs a site asks isinstance(), which asks the
+    # callback's __class__: an Exception there leaves the call as it is (scheduled,
+    # with no site), a KeyboardInterrupt is raised (never swallowed), in C and in Python.
+    if implementation == "c" and native.speedups is None:
+        pytest.skip("the C extension is not built for this interpreter")
+    call_soon = asyncio.base_events.BaseEventLoop.__dict__["call_soon"]
+    odd = _OddCallback()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        schedule = loop.call_soon
+        if implementation == "python" and native.speedups is not None:
+            # The Python wrapper the C one stands for.
+            top = asyncio.base_events.BaseEventLoop.__dict__["call_soon"]
+            schedule = inspect.unwrap(top, stop=_is_c_wrap).python_wrapper.__get__(loop)
+        odd.error = ValueError("odd")
+        handle = schedule(odd)
+        assert handle._callback is odd  # type: ignore[attr-defined]
+        odd.error = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt):
+            schedule(odd)
+        odd.error = None
+
+    with loopwarden.guard(mode="record") as warden:
+        assert asyncio.base_events.BaseEventLoop.__dict__["call_soon"] is not call_soon
+        asyncio.run(main())
+    assert warden.findings == []

@@ -206,6 +206,8 @@ def test_the_lock_stream_and_replay_tests_pass_in_pure_python() -> None:
         "tests/test_running_loop.py",
         "tests/qt/test_qt_dispatch.py",
         "tests/test_thread_asyncio.py",
+        "tests/test_scheduling_sites.py",
+        "tests/qt/test_qt_thread.py",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *tests],

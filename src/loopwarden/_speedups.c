@@ -48,7 +48,7 @@
 
 /* Bump with any change to the arguments of LockMethod or of a function here, or
  * to what they do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 4
+#define LOOPWARDEN_SPEEDUPS_ABI 5
 
 /* ---- running_loop: asyncio's _get_running_loop without a system call (3.10, 3.11) ----
  *
@@ -1223,6 +1223,419 @@ static PyTypeObject LoopMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- OwnerMethod: QObject methods Qt allows only from the object's own thread ----
+ *
+ * (loopwarden.affinity.checks.qobject_owned.) An event loop's own QObjects,
+ * such as qasync's timer whose startTimer and killTimer run at every loop
+ * turn, are never checked: the Python wrapper records that verdict per class
+ * in `verdicts`, and here a call on an instance of a class recorded True runs
+ * the original with no Python frame of ours. Every other call goes, unchanged,
+ * to the Python wrapper (`slow`), which asks Qt for the threads and reports. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;    /* the method */
+    PyObject *slow;        /* the Python wrapper: every other call */
+    PyObject *verdicts;    /* dict: class -> True (an event loop's own QObject) or False */
+    PyObject *dict;        /* __dict__ */
+    PyObject *weakreflist; /* as LoopMethod's */
+} OwnerMethod;
+
+static PyObject *
+OwnerMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    OwnerMethod *self = (OwnerMethod *)op;
+    if (self->slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden QObject wrapper used after it was cleared");
+        return NULL;
+    }
+    if (PyVectorcall_NARGS(nargsf) > 0) {
+        /* Borrowed. The keys are classes, which hash and compare by identity
+         * (as `verdicts.get(type(obj))` there), so no Python code runs here. */
+        PyObject *own = PyDict_GetItemWithError(self->verdicts, (PyObject *)Py_TYPE(args[0]));
+        if (own == Py_True) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        if (own == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+OwnerMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "slow", "verdicts", NULL};
+    PyObject *original, *slow, *verdicts;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!:OwnerMethod", names, &original, &slow,
+                                     &PyDict_Type, &verdicts)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "original and slow must be callable");
+        return NULL;
+    }
+    OwnerMethod *self = (OwnerMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = OwnerMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->slow = Py_NewRef(slow);
+    self->verdicts = Py_NewRef(verdicts);
+    self->dict = NULL;
+    self->weakreflist = NULL;
+    return (PyObject *)self;
+}
+
+static int
+OwnerMethod_traverse(OwnerMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->verdicts);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+OwnerMethod_clear(OwnerMethod *self)
+{
+    /* `slow` first: the vectorcall tests it before using the others. */
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->verdicts);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+OwnerMethod_dealloc(OwnerMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    OwnerMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+OwnerMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    /* Every QObject's class has its own __getattribute__: `timer.stop()` binds. */
+    return bind_self(self, obj);
+}
+
+static PyObject *
+OwnerMethod_repr(OwnerMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden QObject wrapper of %R>", self->original);
+}
+
+static PyObject *
+OwnerMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((OwnerMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
+static PyGetSetDef OwnerMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", OwnerMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what PySide6 connects.",
+     NULL},
+    {NULL},
+};
+
+static PyTypeObject OwnerMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.OwnerMethod",
+    .tp_doc = "A QObject thread-affinity check: an event loop's own QObjects pass in C.",
+    .tp_basicsize = sizeof(OwnerMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = OwnerMethod_new,
+    .tp_dealloc = (destructor)OwnerMethod_dealloc,
+    .tp_traverse = (traverseproc)OwnerMethod_traverse,
+    .tp_clear = (inquiry)OwnerMethod_clear,
+    .tp_vectorcall_offset = offsetof(OwnerMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = OwnerMethod_descr_get,
+    .tp_repr = (reprfunc)OwnerMethod_repr,
+    .tp_getset = OwnerMethod_getset,
+    .tp_dictoffset = offsetof(OwnerMethod, dict),
+    .tp_weaklistoffset = offsetof(OwnerMethod, weakreflist),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
+/* ---- ScheduleMethod: the scheduling-site wrap (loopwarden.scheduling) ----
+ *
+ * loop.call_soon, call_later, call_at, call_soon_threadsafe and
+ * Future.add_done_callback replace a callback that is not user code with a
+ * trampoline naming the scheduling site, on a guarded thread while a warden
+ * is active. Nearly every call is asyncio's own: a Task's step or wake-up,
+ * or a callback that already is a trampoline (qasync's call_soon calls
+ * call_later with it). Here every call the Python wrapper (`slow`) would pass
+ * through untouched is passed through with no Python frame of ours: no warden,
+ * too few arguments, a thread that is not guarded, or a callback that needs
+ * no site by the rules of scheduling._needs_site. Every other call goes,
+ * unchanged, to the Python wrapper, which decides again. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;        /* the scheduler */
+    PyObject *slow;            /* the Python wrapper: every other call */
+    PyObject *wardens;         /* list: the active wardens */
+    PyObject *running_loop;    /* loopwarden.threads.running_loop */
+    PyObject *probes;          /* dict: thread id -> probe of a guarded thread */
+    PyObject *plain;           /* tuple: callables that are never user code */
+    PyObject *futures;         /* tuple: a builtin bound to one of these is asyncio's own */
+    PyObject *code_info;       /* dict: code -> loopwarden.frames.FrameInfo */
+    PyObject *site_categories; /* frozenset: the categories whose callbacks need a site */
+    PyObject *dict;            /* __dict__ */
+    PyObject *weakreflist;     /* as LoopMethod's */
+    Py_ssize_t position;       /* the callback's index in the positional arguments (>= 1) */
+} ScheduleMethod;
+
+static PyObject *str_category; /* "category" */
+
+/* An error while deciding: an Exception is left for the Python wrapper to meet
+ * again (1: undecided), anything else (a Ctrl-C) is raised (-1). */
+static int
+undecided(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyErr_Clear();
+    return 1;
+}
+
+/* 0: `callback` needs no site (scheduling._needs_site is False); 1: it may, or
+ * this cannot tell: the Python wrapper decides; -1: an error to raise is set. */
+static int
+may_need_site(ScheduleMethod *self, PyObject *callback)
+{
+    if (PyMethod_Check(callback)) {
+        callback = PyMethod_GET_FUNCTION(callback);
+    }
+    if (PyFunction_Check(callback)) {
+        PyObject *info = PyDict_GetItemWithError(self->code_info,
+                                                 PyFunction_GET_CODE(callback)); /* borrowed */
+        if (info == NULL) {
+            return PyErr_Occurred() ? undecided() : 1; /* not classified yet: there */
+        }
+        PyObject *category = PyObject_GetAttr(info, str_category);
+        if (category == NULL) {
+            return undecided();
+        }
+        int contained = PySet_Contains(self->site_categories, category);
+        Py_DECREF(category);
+        return contained < 0 ? undecided() : contained;
+    }
+    int plain = PyObject_IsInstance(callback, self->plain);
+    if (plain < 0) {
+        return undecided();
+    }
+    if (plain == 0) {
+        return 0; /* a callable object, a Task step, a trampoline: left alone */
+    }
+    if (PyCFunction_Check(callback)) {
+        /* A Task's wake-up is a builtin bound to the Task: asyncio's own business. */
+        PyObject *owner = PyCFunction_GET_SELF(callback);
+        if (owner != NULL && !PyModule_Check(owner)) {
+            int future = PyObject_IsInstance(owner, self->futures);
+            return future < 0 ? undecided() : !future;
+        }
+    }
+    return 1; /* a builtin function, a partial...: there */
+}
+
+static PyObject *
+ScheduleMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    ScheduleMethod *self = (ScheduleMethod *)op;
+    if (self->slow == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden scheduling wrap used after it was cleared");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(self->wardens) == 0 || PyVectorcall_NARGS(nargsf) <= self->position) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    PyObject *loop = ask_running_loop(self->running_loop);
+    if (loop == NULL) {
+        return NULL;
+    }
+    int loop_runs = loop != Py_None;
+    Py_DECREF(loop);
+    if (!loop_runs) {
+        if (PyDict_GET_SIZE(self->probes) == 0) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        if (ident == NULL) {
+            return NULL;
+        }
+        int probed = PyDict_Contains(self->probes, ident);
+        Py_DECREF(ident);
+        if (probed == 0) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        PyErr_Clear(); /* probed, or an error: the Python wrapper decides */
+    }
+    int maybe = may_need_site(self, args[self->position]);
+    if (maybe == 0) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    if (maybe < 0) {
+        return NULL;
+    }
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+ScheduleMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original",  "slow",      "position",        "wardens",
+                            "running_loop", "probes", "plain",           "futures",
+                            "code_info", "site_categories", NULL};
+    PyObject *original, *slow, *wardens, *running_loop, *probes, *plain, *futures, *code_info,
+        *site_categories;
+    Py_ssize_t position;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnO!OO!O!O!O!O!:ScheduleMethod", names,
+                                     &original, &slow, &position, &PyList_Type, &wardens,
+                                     &running_loop, &PyDict_Type, &probes, &PyTuple_Type, &plain,
+                                     &PyTuple_Type, &futures, &PyDict_Type, &code_info,
+                                     &PyFrozenSet_Type, &site_categories)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow) ||
+        !PyCallable_Check(running_loop)) {
+        PyErr_SetString(PyExc_TypeError, "original, slow and running_loop must be callable");
+        return NULL;
+    }
+    if (position < 1) {
+        PyErr_SetString(PyExc_ValueError, "position counts self: at least 1");
+        return NULL;
+    }
+    ScheduleMethod *self = (ScheduleMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = ScheduleMethod_vectorcall;
+    self->original = Py_NewRef(original);
+    self->slow = Py_NewRef(slow);
+    self->wardens = Py_NewRef(wardens);
+    self->running_loop = Py_NewRef(running_loop);
+    self->probes = Py_NewRef(probes);
+    self->plain = Py_NewRef(plain);
+    self->futures = Py_NewRef(futures);
+    self->code_info = Py_NewRef(code_info);
+    self->site_categories = Py_NewRef(site_categories);
+    self->dict = NULL;
+    self->weakreflist = NULL;
+    self->position = position;
+    return (PyObject *)self;
+}
+
+static int
+ScheduleMethod_traverse(ScheduleMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->wardens);
+    Py_VISIT(self->running_loop);
+    Py_VISIT(self->probes);
+    Py_VISIT(self->plain);
+    Py_VISIT(self->futures);
+    Py_VISIT(self->code_info);
+    Py_VISIT(self->site_categories);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+ScheduleMethod_clear(ScheduleMethod *self)
+{
+    /* `slow` first: the vectorcall tests it before using the others. */
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->wardens);
+    Py_CLEAR(self->running_loop);
+    Py_CLEAR(self->probes);
+    Py_CLEAR(self->plain);
+    Py_CLEAR(self->futures);
+    Py_CLEAR(self->code_info);
+    Py_CLEAR(self->site_categories);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+ScheduleMethod_dealloc(ScheduleMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    ScheduleMethod_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+ScheduleMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    return bind_self(self, obj); /* asyncio's C code looks call_soon up bound */
+}
+
+static PyObject *
+ScheduleMethod_repr(ScheduleMethod *self)
+{
+    return PyUnicode_FromFormat("<loopwarden scheduling wrap of %R>", self->original);
+}
+
+static PyObject *
+ScheduleMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
+{
+    PyObject *slow = ((ScheduleMethod *)self)->slow;
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
+static PyGetSetDef ScheduleMethod_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"python_wrapper", ScheduleMethod_get_python_wrapper, NULL,
+     "The Python wrapper: every call the C code does not decide, and what PySide6 connects.",
+     NULL},
+    {NULL},
+};
+
+static PyTypeObject ScheduleMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.ScheduleMethod",
+    .tp_doc = "The scheduling-site wrap: callbacks that need no site pass in C.",
+    .tp_basicsize = sizeof(ScheduleMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = ScheduleMethod_new,
+    .tp_dealloc = (destructor)ScheduleMethod_dealloc,
+    .tp_traverse = (traverseproc)ScheduleMethod_traverse,
+    .tp_clear = (inquiry)ScheduleMethod_clear,
+    .tp_vectorcall_offset = offsetof(ScheduleMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = ScheduleMethod_descr_get,
+    .tp_repr = (reprfunc)ScheduleMethod_repr,
+    .tp_getset = ScheduleMethod_getset,
+    .tp_dictoffset = offsetof(ScheduleMethod, dict),
+    .tp_weaklistoffset = offsetof(ScheduleMethod, weakreflist),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
  *
  * A guard cycle writes some 340-600 attributes and puts them back. The
@@ -1550,13 +1963,15 @@ PyInit__speedups(void)
     str_stream = PyUnicode_InternFromString("stream");
     str_gui_thread = PyUnicode_InternFromString("gui_thread");
     str__loop = PyUnicode_InternFromString("_loop");
+    str_category = PyUnicode_InternFromString("category");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
         str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL ||
-        str__loop == NULL) {
+        str__loop == NULL || str_category == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||
-        PyType_Ready(&MarkMethod_Type) < 0 || PyType_Ready(&LoopMethod_Type) < 0) {
+        PyType_Ready(&MarkMethod_Type) < 0 || PyType_Ready(&LoopMethod_Type) < 0 ||
+        PyType_Ready(&OwnerMethod_Type) < 0 || PyType_Ready(&ScheduleMethod_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1570,7 +1985,9 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "LockMethod", (PyObject *)&LockMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "StreamMethod", (PyObject *)&StreamMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "MarkMethod", (PyObject *)&MarkMethod_Type) < 0 ||
-        PyModule_AddObjectRef(module, "LoopMethod", (PyObject *)&LoopMethod_Type) < 0) {
+        PyModule_AddObjectRef(module, "LoopMethod", (PyObject *)&LoopMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "OwnerMethod", (PyObject *)&OwnerMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "ScheduleMethod", (PyObject *)&ScheduleMethod_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

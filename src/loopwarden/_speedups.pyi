@@ -92,3 +92,38 @@ class LoopMethod:
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
     @property
     def python_wrapper(self) -> Callable[..., Any]: ...
+
+class OwnerMethod:
+    """A QObject thread-affinity check: an event loop's own QObjects pass in C."""
+
+    def __init__(
+        self,
+        original: Callable[..., Any],
+        slow: Callable[..., Any],
+        verdicts: dict[type, bool],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...
+
+class ScheduleMethod:
+    """The scheduling-site wrap: callbacks that need no site pass in C."""
+
+    def __init__(
+        self,
+        original: Callable[..., Any],
+        slow: Callable[..., Any],
+        position: int,
+        wardens: list[Any],
+        running_loop: Callable[[], object],
+        probes: dict[int, Any],
+        plain: tuple[type, ...],
+        futures: tuple[type, ...],
+        code_info: dict[Any, Any],
+        site_categories: frozenset[int],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[..., Any]: ...

@@ -38,8 +38,9 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from loopwarden import engine
+from loopwarden import engine, native
 from loopwarden import frames as _frames
+from loopwarden.c_wrappers import c_wrappable, like_python_wrapper
 from loopwarden.findings import StackFrame
 from loopwarden.threads import running_loop, thread_probes
 from loopwarden.wraps import Wrap
@@ -208,9 +209,41 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
         schedule.__name__ = getattr(original, "__name__", schedule.__name__)
         schedule.__qualname__ = getattr(original, "__qualname__", schedule.__qualname__)
         schedule.__wrapped__ = original  # type: ignore[attr-defined]
-        return schedule
+        return _c_schedule(original, schedule, position) or schedule
 
     return around
+
+
+def _c_schedule(
+    original: Any, schedule: Callable[..., Any], position: int
+) -> Callable[..., Any] | None:
+    """The C ``ScheduleMethod`` over ``schedule``, or None (pure Python, or not for it).
+
+    Nearly every call of a loop's scheduler is asyncio's own (a Task's step,
+    a future's wake-up: two per qasync loop turn, as its call_soon calls
+    call_later): in C, each call ``schedule`` passes through untouched is
+    passed through with no Python frame. Methods only (``QTimer.singleShot``,
+    a static method with its callback last, keeps the Python wrapper).
+    """
+    speedups = native.speedups
+    if speedups is None or position < 1 or not c_wrappable(original):
+        return None
+    try:
+        made = speedups.ScheduleMethod(
+            original,
+            schedule,
+            position,
+            engine.active_wardens,
+            running_loop,
+            thread_probes,
+            _PLAIN_CALLABLES,
+            _future_types(),
+            _frames._cache,
+            _SITE_CATEGORIES,
+        )
+    except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
+        return None
+    return like_python_wrapper(made, schedule, original)
 
 
 WRAPS: tuple[Wrap, ...] = tuple(Wrap(target, _around(pos)) for target, pos in SCHEDULERS)

@@ -100,6 +100,22 @@ _CASES = {
             assert asyncio.run(main()) == 42
         assert warden.findings == []
     """,
+    "QTimer.stop (OwnerMethod)": """
+        from PySide6.QtCore import QTimer
+        with loopwarden.guard(mode="record") as warden:
+            timer = QTimer()
+            timer.start(60_000)
+            src = Source()
+            src.bare.connect(timer.stop)  # the QObject wrapper binds to itself
+            src.bare.emit()
+            assert not timer.isActive()
+            timer.start(60_000)
+            assert src.bare.disconnect(timer.stop)
+            src.bare.emit()
+            assert timer.isActive()
+            timer.stop()
+        assert warden.findings == []
+    """,
     "signal relay (MarkMethod)": """
         seen = []
         with loopwarden.guard(mode="record"):
@@ -161,6 +177,13 @@ def test_how_each_c_wrapper_binds() -> None:
             assert dispatch._for_qt(future.set_result).__func__ is c_set_result.python_wrapper
             assert isinstance(c_set_result.python_wrapper, types.FunctionType)
             loop.close()
+            from PySide6.QtCore import QCoreApplication, QTimer
+            app = QCoreApplication.instance() or QCoreApplication([])
+            timer = QTimer()
+            c_stop = QTimer.__dict__["stop"]
+            assert type(c_stop).__name__ == "OwnerMethod"
+            assert timer.stop.__func__ is c_stop  # a QObject's methods always bind
+            assert dispatch._for_qt(timer.stop).__func__ is c_stop.python_wrapper
             assert c_write.__get__(None, io.TextIOWrapper) is c_write
         print("ok")
         """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -32,7 +33,8 @@ from PySide6.QtWidgets import QApplication, QGraphicsScene, QLabel, QWidget
 from qt_support import in_worker, primitives, run_coro
 
 import loopwarden
-from loopwarden import BlockingCallError
+from loopwarden import BlockingCallError, native, scheduling
+from loopwarden.affinity import checks
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -348,6 +350,41 @@ def test_qasyncs_own_timer_is_not_checked_again_on_every_loop_turn(
         other = QTimer()
         in_worker(lambda: other.start(10))  # any other object's timer is still checked
     assert asked == []
+    assert primitives(warden)[:1] == ["QTimer.start"]
+
+
+@pytest.mark.skipif(native.speedups is None, reason="the C extension is not built here")
+def test_a_qasync_loop_turn_enters_no_python_wrapper_of_ours(
+    qapp: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    # Each qasync turn: call_soon from the C Task, call_later from qasync's call_soon
+    # (with *args: bound), startTimer and killTimer of qasync's timer (a QObject: its
+    # methods always bind). All four decide in C, with no Python frame of ours.
+    python_wrappers = {scheduling.__file__, checks.__file__}
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename in python_wrappers:
+            entered.append(frame.f_code.co_name)
+
+    async def turns() -> None:
+        await asyncio.sleep(0)
+        sys.setprofile(profile)
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)
+        finally:
+            sys.setprofile(None)
+
+    with loopwarden.guard(mode="record") as warden:
+        start_timer = QObject.__dict__["startTimer"]
+        assert type(start_timer).__name__ == "OwnerMethod"
+        assert start_timer.__name__ == "startTimer"
+        assert start_timer.__wrapped__ is start_timer.python_wrapper.__wrapped__
+        run_coro(qasync_loop, turns())
+        other = QTimer()
+        in_worker(lambda: other.start(10))  # any other object's timer is still checked
+    assert entered == []
     assert primitives(warden)[:1] == ["QTimer.start"]
 
 

@@ -23,17 +23,17 @@ causes from being reported again.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType, FunctionType, MethodDescriptorType
+from types import FrameType
 from typing import Any
 
 from loopwarden import engine, native
 from loopwarden import frames as _frames
 from loopwarden.allowances import allowed_here
+from loopwarden.c_wrappers import c_wrappable, like_python_wrapper
 from loopwarden.findings import Finding
 from loopwarden.rules import Rule
 from loopwarden.threads import describe_loop, running_loop
@@ -270,33 +270,15 @@ def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
 def _c_loop_method(
     rule: Rule, original: Any, python_wrapper: Callable[..., Any], *, bound: bool
 ) -> Callable[..., Any] | None:
-    """The C ``LoopMethod`` over ``python_wrapper``, or None (pure Python, or not for it).
-
-    For a C method, and for a Python function that is no coroutine function
-    (``inspect.iscoroutinefunction`` must keep answering for the class's
-    methods: none of the asyncio methods checked here is one). The C object
-    keeps the wrapper's ``__wrapped__``, names and docstring, so
-    ``inspect.signature`` and help() find the original.
-    """
+    """The C ``LoopMethod`` over ``python_wrapper``, or None (pure Python, or not for it)."""
     speedups = native.speedups
-    if speedups is None:
-        return None
-    if isinstance(original, FunctionType):
-        if inspect.iscoroutinefunction(original) or inspect.isasyncgenfunction(original):
-            return None
-    elif not isinstance(original, MethodDescriptorType):
+    if speedups is None or not c_wrappable(original):
         return None
     try:
-        made: Callable[..., Any] = speedups.LoopMethod(
-            original, python_wrapper, running_loop, bound
-        )
+        made = speedups.LoopMethod(original, python_wrapper, running_loop, bound)
     except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
         return None
-    for name in ("__name__", "__qualname__", "__module__", "__wrapped__", "__loopwarden_rule__"):
-        setattr(made, name, getattr(python_wrapper, name))
-    if isinstance(original, FunctionType):
-        made.__doc__ = original.__doc__  # (not from C methods: see engine.make_wrapper)
-    return made
+    return like_python_wrapper(made, python_wrapper, original)
 
 
 def _foreign_asyncio_call(
@@ -437,7 +419,17 @@ def qobject_owned(rule: Rule, original: Any) -> Callable[..., Any]:
         __tracebackhide__ = True
         return slow(rule, original, self, thread, args, kwargs)
 
-    return _finish(rule, wrapper, original)
+    finished = _finish(rule, wrapper, original)
+    # In C, the calls on an event loop's own QObjects (qasync's timer: two per
+    # loop turn) pass with no Python frame; the wrapper fills in the verdicts.
+    speedups = native.speedups
+    if speedups is None or not c_wrappable(original):
+        return finished
+    try:
+        made = speedups.OwnerMethod(original, finished, loop_own)
+    except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
+        return finished
+    return like_python_wrapper(made, finished, original)
 
 
 def _foreign_qobject_call(
