@@ -6,12 +6,15 @@ import asyncio
 import select
 import selectors
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import loopwarden
+from loopwarden import engine, native
+from loopwarden.blocking import polling
 from rules_support import (
     PEER_TIMEOUT,
     Case,
@@ -278,3 +281,84 @@ def test_a_broken_skip_when_counts_as_false() -> None:
     ):
         asyncio.run(main())
     assert [f.primitive for f in warden.findings] == ["json.dumps"]
+
+
+# -- the C wrapper (StreamMethod, own_selector): the loop's own calls, every turn, in C -------
+
+needs_speedups = pytest.mark.skipif(
+    native.speedups is None, reason="the C extension is not built for this interpreter"
+)
+
+
+@needs_speedups
+def test_a_loop_turn_runs_no_python_wrapper_of_ours() -> None:
+    # Each turn of a plain asyncio loop calls its selector's select() and that its
+    # epoll.poll(): both wrappers let the loop's own through in C.
+    python_wrappers = {engine.__file__, polling.__file__}
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename in python_wrappers:
+            entered.append(frame.f_code.co_name)
+
+    async def turns() -> None:
+        sys.setprofile(profile)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            await asyncio.sleep(0.002)  # a turn that waits in epoll.poll
+        finally:
+            sys.setprofile(None)
+
+    with loopwarden.guard(mode="raise") as warden:
+        select_wrapper = selectors.EpollSelector.__dict__["select"]
+        assert type(select_wrapper).__name__ == "StreamMethod"
+        assert select_wrapper.__wrapped__.__name__ == "select"
+        asyncio.run(turns())
+    assert warden.findings == []
+    assert entered == []
+
+
+class _OddSelectorLoop(asyncio.SelectorEventLoop):
+    """A loop whose ``_selector`` raises, once, what it is told to."""
+
+    error: BaseException | None = None
+
+    @property  # type: ignore[override]
+    def _selector(self) -> Any:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return self.__dict__["_real_selector"]
+
+    @_selector.setter
+    def _selector(self, value: Any) -> None:
+        self.__dict__["_real_selector"] = value
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+def test_reading_the_loops_selector_raises(implementation: str, peers: Peers) -> None:
+    # A KeyboardInterrupt while asking whether the selector is the loop's own reaches
+    # the caller; an Exception counts as "not the loop's own" (the full check then
+    # finds that a zero timeout does not block), in C as in Python.
+    if implementation == "c" and native.speedups is None:
+        pytest.skip("the C extension is not built for this interpreter")
+    other = peers.closing(selectors.DefaultSelector())
+    loop = _OddSelectorLoop()
+
+    async def main() -> None:
+        select_ = type(other).__dict__["select"]
+        if implementation == "python":
+            select_ = getattr(select_, "python_wrapper", select_)
+        loop.error = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt):
+            select_(other, 0)
+        loop.error = ValueError("odd")
+        assert select_(other, 0) == []
+
+    try:
+        with loopwarden.guard(mode="raise") as warden:
+            loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert warden.findings == []

@@ -48,7 +48,7 @@
 
 /* Bump with any change to the arguments of LockMethod or of a function here, or
  * to what they do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 5
+#define LOOPWARDEN_SPEEDUPS_ABI 6
 
 /* ---- running_loop: asyncio's _get_running_loop without a system call (3.10, 3.11) ----
  *
@@ -571,9 +571,58 @@ typedef struct {
     PyObject *dict;         /* __dict__ */
     PyObject *handler_kinds; /* logging handlers: dict type -> True/False; NULL: a stream method */
     int check_timeout;      /* a socket method: gettimeout() == 0 never waits */
+    int own_selector;       /* a selector or poll method: the running loop's own passes */
 } StreamMethod;
 
 static PyObject *str_stdout, *str_stderr, *str_stdin, *str_gettimeout, *str_stream;
+static PyObject *str__selector; /* "_selector" */
+
+/* getattr(obj, "_selector", None), a new reference; NULL with an error to raise
+ * (what is not an Exception: a Ctrl-C in a property) or, error cleared, when
+ * there is none or reading it failed (the Python wrapper then decides). */
+static PyObject *
+selector_of(PyObject *obj, int *failed)
+{
+    PyObject *selector = PyObject_GetAttr(obj, str__selector);
+    if (selector == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            *failed = 1;
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    return selector;
+}
+
+/* 1: `obj` is the running loop's selector, or the poll object inside it (what
+ * the polling rules' skip_when, blocking.polling._loops_own, asks): asyncio's
+ * loop calls both on every turn; 0: it is not, or not known here; -1: an error
+ * for the caller. */
+static int
+loops_own_selector(PyObject *loop, PyObject *obj)
+{
+    int failed = 0;
+    PyObject *own = selector_of(loop, &failed);
+    if (own == NULL) {
+        return failed ? -1 : 0;
+    }
+    if (own == Py_None) {
+        Py_DECREF(own);
+        return 0; /* `own is not None and ...` */
+    }
+    if (own == obj) {
+        Py_DECREF(own);
+        return 1;
+    }
+    PyObject *inner = selector_of(own, &failed);
+    Py_DECREF(own);
+    if (inner == NULL) {
+        return failed ? -1 : 0;
+    }
+    int same = inner == obj;
+    Py_DECREF(inner);
+    return same;
+}
 
 /* 1: `sock` is in non-blocking mode (sock.gettimeout() == 0, what the socket
  * rules' skip_when asks); 0: it is not, or not known here; -1: gettimeout()
@@ -704,6 +753,18 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
         return NULL;
     }
     int loop_runs = loop != Py_None;
+    if (loop_runs && self->own_selector && PyVectorcall_NARGS(nargsf) > 0) {
+        /* Before anything else, as the Python wrapper's skip_when: every loop turn. */
+        int own = loops_own_selector(loop, args[0]);
+        Py_DECREF(loop);
+        if (own < 0) {
+            return NULL;
+        }
+        if (own) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
     Py_DECREF(loop);
     if (!loop_runs) {
         if (PyDict_GET_SIZE(self->probes) == 0) {
@@ -719,6 +780,9 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
             return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
         }
         PyErr_Clear(); /* probed, or an error: the Python wrapper decides */
+    }
+    if (self->own_selector) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
     if (PyList_GET_SIZE(self->wardens) == 0) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
@@ -745,15 +809,16 @@ StreamMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyOb
 static PyObject *
 StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"original", "slow",     "running_loop",  "probes",        "wardens",
-                            "console",  "sys_dict", "check_timeout", "handler_kinds", NULL};
+    static char *names[] = {"original",      "slow",          "running_loop", "probes",
+                            "wardens",       "console",       "sys_dict",     "check_timeout",
+                            "handler_kinds", "own_selector",  NULL};
     PyObject *original, *slow, *running_loop, *probes, *wardens, *console, *sys_dict;
     PyObject *handler_kinds = Py_None;
-    int check_timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO!p|O:StreamMethod", names, &original,
-                                     &slow, &running_loop, &PyDict_Type, &probes, &PyList_Type,
-                                     &wardens, &console, &PyDict_Type, &sys_dict, &check_timeout,
-                                     &handler_kinds)) {
+    int check_timeout, own_selector = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO!p|Op:StreamMethod", names,
+                                     &original, &slow, &running_loop, &PyDict_Type, &probes,
+                                     &PyList_Type, &wardens, &console, &PyDict_Type, &sys_dict,
+                                     &check_timeout, &handler_kinds, &own_selector)) {
         return NULL;
     }
     if (console != Py_None && !PyList_CheckExact(console)) {
@@ -784,6 +849,7 @@ StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->dict = NULL;
     self->handler_kinds = handler_kinds == Py_None ? NULL : Py_NewRef(handler_kinds);
     self->check_timeout = check_timeout;
+    self->own_selector = own_selector;
     return (PyObject *)self;
 }
 
@@ -1430,7 +1496,9 @@ may_need_site(ScheduleMethod *self, PyObject *callback)
         if (info == NULL) {
             return PyErr_Occurred() ? undecided() : 1; /* not classified yet: there */
         }
+        Py_INCREF(info); /* held while its attribute is read */
         PyObject *category = PyObject_GetAttr(info, str_category);
+        Py_DECREF(info);
         if (category == NULL) {
             return undecided();
         }
@@ -1964,9 +2032,10 @@ PyInit__speedups(void)
     str_gui_thread = PyUnicode_InternFromString("gui_thread");
     str__loop = PyUnicode_InternFromString("_loop");
     str_category = PyUnicode_InternFromString("category");
+    str__selector = PyUnicode_InternFromString("_selector");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
         str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL ||
-        str__loop == NULL || str_category == NULL) {
+        str__loop == NULL || str_category == NULL || str__selector == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||

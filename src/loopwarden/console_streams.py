@@ -26,6 +26,7 @@ from types import MethodDescriptorType
 from typing import Any
 
 from loopwarden import native
+from loopwarden.c_wrappers import c_wrappable
 from loopwarden.rules import NOT_BLOCKED
 from loopwarden.threads import running_loop, thread_probes
 
@@ -36,6 +37,7 @@ __all__ = [
     "layer_ids",
     "non_blocking",
     "precheck",
+    "selector_skips",
     "state",
 ]
 
@@ -130,6 +132,12 @@ handler_kinds: dict[type, bool] = {}
 #: first): the engine gives their rules the C wrapper with ``handlers=True``.
 handler_prechecks: set[Callable[..., Any]] = set()
 
+#: ``skip_when`` functions of the selector and poll rules (the object is the
+#: running loop's own selector, or the poll object inside it): the engine gives
+#: their rules the C wrapper with ``own_selector=True``, which asks the same
+#: identity questions, so a plain asyncio loop's turn runs no Python frame of ours.
+selector_skips: set[Callable[..., Any]] = set()
+
 
 def c_wrapper(
     original: Callable[..., Any],
@@ -138,6 +146,7 @@ def c_wrapper(
     *,
     sockets: bool = False,
     handlers: bool = False,
+    own_selector: bool = False,
 ) -> Callable[..., Any] | None:
     """The C ``StreamMethod`` over ``python_wrapper``, or None (pure Python here).
 
@@ -156,9 +165,15 @@ def c_wrapper(
             socket through (:func:`non_blocking`), instead of the console's.
         handlers: ``Handler.handle``: the C code lets a record through when
             :data:`handler_kinds` says its handler's records cannot reach a file.
+        own_selector: A selector's ``select`` or a poll object's ``poll``: the C
+            code lets the running loop's own through (:data:`selector_skips`),
+            and hands every other call on a guarded thread to ``python_wrapper``.
+            Python methods too (``selectors.EpollSelector.select``).
     """
     speedups = native.speedups
-    if speedups is None or not (handlers or _is_c_method(original)):
+    if speedups is None:
+        return None
+    if not (handlers or _is_c_method(original) or (own_selector and c_wrappable(original))):
         return None
     try:
         made: Callable[..., Any] = speedups.StreamMethod(
@@ -171,6 +186,7 @@ def c_wrapper(
             sys_dict=vars(sys),
             check_timeout=sockets,
             handler_kinds=handler_kinds if handlers else None,
+            own_selector=own_selector,
         )
     except Exception:  # noqa: BLE001 - an incompatible extension: the Python wrapper
         return None

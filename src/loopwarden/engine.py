@@ -112,6 +112,12 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
                 console_streams.c_wrapper(original, wrapper, active_wardens, sockets=True)
                 or wrapper
             )
+        elif skip in console_streams.selector_skips:
+            # The selector and poll rules: the loop's own calls, every turn, in C.
+            wrapper = (
+                console_streams.c_wrapper(original, wrapper, active_wardens, own_selector=True)
+                or wrapper
+            )
     _describe_wrapper(wrapper, rule, original)
     # A C wrapper's bound methods are methods of its Python wrapper: named alike.
     python_wrapper = getattr(wrapper, "python_wrapper", None)

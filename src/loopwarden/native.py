@@ -18,7 +18,7 @@ from types import ModuleType
 __all__ = ["ABI", "load", "speedups"]
 
 #: The ``ABI`` of the C extension this package was written for (``_speedups.c``).
-ABI = 5
+ABI = 6
 
 
 def load() -> ModuleType | None:

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from loopwarden import console_streams
 from loopwarden.rules import NOT_BLOCKED, Rule
 from loopwarden.threads import running_loop
 
@@ -91,6 +92,10 @@ def _loops_own(obj: object, *_: object, **__: object) -> bool:
     """
     own = getattr(running_loop(), "_selector", None)
     return own is not None and (obj is own or obj is getattr(own, "_selector", None))
+
+
+# The C wrapper asks the same questions where it was built (console_streams.c_wrapper).
+console_streams.selector_skips.add(_loops_own)
 
 
 def _called_by_loops_selector(*_: object, **__: object) -> bool:
