@@ -49,3 +49,11 @@ def test_summary_is_capped_largest_first(tmp_path: Path) -> None:
     assert text.count("time.sleep() blocked") == 10  # the default cap
     assert re.search(r"\.\.\. and 5 more places to fix with \d+ findings", text)
     assert format_summary(collector, max_groups=20).count("time.sleep() blocked") == 15
+
+
+def test_the_more_places_line_says_one_place_and_one_finding() -> None:
+    from loopwarden.report.terminal import more_places
+
+    assert more_places(1, 1) == "... and 1 more place to fix with 1 finding"
+    assert more_places(2, 5) == "... and 2 more places to fix with 5 findings"
+    assert more_places(1, 3) == "... and 1 more place to fix with 3 findings"

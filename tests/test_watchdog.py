@@ -242,6 +242,70 @@ def test_healthy_loop_over_two_seconds_yields_no_stall(
     assert beats.get(threading.get_ident(), 0) >= 10
 
 
+def test_time_a_loop_spends_stopped_is_not_a_stall() -> None:
+    # A loop run until complete, again and again, with plain code in between (a
+    # session-scoped loop, qasync's fixture): the beat left pending in the
+    # stopped loop runs at once when it runs again, and the time stopped was
+    # counted as a stall of the first short step that ran (~360 ms, 10 runs in 10).
+    loop = asyncio.new_event_loop()
+
+    async def step(busy_s: float) -> None:
+        spin_in_coroutine(busy_s)  # well under the threshold
+        await asyncio.sleep(0.15)
+
+    try:
+        with loopwarden.guard(mode="record", stall_ms=100) as warden:
+            for _ in range(4):
+                loop.run_until_complete(step(0))
+                time.sleep(0.3)  # no loop runs: not checked, not a stall
+                loop.run_until_complete(step(0.03))
+    finally:
+        loop.close()
+    assert stalls(warden) == []
+
+
+def test_time_between_two_qt_event_loops_is_not_a_stall(qapp: Any) -> None:
+    # As between two qtbot.wait() calls: the Qt heartbeat's timer fires at once
+    # when the next event loop starts, late by the time no loop ran.
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    def run_loop(busy_s: float) -> None:
+        event_loop = QEventLoop()
+        QTimer.singleShot(0, lambda: spin_in_qt_slot(busy_s))
+        QTimer.singleShot(150, event_loop.quit)
+        event_loop.exec()
+
+    with loopwarden.guard(mode="record", stall_ms=100) as warden:
+        for _ in range(4):
+            run_loop(0)
+            time.sleep(0.3)
+            run_loop(0.03)
+    assert stalls(warden) == []
+
+
+def test_a_stall_as_a_qt_event_loop_starts_again_is_caught(qapp: Any) -> None:
+    # The watchdog promises every stall of stall_ms plus one interval (150 ms
+    # here); one right at the start of a loop went unseen or was measured with
+    # the time before the loop ran.
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    def run_loop(busy_s: float) -> None:
+        event_loop = QEventLoop()
+        QTimer.singleShot(0, lambda: spin_in_qt_slot(busy_s))
+        QTimer.singleShot(100, event_loop.quit)
+        event_loop.exec()
+
+    with loopwarden.guard(mode="record", stall_ms=100) as warden:
+        run_loop(0)
+        time.sleep(0.3)
+        run_loop(STALL_S)
+    [stall] = stalls(warden)
+    # Measured from when the watchdog saw the loop run: at most one interval late,
+    # never with the time no loop ran.
+    assert 100 <= stall.details["duration_ms"] < STALL_S * 1000 + 50
+    assert stall.stack[-1].function == "spin_in_qt_slot"
+
+
 def test_busy_but_responsive_qt_loop_is_not_a_stall(qasync_loop: asyncio.AbstractEventLoop) -> None:
     from PySide6.QtCore import QTimer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loopwarden.findings import format_duration
 from loopwarden.report.grouping import FindingGroup, group_findings, site_key
-from loopwarden.report.terminal import library_lines, short_path
+from loopwarden.report.terminal import library_lines, more_places, short_path
 from pytest_loopwarden.records import ORIGINS, Record, kept_because
 
 __all__ = ["FOOTER", "max_places", "phase_failure", "summary_lines"]
@@ -139,10 +139,7 @@ def phase_failure(
     hidden = grouped[len(shown) :]
     if hidden:
         more = sum(g.count for g, _ in hidden)
-        lines.append(
-            f"... and {len(hidden)} more places to fix with {more} findings in this phase "
-            "(-v shows more, -vv all)"
-        )
+        lines.append(f"{more_places(len(hidden), more)} in this phase (-v shows more, -vv all)")
     return "\n".join(lines)
 
 
@@ -187,10 +184,7 @@ def summary_lines(
     hidden = grouped[len(shown) :]
     if hidden:
         more = sum(g.count for g, _ in hidden)
-        lines.append(
-            f"... and {len(hidden)} more places to fix with {more} findings "
-            "(-v shows more, -vv all)"
-        )
+        lines.append(f"{more_places(len(hidden), more)} (-v shows more, -vv all)")
     if report is not None:
         lines.append(f"Full report: {report}")
     elif hidden or verbosity < 0:

@@ -14,11 +14,25 @@ __all__ = [
     "format_summary",
     "group_head",
     "library_lines",
+    "more_places",
     "print_summary",
     "relevant_frames",
     "short_path",
     "use_color",
 ]
+
+
+def more_places(places: int, findings: int) -> str:
+    """``"... and 2 more places to fix with 5 findings"``, singular where it is one.
+
+    Args:
+        places: How many places to fix are left out.
+        findings: How many findings they have.
+    """
+    place = "place" if places == 1 else "places"
+    finding = "finding" if findings == 1 else "findings"
+    return f"... and {places} more {place} to fix with {findings} {finding}"
+
 
 _RESET = "\033[0m"
 _STYLES = {
@@ -188,8 +202,7 @@ def format_summary(
     rest = groups[max_groups:]
     if rest:
         lines.append(
-            f"... and {len(rest)} more places to fix with {sum(g.count for g in rest)} findings "
-            "(see the HTML or JSON report)"
+            f"{more_places(len(rest), sum(g.count for g in rest))} (see the HTML or JSON report)"
         )
     if collector.dropped:
         lines.append(

@@ -55,6 +55,12 @@ class Heartbeat:
         beats: How many beats ran (for statistics and tests).
         worst_late: Largest delay of a beat past its due time since the
             watchdog last took it (:meth:`take_worst_late`), in seconds.
+        running_since: Clock time the loop last started running, when known
+            (an asyncio loop announces it, on its thread): a beat is never due
+            before its loop runs, so time the loop spent stopped is no lateness.
+        discard_next: Set by the watchdog when it sees a loop run again that it
+            saw stopped, start time unknown (Qt's own loops): the next beat
+            measures no lateness, its delay being partly the time stopped.
     """
 
     def __init__(self, thread_id: int, description: str, clock: Clock, interval: float) -> None:
@@ -66,13 +72,24 @@ class Heartbeat:
         self.beats = 0
         self.worst_late = 0.0
         self.stopped = False
+        self.running_since: float | None = None
+        self.discard_next = False
 
     def _beat(self) -> None:
         # Runs on the loop thread: a clock read, a subtraction, a few stores.
         now = self.clock()
         last = self.last_beat
-        if last is not None:
-            late = now - last - self.interval
+        if self.discard_next:
+            self.discard_next = False
+        elif last is not None:
+            # Due one interval after the last beat, but never before the loop
+            # (re)started: a beat left pending in a stopped loop runs at once
+            # when it runs again, and the time between is not a stall.
+            due = last + self.interval
+            since = self.running_since
+            if since is not None and since > due:
+                due = since
+            late = now - due
             if late > self.worst_late:
                 self.worst_late = late
         self.last_beat = now

@@ -43,7 +43,8 @@ How it works:
   again. The finding carries ``duration_ms`` (how long the beat was
   overdue: the time the loop could not respond), the number of samples and
   the stack seen most often (the culprit), with loopwarden's own frames
-  hidden. Stalls of ``stall_ms`` plus one interval are always caught.
+  hidden. Stalls of ``stall_ms`` plus one interval are always caught, time a loop
+  spends stopped never counts (see ``Heartbeat.running_since``).
   Stalls that start while a loop is being found are measured from then.
 * **Reporting.** The finding is recorded on every active warden. The
   watchdog runs on its own thread, so a stall cannot raise in the loop
@@ -363,6 +364,12 @@ class Watchdog:
         # On the loop's thread, as it starts running (see loop_starts).
         if threads._loop_runs_here(loop):
             self.watch_loop(loop, thread_id)
+            with self._lock:
+                watch = self._watches.get(thread_id)
+            if watch is not None and getattr(watch.heartbeat, "loop", None) is loop:
+                # Exactly when it runs again: its pending beat is not late for
+                # the time the loop was stopped (a loop run until complete, twice).
+                watch.heartbeat.running_since = self._clock()
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
         """Watch ``loop``, which runs on ``thread_id``, from now on."""
@@ -415,6 +422,9 @@ class Watchdog:
             self._discover(frames.get())
             self._next_scan = now + _SCAN_S if "uvloop" in sys.modules else math.inf
         stalled = False
+        # First: a Qt heartbeat made here is started below in this same round,
+        # not one interval later (a stall at the start of a test went unseen).
+        self._watch_probe_threads()
         with self._lock:
             watches = list(self._watches.items())
         for thread_id, watch in watches:
@@ -430,7 +440,6 @@ class Watchdog:
                 continue
             self._check_one(thread_id, watch, now, late_ms, frames)
             stalled = stalled or watch.stall is not None
-        self._watch_probe_threads()
         return self.sample_ms / 1000.0 if stalled else self.interval
 
     def _check_one(
@@ -453,6 +462,19 @@ class Watchdog:
             watch.due = now  # the first beat is asked for now
             return
         last = heartbeat.last_beat
+        if watch.due is None:
+            # The loop runs again after it was seen stopped. A beat was left
+            # pending in it, overdue: it runs at once (maybe it ran already),
+            # and its delay is mostly time the loop was stopped, which is no
+            # stall. That delay is dropped, and the next beat measures none
+            # unless the loop said when it started (running_since, exact). The
+            # beats since the last look are not news either. From now on a
+            # beat is due: a loop that does not beat for stall_ms is stalled.
+            heartbeat.discard_next = heartbeat.running_since is None
+            heartbeat.take_worst_late()
+            watch.seen_beat = last
+            watch.due = now
+            return
         if last is not None and last != watch.seen_beat:
             # Beats ran since the last check.
             watch.seen_beat = last
@@ -478,11 +500,6 @@ class Watchdog:
                 self._finish(thread_id, watch, last)
             # Fall through: the next beat may be overdue already.
             watch.due = last + heartbeat.interval
-        elif watch.due is None:
-            # The loop runs (again): a beat is pending in it, due within an interval.
-            watch.due = now + heartbeat.interval
-            heartbeat.take_worst_late()
-            return
         if (now - watch.due) * 1000.0 < self.stall_ms:
             return
         stall = watch.stall
