@@ -21,6 +21,7 @@ import loopwarden
 from loopwarden import native, scheduling
 from loopwarden.affinity import checks
 from loopwarden.findings import Finding
+from rules_support import run_script
 
 SLEEP = 0.002
 
@@ -171,13 +172,16 @@ def test_asyncios_own_scheduling_enters_no_python_frame_of_ours() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        warm = loop.create_future()
+        loop.call_soon(_complete, warm)  # classifies its code: user code, no site needed
+        await warm
         future = loop.create_future()
         sys.setprofile(profile)
         try:
             for _ in range(3):
                 await asyncio.sleep(0)  # a Task's step: loop.call_soon from C
-            loop.call_soon(future.set_result, None)  # a method of a future: asyncio's own
-            await future
+            loop.call_soon(_complete, future)  # a user function, classified already
+            await future  # the Task's wake-up: a builtin bound to the Task
         finally:
             sys.setprofile(None)
 
@@ -187,6 +191,10 @@ def test_asyncios_own_scheduling_enters_no_python_frame_of_ours() -> None:
         asyncio.run(main())
     assert warden.findings == []
     assert entered == []
+
+
+def _complete(future: asyncio.Future[None]) -> None:
+    future.set_result(None)
 
 
 def _is_c_wrap(wrapper: object) -> bool:
@@ -237,3 +245,80 @@ def test_a_callback_whose_isinstance_raises(implementation: str) -> None:
         assert asyncio.base_events.BaseEventLoop.__dict__["call_soon"] is not call_soon
         asyncio.run(main())
     assert warden.findings == []
+
+
+_FOREIGN_SET_RESULT = """
+import asyncio, threading, loopwarden
+
+def schedule_foreign(fut):
+    asyncio.get_running_loop().call_soon(fut.set_result, 1)
+
+other = asyncio.new_event_loop()
+thread = threading.Thread(target=other.run_forever)
+thread.start()
+
+async def make():
+    return other.create_future()
+
+fut = asyncio.run_coroutine_threadsafe(make(), other).result()
+
+async def main():
+    schedule_foreign(fut)
+    await asyncio.sleep(0.05)
+
+with loopwarden.guard(mode="record") as warden:
+    asyncio.run(main())
+other.call_soon_threadsafe(other.stop)
+thread.join()
+(finding,) = [f for f in warden.findings if f.primitive == "asyncio.Future.set_result"]
+print(finding.user_caller)
+"""
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+def test_a_bound_c_wrapper_as_callback_gets_its_site(
+    implementation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # loop.call_soon(other_loops_future.set_result, 1): the wrong-thread finding names
+    # the scheduling line in C as in Python, although the bound method's function is
+    # a C wrapper there (its Python wrapper's frames are hidden).
+    if implementation == "python":
+        monkeypatch.setenv("LOOPWARDEN_PURE_PYTHON", "1")
+    assert run_script(_FOREIGN_SET_RESULT).strip().endswith("in schedule_foreign")
+
+
+class _ClosedLoop:
+    calls = 0
+
+    def _check_closed(self) -> None:  # the first thing BaseEventLoop.call_soon does
+        self.calls += 1
+        raise RuntimeError("Event loop is closed")
+
+
+def _user_callback() -> None:
+    return None
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+def test_a_scheduler_that_raises_is_called_once(implementation: str) -> None:
+    # The Python wrapper called the original again after it raised (its call sat
+    # inside the try that keeps a broken site lookup from breaking the host).
+    if implementation == "c" and native.speedups is None:
+        pytest.skip("the C extension is not built for this interpreter")
+    fake = _ClosedLoop()
+    seen: list[int] = []
+
+    async def main() -> None:
+        top = asyncio.base_events.BaseEventLoop.__dict__["call_soon"]
+        schedule = inspect.unwrap(top, stop=_is_c_wrap) if native.speedups is not None else top
+        if implementation == "python":
+            schedule = getattr(schedule, "python_wrapper", schedule)
+        for _ in range(2):  # the first call classifies _user_callback's code
+            fake.calls = 0
+            with pytest.raises(RuntimeError, match="closed"):
+                schedule(fake, _user_callback)
+            seen.append(fake.calls)
+
+    with loopwarden.guard(mode="record"):
+        asyncio.run(main())
+    assert seen == [1, 1]

@@ -20,6 +20,7 @@ import logging.handlers
 import os
 import socket
 import sys
+import types
 import weakref
 from pathlib import Path
 from typing import Any
@@ -498,3 +499,28 @@ def test_console_records_leak_no_reference(tmp_path: Path, monkeypatch: pytest.M
         assert warden.findings == []
     finally:
         console.close()
+
+
+@pytest.mark.skipif(native.speedups is None, reason="the C extension is not built here")
+@pytest.mark.parametrize("what", ["selector.select", "lock.acquire", "file.write"])
+def test_a_bound_c_wrapper_can_be_weakly_referenced(what: str, tmp_path: Any) -> None:
+    # weakref.WeakMethod (signal libraries hold slots this way) takes a weak reference
+    # to the bound method's function: a C wrapper that binds to itself, here.
+    import selectors
+    import threading
+
+    with loopwarden.guard(mode="record"), open(tmp_path / "f.txt", "w") as f:
+        if what == "selector.select":  # a Python function unguarded: WeakMethod works there
+            selector = selectors.DefaultSelector()
+            method = selector.select
+        elif what == "lock.acquire":
+            method = threading.Lock().acquire
+        else:
+            method = f.write
+        assert type(method) is types.MethodType  # the C wrapper, bound to itself
+        assert type(method.__func__).__module__ == "loopwarden._speedups"
+        weak = weakref.WeakMethod(method)
+        assert weak() == method
+        if what == "selector.select":
+            assert weak()(0) == []  # type: ignore[misc]
+            selector.close()

@@ -160,6 +160,7 @@ typedef struct {
     PyObject *held;         /* dict: lock -> [owner id, code, lasti]; NULL: not tracked */
     PyObject *last;         /* threading.local: .loop and .runs_here of this thread */
     PyObject *dict;         /* __dict__ */
+    PyObject *weakreflist;  /* weakref.WeakMethod(lock.acquire) takes one of us */
     /* The last (thread, loop) found guarded in `last`: the loop thread of an
      * app asks again and again. A strong reference, so that the identity
      * test can never match another loop at the same address. */
@@ -405,6 +406,7 @@ LockMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->held = held == Py_None ? NULL : Py_NewRef(held);
     self->last = Py_NewRef(last);
     self->dict = NULL;
+    self->weakreflist = NULL;
     self->guarded_ident = 0;
     self->guarded_loop = NULL;
     return (PyObject *)self;
@@ -447,6 +449,9 @@ static void
 LockMethod_dealloc(LockMethod *self)
 {
     PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     LockMethod_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -532,6 +537,7 @@ static PyTypeObject LockMethod_Type = {
     .tp_repr = (reprfunc)LockMethod_repr,
     .tp_getset = LockMethod_getset,
     .tp_dictoffset = offsetof(LockMethod, dict),
+    .tp_weaklistoffset = offsetof(LockMethod, weakreflist),
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
 };
@@ -570,6 +576,7 @@ typedef struct {
     PyObject *sys_dict;     /* sys.__dict__ */
     PyObject *dict;         /* __dict__ */
     PyObject *handler_kinds; /* logging handlers: dict type -> True/False; NULL: a stream method */
+    PyObject *weakreflist;  /* weakref.WeakMethod(selector.select) takes one of us */
     int check_timeout;      /* a socket method: gettimeout() == 0 never waits */
     int own_selector;       /* a selector or poll method: the running loop's own passes */
 } StreamMethod;
@@ -847,6 +854,7 @@ StreamMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->console = console == Py_None ? NULL : Py_NewRef(console);
     self->sys_dict = Py_NewRef(sys_dict);
     self->dict = NULL;
+    self->weakreflist = NULL;
     self->handler_kinds = handler_kinds == Py_None ? NULL : Py_NewRef(handler_kinds);
     self->check_timeout = check_timeout;
     self->own_selector = own_selector;
@@ -888,6 +896,9 @@ static void
 StreamMethod_dealloc(StreamMethod *self)
 {
     PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     StreamMethod_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -940,6 +951,7 @@ static PyTypeObject StreamMethod_Type = {
     .tp_repr = (reprfunc)StreamMethod_repr,
     .tp_getset = StreamMethod_getset,
     .tp_dictoffset = offsetof(StreamMethod, dict),
+    .tp_weaklistoffset = offsetof(StreamMethod, weakreflist),
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
 };
@@ -1469,6 +1481,7 @@ typedef struct {
 } ScheduleMethod;
 
 static PyObject *str_category; /* "category" */
+static PyTypeObject ScheduleMethod_Type; /* below: may_need_site knows its own kind */
 
 /* An error while deciding: an Exception is left for the Python wrapper to meet
  * again (1: undecided), anything else (a Ctrl-C) is raised (-1). */
@@ -1489,6 +1502,15 @@ may_need_site(ScheduleMethod *self, PyObject *callback)
 {
     if (PyMethod_Check(callback)) {
         callback = PyMethod_GET_FUNCTION(callback);
+        PyTypeObject *kind = Py_TYPE(callback);
+        if (kind == &LockMethod_Type || kind == &StreamMethod_Type || kind == &MarkMethod_Type ||
+            kind == &LoopMethod_Type || kind == &OwnerMethod_Type ||
+            kind == &ScheduleMethod_Type) {
+            /* A bound method of one of us (`future.set_result`): its Python
+             * wrapper's frames are hidden, so the callback needs a site, as
+             * scheduling._needs_site decides there. */
+            return 1;
+        }
     }
     if (PyFunction_Check(callback)) {
         PyObject *info = PyDict_GetItemWithError(self->code_info,

@@ -9,12 +9,39 @@ kind of callable is not part of what the class promises.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from types import FunctionType, MethodDescriptorType
 from typing import Any
 
-__all__ = ["c_wrappable", "like_python_wrapper"]
+__all__ = ["c_wrapper_types", "c_wrappable", "give_code", "like_python_wrapper"]
+
+
+#: The C extension's wrapper types (a bound method of one has a C object as
+#: ``__func__``, and its ``python_wrapper`` decides as it does); filled on first use.
+_C_WRAPPER_NAMES = (
+    "LockMethod",
+    "StreamMethod",
+    "MarkMethod",
+    "LoopMethod",
+    "OwnerMethod",
+    "ScheduleMethod",
+)
+_c_wrapper_types: frozenset[type] | None = None
+
+
+def c_wrapper_types() -> frozenset[type]:
+    """The C wrapper types of :mod:`loopwarden._speedups` (empty in pure Python)."""
+    global _c_wrapper_types
+    if _c_wrapper_types is None:
+        from loopwarden import native
+
+        speedups = native.speedups
+        _c_wrapper_types = frozenset(
+            getattr(speedups, name) for name in _C_WRAPPER_NAMES if hasattr(speedups, name)
+        )
+    return _c_wrapper_types
 
 
 def c_wrappable(original: Any) -> bool:
@@ -45,4 +72,24 @@ def like_python_wrapper(
             setattr(made, name, getattr(python_wrapper, name))
     if isinstance(original, FunctionType):
         made.__doc__ = original.__doc__  # (not from C methods: see engine.make_wrapper)
+    give_code(made, python_wrapper)
     return made
+
+
+def give_code(made: Any, python_wrapper: Any) -> None:
+    """Give ``made``, a C wrapper, the code object of its Python wrapper.
+
+    PySide6 takes the function of a bound method for a Python function and
+    reads its ``__code__`` (argument count, flags); without one it crashed the
+    interpreter. Its ``connect`` and ``disconnect`` are handed the Python
+    wrapper (:func:`loopwarden.qt.dispatch._for_qt`), but ``QTimer.singleShot``
+    with a delay and a signal given as a constructor keyword
+    (``QTimer(timeout=timer.stop)``) connect in C++. A real attribute, in the
+    object's ``__dict__``: PySide6 keeps the pointer it reads. The code takes
+    ``*args, **kwargs``, so PySide6 passes every argument of the signal on.
+    (``inspect`` does not take the object for a function: no ``__defaults__``.)
+    """
+    code = getattr(python_wrapper, "__code__", None)
+    if code is not None:
+        with contextlib.suppress(AttributeError, TypeError):  # a wrapper without a __dict__
+            made.__code__ = code

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from loopwarden import console_streams
 from loopwarden import frames as _frames
 from loopwarden.allowances import DEFAULT_ALLOWANCES, Allowance, allowed_here
+from loopwarden.c_wrappers import give_code
 from loopwarden.errors import BlockingCallError, BlockingCallWarning
 from loopwarden.findings import Finding
 from loopwarden.lock_wrapper import make_lock_wrapper
@@ -123,6 +124,7 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
     python_wrapper = getattr(wrapper, "python_wrapper", None)
     if python_wrapper is not None:
         _describe_wrapper(python_wrapper, rule, original)
+        give_code(wrapper, python_wrapper)  # for PySide6's C++ connects (see there)
     return wrapper
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from loopwarden import engine, native
 from loopwarden import frames as _frames
-from loopwarden.c_wrappers import c_wrappable, like_python_wrapper
+from loopwarden.c_wrappers import c_wrappable, c_wrapper_types, like_python_wrapper
 from loopwarden.findings import StackFrame
 from loopwarden.threads import running_loop, thread_probes
 from loopwarden.wraps import Wrap
@@ -131,6 +131,11 @@ def _needs_site(callback: object) -> bool:
     if kind is _MethodType:
         callback = callback.__func__  # type: ignore[attr-defined]
         kind = type(callback)
+        if kind in c_wrapper_types():
+            # A bound method of a C wrapper (``future.set_result``): what runs
+            # is its Python wrapper's decision, whose frames are hidden.
+            callback = callback.python_wrapper  # type: ignore[attr-defined]
+            kind = type(callback)
     if kind is _FunctionType:
         code = callback.__code__  # type: ignore[attr-defined]
         info = _frames._cache.get(code) or _frames.classify(code, callback.__globals__)  # type: ignore[attr-defined]
@@ -197,11 +202,9 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
             index = position if position >= 0 else len(args) - 1
             callback = args[index]
             try:
-                if not needs_site(callback):
-                    return original(*args, **kwargs)
-                site = _site_of(getframe(1))
+                site = _site_of(getframe(1)) if needs_site(callback) else None
             except Exception:  # noqa: BLE001 - never break the host's scheduling
-                site = None
+                site = None  # (and the original below is called once, raising or not)
             if site is not None:
                 args = (*args[:index], Scheduled(callback, site, via), *args[index + 1 :])
             return original(*args, **kwargs)

@@ -52,7 +52,7 @@ _CASES = {
         from PySide6.QtCore import QTimer, SIGNAL
         path = os.path.join(TMP, "out.txt")
         with open(path, "w") as f, loopwarden.guard(mode="record"):
-            QTimer.singleShot(0, f.flush)  # only called by Qt (never read): fine as it is
+            QTimer.singleShot(0, f.flush)  # a delay of 0: only called by Qt
             src = Source()
             QObject.connect(src, SIGNAL("text(QString)"), f.write)
             src.text.emit("old style\\n")
@@ -115,6 +115,51 @@ _CASES = {
             assert timer.isActive()
             timer.stop()
         assert warden.findings == []
+    """,
+    # Connected in C++, not through connect(): PySide6 reads the bound method's
+    # function's __code__ itself (it crashed on a C wrapper's bound method).
+    "QTimer.singleShot(5, timer.stop) (OwnerMethod)": """
+        from PySide6.QtCore import QTimer
+        with loopwarden.guard(mode="record") as warden:
+            timer = QTimer()
+            timer.start(60_000)
+            QTimer.singleShot(5, timer.stop)
+            QTimer.singleShot(40, app.quit)
+            app.exec()
+            assert not timer.isActive()
+        assert warden.findings == []
+    """,
+    "QTimer(timeout=timer.stop) (OwnerMethod)": """
+        from PySide6.QtCore import QTimer
+        with loopwarden.guard(mode="record") as warden:
+            timer = QTimer()
+            timer.start(60_000)
+            trigger = QTimer(timeout=timer.stop)
+            trigger.setSingleShot(True)
+            trigger.start(0)
+            QTimer.singleShot(40, app.quit)
+            app.exec()
+            assert not timer.isActive()
+        assert warden.findings == []
+    """,
+    "QTimer.singleShot(5, loop.stop) (LoopMethod)": """
+        from PySide6.QtCore import QTimer
+        loop = asyncio.new_event_loop()
+        with loopwarden.guard(mode="record"):
+            QTimer.singleShot(5, loop.stop)
+            QTimer.singleShot(40, app.quit)
+            app.exec()
+        loop.close()
+    """,
+    "QTimer.singleShot(5, file.flush) (StreamMethod)": """
+        from PySide6.QtCore import QTimer
+        path = os.path.join(TMP, "out.txt")
+        with open(path, "w") as f, loopwarden.guard(mode="record"):
+            f.write("flushed by a timer\\n")
+            QTimer.singleShot(5, f.flush)
+            QTimer.singleShot(40, app.quit)
+            app.exec()
+            assert open(path).read() == "flushed by a timer\\n"
     """,
     "signal relay (MarkMethod)": """
         seen = []

@@ -188,7 +188,9 @@ def _connecting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: PySide6 calls that take a Python callable as a slot and read a bound method's
-#: function (see _for_qt). QTimer.singleShot only calls its callable: not here.
+#: function (see _for_qt). QTimer.singleShot with a delay and a signal given as a
+#: constructor keyword connect in C++, past these: the C wrappers carry their Python
+#: wrapper's ``__code__`` for those (loopwarden.c_wrappers.give_code).
 SLOT_TAKERS: tuple[str, ...] = (
     f"{_QTCORE}:SignalInstance.connect",
     f"{_QTCORE}:SignalInstance.disconnect",
