@@ -322,3 +322,21 @@ def test_a_scheduler_that_raises_is_called_once(implementation: str) -> None:
     with loopwarden.guard(mode="record"):
         asyncio.run(main())
     assert seen == [1, 1]
+
+
+def test_a_futures_add_done_callback_is_wrapped_once() -> None:
+    # asyncio.futures.Future is _asyncio.Future where the C module is there: one wrap,
+    # not two stacked (both were listed); the pure-Python future gets its own.
+    import asyncio.futures
+
+    with loopwarden.guard(mode="record"):
+        layers = []
+        method: Any = asyncio.Future.__dict__["add_done_callback"]
+        while method is not None:
+            layers.append(type(method).__name__)
+            method = getattr(method, "__wrapped__", None)
+        py_future = asyncio.futures._PyFuture.__dict__["add_done_callback"]  # type: ignore[attr-defined]
+        assert getattr(py_future, "__wrapped__", None) is not None
+    # The thread-affinity check on top, one scheduling wrap, the C method.
+    assert len(layers) == 3, layers
+    assert layers[-1] == "method_descriptor"

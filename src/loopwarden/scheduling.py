@@ -55,7 +55,7 @@ SCHEDULERS: tuple[tuple[str, int], ...] = (
     ("asyncio.base_events:BaseEventLoop.call_later", 2),
     ("asyncio.base_events:BaseEventLoop.call_at", 2),
     ("_asyncio:Future.add_done_callback", 1),
-    ("asyncio.futures:Future.add_done_callback", 1),
+    ("asyncio.futures:_PyFuture.add_done_callback", 1),  # (Future is _asyncio.Future in C)
     ("uvloop:Loop.call_soon", 1),
     ("uvloop:Loop.call_soon_threadsafe", 1),
     ("uvloop:Loop.call_later", 2),
