@@ -74,3 +74,25 @@ def rescue_after(
         done.set()
         with loopwarden.allow_blocking(reason="test watchdog"):
             thread.join(seconds)
+
+
+@contextmanager
+def python_frames_entered(files: set[str]) -> Iterator[list[str]]:
+    """The functions of ``files`` entered in this thread while the block runs.
+
+    ``sys.setprofile`` sees every Python call: an empty list says that no
+    Python wrapper of those modules ran (a C wrapper decided every call).
+    """
+    import sys
+
+    entered: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename in files:
+            entered.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        yield entered
+    finally:
+        sys.setprofile(None)

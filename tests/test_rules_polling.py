@@ -6,13 +6,13 @@ import asyncio
 import select
 import selectors
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import loopwarden
+from loophelpers import python_frames_entered
 from loopwarden import engine, native
 from loopwarden.blocking import polling
 from rules_support import (
@@ -294,21 +294,14 @@ needs_speedups = pytest.mark.skipif(
 def test_a_loop_turn_runs_no_python_wrapper_of_ours() -> None:
     # Each turn of a plain asyncio loop calls its selector's select() and that its
     # epoll.poll(): both wrappers let the loop's own through in C.
-    python_wrappers = {engine.__file__, polling.__file__}
     entered: list[str] = []
 
-    def profile(frame: Any, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename in python_wrappers:
-            entered.append(frame.f_code.co_name)
-
     async def turns() -> None:
-        sys.setprofile(profile)
-        try:
+        with python_frames_entered({engine.__file__, polling.__file__}) as frames:
             for _ in range(3):
                 await asyncio.sleep(0)
             await asyncio.sleep(0.002)  # a turn that waits in epoll.poll
-        finally:
-            sys.setprofile(None)
+        entered.extend(frames)
 
     with loopwarden.guard(mode="raise") as warden:
         select_wrapper = selectors.EpollSelector.__dict__["select"]

@@ -9,7 +9,6 @@ import asyncio
 import functools
 import inspect
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 import loopwarden
+from loophelpers import python_frames_entered
 from loopwarden import native, scheduling
 from loopwarden.affinity import checks
 from loopwarden.findings import Finding
@@ -166,24 +166,18 @@ _PYTHON_WRAPPERS = {scheduling.__file__, checks.__file__}
 def test_asyncios_own_scheduling_enters_no_python_frame_of_ours() -> None:
     entered: list[str] = []
 
-    def profile(frame: Any, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename in _PYTHON_WRAPPERS:
-            entered.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
-
     async def main() -> None:
         loop = asyncio.get_running_loop()
         warm = loop.create_future()
         loop.call_soon(_complete, warm)  # classifies its code: user code, no site needed
         await warm
         future = loop.create_future()
-        sys.setprofile(profile)
-        try:
+        with python_frames_entered(_PYTHON_WRAPPERS) as frames:
             for _ in range(3):
                 await asyncio.sleep(0)  # a Task's step: loop.call_soon from C
             loop.call_soon(_complete, future)  # a user function, classified already
             await future  # the Task's wake-up: a builtin bound to the Task
-        finally:
-            sys.setprofile(None)
+        entered.extend(frames)
 
     with loopwarden.guard(mode="record") as warden:
         call_soon = asyncio.base_events.BaseEventLoop.__dict__["call_soon"]

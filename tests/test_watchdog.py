@@ -264,22 +264,24 @@ def test_time_a_loop_spends_stopped_is_not_a_stall() -> None:
     assert stalls(warden) == []
 
 
+def run_qt_loop(busy_s: float, quit_after_ms: int) -> None:
+    """A Qt event loop whose first slot spins ``busy_s``, quit after ``quit_after_ms``."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    event_loop = QEventLoop()
+    QTimer.singleShot(0, lambda: spin_in_qt_slot(busy_s))
+    QTimer.singleShot(quit_after_ms, event_loop.quit)
+    event_loop.exec()
+
+
 def test_time_between_two_qt_event_loops_is_not_a_stall(qapp: Any) -> None:
     # As between two qtbot.wait() calls: the Qt heartbeat's timer fires at once
     # when the next event loop starts, late by the time no loop ran.
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    def run_loop(busy_s: float) -> None:
-        event_loop = QEventLoop()
-        QTimer.singleShot(0, lambda: spin_in_qt_slot(busy_s))
-        QTimer.singleShot(150, event_loop.quit)
-        event_loop.exec()
-
     with loopwarden.guard(mode="record", stall_ms=100) as warden:
         for _ in range(4):
-            run_loop(0)
+            run_qt_loop(0, 150)
             time.sleep(0.3)
-            run_loop(0.03)
+            run_qt_loop(0.03, 150)
     assert stalls(warden) == []
 
 
@@ -287,18 +289,10 @@ def test_a_stall_as_a_qt_event_loop_starts_again_is_caught(qapp: Any) -> None:
     # The watchdog promises every stall of stall_ms plus one interval (150 ms
     # here); one right at the start of a loop went unseen or was measured with
     # the time before the loop ran.
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    def run_loop(busy_s: float) -> None:
-        event_loop = QEventLoop()
-        QTimer.singleShot(0, lambda: spin_in_qt_slot(busy_s))
-        QTimer.singleShot(100, event_loop.quit)
-        event_loop.exec()
-
     with loopwarden.guard(mode="record", stall_ms=100) as warden:
-        run_loop(0)
+        run_qt_loop(0, 100)
         time.sleep(0.3)
-        run_loop(STALL_S)
+        run_qt_loop(STALL_S, 100)
     [stall] = stalls(warden)
     # Measured from when the watchdog saw the loop run: at most one interval late,
     # never with the time no loop ran.

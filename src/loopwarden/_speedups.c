@@ -456,6 +456,26 @@ LockMethod_dealloc(LockMethod *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* `python_wrapper` and `__dict__`, the attributes every C wrapper has. The
+ * Python wrapper is the type's `slow` member, found at the offset the getset
+ * entry carries (its closure). */
+static PyObject *
+get_python_wrapper(PyObject *self, void *offset)
+{
+    PyObject *slow = *(PyObject **)((char *)self + (Py_ssize_t)offset);
+    return Py_NewRef(slow != NULL ? slow : Py_None);
+}
+
+#define WRAPPER_GETSET(type)                                                                   \
+    {                                                                                          \
+        {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},            \
+        {"python_wrapper", get_python_wrapper, NULL,                                           \
+         "The Python wrapper: every call the C code does not decide, and what PySide6 "       \
+         "connects.",                                                                          \
+         (void *)offsetof(type, slow)},                                                        \
+        {NULL},                                                                                \
+    }
+
 /* Binding (`f = obj.method`). A direct call `obj.method(...)` from Python never
  * binds (Py_TPFLAGS_METHOD_DESCRIPTOR: the interpreter calls this object with
  * obj first), but C callers do: `with lock:` looks `__enter__` up bound, print()
@@ -505,20 +525,7 @@ LockMethod_repr(LockMethod *self)
     return PyUnicode_FromFormat("<loopwarden lock wrapper of %R>", self->original);
 }
 
-static PyObject *
-LockMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((LockMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef LockMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", LockMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef LockMethod_getset[] = WRAPPER_GETSET(LockMethod);
 
 static PyTypeObject LockMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -919,20 +926,7 @@ StreamMethod_repr(StreamMethod *self)
     return PyUnicode_FromFormat("<loopwarden stream wrapper of %R>", self->original);
 }
 
-static PyObject *
-StreamMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((StreamMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef StreamMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", StreamMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef StreamMethod_getset[] = WRAPPER_GETSET(StreamMethod);
 
 static PyTypeObject StreamMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1090,20 +1084,7 @@ MarkMethod_repr(MarkMethod *self)
     return PyUnicode_FromFormat("<loopwarden dispatch mark of %R>", self->original);
 }
 
-static PyObject *
-MarkMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((MarkMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef MarkMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", MarkMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef MarkMethod_getset[] = WRAPPER_GETSET(MarkMethod);
 
 static PyTypeObject MarkMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1264,20 +1245,7 @@ LoopMethod_repr(LoopMethod *self)
     return PyUnicode_FromFormat("<loopwarden loop wrapper of %R>", self->original);
 }
 
-static PyObject *
-LoopMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((LoopMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef LoopMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", LoopMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what a bound method calls.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef LoopMethod_getset[] = WRAPPER_GETSET(LoopMethod);
 
 static PyTypeObject LoopMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1413,20 +1381,7 @@ OwnerMethod_repr(OwnerMethod *self)
     return PyUnicode_FromFormat("<loopwarden QObject wrapper of %R>", self->original);
 }
 
-static PyObject *
-OwnerMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((OwnerMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef OwnerMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", OwnerMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what PySide6 connects.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef OwnerMethod_getset[] = WRAPPER_GETSET(OwnerMethod);
 
 static PyTypeObject OwnerMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1689,20 +1644,7 @@ ScheduleMethod_repr(ScheduleMethod *self)
     return PyUnicode_FromFormat("<loopwarden scheduling wrap of %R>", self->original);
 }
 
-static PyObject *
-ScheduleMethod_get_python_wrapper(PyObject *self, void *Py_UNUSED(closure))
-{
-    PyObject *slow = ((ScheduleMethod *)self)->slow;
-    return Py_NewRef(slow != NULL ? slow : Py_None);
-}
-
-static PyGetSetDef ScheduleMethod_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"python_wrapper", ScheduleMethod_get_python_wrapper, NULL,
-     "The Python wrapper: every call the C code does not decide, and what PySide6 connects.",
-     NULL},
-    {NULL},
-};
+static PyGetSetDef ScheduleMethod_getset[] = WRAPPER_GETSET(ScheduleMethod);
 
 static PyTypeObject ScheduleMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import sys
 import threading
 from typing import Any
 
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsScene, QLabel, QWidget
 from qt_support import in_worker, primitives, run_coro
 
 import loopwarden
+from loophelpers import python_frames_entered
 from loopwarden import BlockingCallError, native, scheduling
 from loopwarden.affinity import checks
 
@@ -360,21 +360,14 @@ def test_a_qasync_loop_turn_enters_no_python_wrapper_of_ours(
     # Each qasync turn: call_soon from the C Task, call_later from qasync's call_soon
     # (with *args: bound), startTimer and killTimer of qasync's timer (a QObject: its
     # methods always bind). All four decide in C, with no Python frame of ours.
-    python_wrappers = {scheduling.__file__, checks.__file__}
     entered: list[str] = []
-
-    def profile(frame: Any, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename in python_wrappers:
-            entered.append(frame.f_code.co_name)
 
     async def turns() -> None:
         await asyncio.sleep(0)
-        sys.setprofile(profile)
-        try:
+        with python_frames_entered({scheduling.__file__, checks.__file__}) as frames:
             for _ in range(5):
                 await asyncio.sleep(0)
-        finally:
-            sys.setprofile(None)
+        entered.extend(frames)
 
     with loopwarden.guard(mode="record") as warden:
         start_timer = QObject.__dict__["startTimer"]
