@@ -445,15 +445,19 @@ LockMethod_clear(LockMethod *self)
     return 0;
 }
 
+/* The deallocator of every C wrapper: its weak references (where the type
+ * takes them), then its members, through its own tp_clear. */
 static void
-LockMethod_dealloc(LockMethod *self)
+wrapper_dealloc(PyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
+    if (type->tp_weaklistoffset != 0 &&
+        *(PyObject **)((char *)self + type->tp_weaklistoffset) != NULL) {
+        PyObject_ClearWeakRefs(self);
     }
-    LockMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_clear(self);
+    type->tp_free(self);
 }
 
 /* `python_wrapper` and `__dict__`, the attributes every C wrapper has. The
@@ -492,7 +496,7 @@ get_python_wrapper(PyObject *self, void *offset)
  * loopwarden.qt.dispatch hands PySide6's connect() a bound method of the
  * Python wrapper instead. */
 static PyObject *
-bind_self(PyObject *self, PyObject *obj)
+bind_self(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
 {
     if (obj == NULL || obj == Py_None) {
         return Py_NewRef(self); /* looked up on the class */
@@ -514,12 +518,6 @@ bind_slow(PyObject *self, PyObject *slow, PyObject *obj)
 }
 
 static PyObject *
-LockMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
-{
-    return bind_self(self, obj);
-}
-
-static PyObject *
 LockMethod_repr(LockMethod *self)
 {
     return PyUnicode_FromFormat("<loopwarden lock wrapper of %R>", self->original);
@@ -535,12 +533,12 @@ static PyTypeObject LockMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = LockMethod_new,
-    .tp_dealloc = (destructor)LockMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)LockMethod_traverse,
     .tp_clear = (inquiry)LockMethod_clear,
     .tp_vectorcall_offset = offsetof(LockMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = LockMethod_descr_get,
+    .tp_descr_get = bind_self,
     .tp_repr = (reprfunc)LockMethod_repr,
     .tp_getset = LockMethod_getset,
     .tp_dictoffset = offsetof(LockMethod, dict),
@@ -899,17 +897,6 @@ StreamMethod_clear(StreamMethod *self)
     return 0;
 }
 
-static void
-StreamMethod_dealloc(StreamMethod *self)
-{
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    StreamMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *
 StreamMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
@@ -917,7 +904,7 @@ StreamMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
     if (method->handler_kinds != NULL) {
         return bind_slow(self, method->slow, obj); /* Handler.handle: called from Python */
     }
-    return bind_self(self, obj); /* print() and C code look write/flush up bound */
+    return bind_self(self, obj, type); /* print() and C code look write/flush up bound */
 }
 
 static PyObject *
@@ -936,7 +923,7 @@ static PyTypeObject StreamMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = StreamMethod_new,
-    .tp_dealloc = (destructor)StreamMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)StreamMethod_traverse,
     .tp_clear = (inquiry)StreamMethod_clear,
     .tp_vectorcall_offset = offsetof(StreamMethod, vectorcall),
@@ -1064,14 +1051,6 @@ MarkMethod_clear(MarkMethod *self)
     return 0;
 }
 
-static void
-MarkMethod_dealloc(MarkMethod *self)
-{
-    PyObject_GC_UnTrack(self);
-    MarkMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *
 MarkMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
@@ -1094,7 +1073,7 @@ static PyTypeObject MarkMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = MarkMethod_new,
-    .tp_dealloc = (destructor)MarkMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)MarkMethod_traverse,
     .tp_clear = (inquiry)MarkMethod_clear,
     .tp_vectorcall_offset = offsetof(MarkMethod, vectorcall),
@@ -1222,23 +1201,6 @@ LoopMethod_clear(LoopMethod *self)
     return 0;
 }
 
-static void
-LoopMethod_dealloc(LoopMethod *self)
-{
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    LoopMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-LoopMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
-{
-    return bind_self(self, obj); /* asyncio's C code looks call_soon up bound */
-}
-
 static PyObject *
 LoopMethod_repr(LoopMethod *self)
 {
@@ -1255,12 +1217,12 @@ static PyTypeObject LoopMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = LoopMethod_new,
-    .tp_dealloc = (destructor)LoopMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)LoopMethod_traverse,
     .tp_clear = (inquiry)LoopMethod_clear,
     .tp_vectorcall_offset = offsetof(LoopMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = LoopMethod_descr_get,
+    .tp_descr_get = bind_self,
     .tp_repr = (reprfunc)LoopMethod_repr,
     .tp_getset = LoopMethod_getset,
     .tp_dictoffset = offsetof(LoopMethod, dict),
@@ -1357,24 +1319,6 @@ OwnerMethod_clear(OwnerMethod *self)
     return 0;
 }
 
-static void
-OwnerMethod_dealloc(OwnerMethod *self)
-{
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    OwnerMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-OwnerMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
-{
-    /* Every QObject's class has its own __getattribute__: `timer.stop()` binds. */
-    return bind_self(self, obj);
-}
-
 static PyObject *
 OwnerMethod_repr(OwnerMethod *self)
 {
@@ -1391,12 +1335,12 @@ static PyTypeObject OwnerMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = OwnerMethod_new,
-    .tp_dealloc = (destructor)OwnerMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)OwnerMethod_traverse,
     .tp_clear = (inquiry)OwnerMethod_clear,
     .tp_vectorcall_offset = offsetof(OwnerMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = OwnerMethod_descr_get,
+    .tp_descr_get = bind_self,
     .tp_repr = (reprfunc)OwnerMethod_repr,
     .tp_getset = OwnerMethod_getset,
     .tp_dictoffset = offsetof(OwnerMethod, dict),
@@ -1621,23 +1565,6 @@ ScheduleMethod_clear(ScheduleMethod *self)
     return 0;
 }
 
-static void
-ScheduleMethod_dealloc(ScheduleMethod *self)
-{
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    ScheduleMethod_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-ScheduleMethod_descr_get(PyObject *self, PyObject *obj, PyObject *type)
-{
-    return bind_self(self, obj); /* asyncio's C code looks call_soon up bound */
-}
-
 static PyObject *
 ScheduleMethod_repr(ScheduleMethod *self)
 {
@@ -1654,12 +1581,12 @@ static PyTypeObject ScheduleMethod_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_new = ScheduleMethod_new,
-    .tp_dealloc = (destructor)ScheduleMethod_dealloc,
+    .tp_dealloc = wrapper_dealloc,
     .tp_traverse = (traverseproc)ScheduleMethod_traverse,
     .tp_clear = (inquiry)ScheduleMethod_clear,
     .tp_vectorcall_offset = offsetof(ScheduleMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_descr_get = ScheduleMethod_descr_get,
+    .tp_descr_get = bind_self,
     .tp_repr = (reprfunc)ScheduleMethod_repr,
     .tp_getset = ScheduleMethod_getset,
     .tp_dictoffset = offsetof(ScheduleMethod, dict),
