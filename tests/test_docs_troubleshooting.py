@@ -180,3 +180,25 @@ def test_type_version_pool_log_is_a_heading(
     messages = [record.getMessage() for record in caplog.records]
     assert any("type version tags" in message for message in messages), messages
     assert all(message in HEADINGS for message in messages if "type version tags" in message)
+
+
+def test_feature_import_log_is_a_heading(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PySide6's table of modules and their feature bits, as it has it once
+    # myapp.window ran `from __feature__ import snake_case` (a real one is
+    # process-wide: tests/qt/test_qt_feature_select.py runs it in a subprocess).
+    from loopwarden.qt import features
+
+    table = {"PySide6": 0, "enum": -1, "myapp.window": 0x01}
+    monkeypatch.setitem(
+        sys.modules, "__feature__", types.SimpleNamespace(pyside_feature_dict=table)
+    )
+    monkeypatch.setattr(features, "_warned", set())
+    monkeypatch.setattr(features, "_seen_size", -1)
+    assert features.feature_modules() == {"myapp.window": ("snake_case",)}
+    with caplog.at_level(logging.WARNING, logger="loopwarden"):
+        features.warn_feature_modules()
+        features.warn_feature_modules()  # once per module
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and messages[0] in HEADINGS, messages

@@ -48,7 +48,7 @@
 
 /* Bump with any change to the arguments of LockMethod or of a function here, or
  * to what they do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 6
+#define LOOPWARDEN_SPEEDUPS_ABI 7
 
 /* ---- running_loop: asyncio's _get_running_loop without a system call (3.10, 3.11) ----
  *
@@ -1595,6 +1595,145 @@ static PyTypeObject ScheduleMethod_Type = {
     .tp_setattro = PyObject_GenericSetAttr,
 };
 
+/* ---- InstanceHook: the __getattribute__ of a Shiboken class (loopwarden.registry) ----
+ *
+ * For a Shiboken name with static and instance overloads (QFile.exists,
+ * QMenu.exec), instance access binds from Shiboken's C method table, past the
+ * patched class attribute, so the registry wraps the class's __getattribute__.
+ * That hook must call the original with no Python frame of ours on top:
+ * PySide6's feature selection (`from __feature__ import snake_case`) picks the
+ * class's namespace by the module of the *running Python frame*, so a Python
+ * hook made `f.read_all()` raise AttributeError in a snake_case module, as if
+ * loopwarden's module had asked. Here the original runs under the caller's
+ * frame; only a name in the table (one of the rules' names, whose value is
+ * callable) goes on to `make(rule, value, obj)`, in Python. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *original;    /* the class's own __getattribute__ (a slot wrapper) */
+    PyObject *table;       /* dict: attribute name -> rule */
+    PyObject *make;        /* make(rule, value, obj): the wrapped bound method */
+    PyObject *slow;        /* the Python hook (python_wrapper; pure-Python twin) */
+    PyObject *dict;        /* __dict__ */
+    PyObject *weakreflist; /* as LoopMethod's */
+} InstanceHook;
+
+static PyObject *
+InstanceHook_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    InstanceHook *self = (InstanceHook *)op;
+    if (self->make == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loopwarden attribute hook used after it was cleared");
+        return NULL;
+    }
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames); /* its own error */
+    }
+    PyObject *value = PyObject_Vectorcall(self->original, args, 2, NULL);
+    if (value == NULL) {
+        return NULL;
+    }
+    PyObject *rule = PyUnicode_CheckExact(args[1])
+                         ? PyDict_GetItemWithError(self->table, args[1]) /* borrowed */
+                         : NULL;
+    if (rule == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        return value;
+    }
+    if (!PyCallable_Check(value)) {
+        return value;
+    }
+    Py_INCREF(rule); /* the table may change while make runs */
+    PyObject *made = PyObject_CallFunctionObjArgs(self->make, rule, value, args[0], NULL);
+    Py_DECREF(rule);
+    Py_DECREF(value);
+    return made;
+}
+
+static PyObject *
+InstanceHook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"original", "table", "make", "slow", NULL};
+    PyObject *original, *table, *make, *slow;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OO:InstanceHook", names, &original,
+                                     &PyDict_Type, &table, &make, &slow)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(original) || !PyCallable_Check(make) || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "original, make and slow must be callable");
+        return NULL;
+    }
+    InstanceHook *self = (InstanceHook *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = InstanceHook_vectorcall;
+    self->original = Py_NewRef(original);
+    self->table = Py_NewRef(table);
+    self->make = Py_NewRef(make);
+    self->slow = Py_NewRef(slow);
+    self->dict = NULL;
+    self->weakreflist = NULL;
+    return (PyObject *)self;
+}
+
+static int
+InstanceHook_traverse(InstanceHook *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->table);
+    Py_VISIT(self->make);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+InstanceHook_clear(InstanceHook *self)
+{
+    /* `make` first: the vectorcall tests it before using the others. */
+    Py_CLEAR(self->make);
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->table);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static PyObject *
+InstanceHook_repr(InstanceHook *self)
+{
+    return PyUnicode_FromFormat("<loopwarden attribute hook of %R>", self->original);
+}
+
+static PyGetSetDef InstanceHook_getset[] = WRAPPER_GETSET(InstanceHook);
+
+static PyTypeObject InstanceHook_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopwarden._speedups.InstanceHook",
+    .tp_doc = "A Shiboken class's __getattribute__ that runs the original under the caller's frame.",
+    .tp_basicsize = sizeof(InstanceHook),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = InstanceHook_new,
+    .tp_dealloc = wrapper_dealloc,
+    .tp_traverse = (traverseproc)InstanceHook_traverse,
+    .tp_clear = (inquiry)InstanceHook_clear,
+    .tp_vectorcall_offset = offsetof(InstanceHook, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind_self,
+    .tp_repr = (reprfunc)InstanceHook_repr,
+    .tp_getset = InstanceHook_getset,
+    .tp_dictoffset = offsetof(InstanceHook, dict),
+    .tp_weaklistoffset = offsetof(InstanceHook, weakreflist),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---- Writing and taking off a recorded list of patches (loopwarden.registry) ----
  *
  * A guard cycle writes some 340-600 attributes and puts them back. The
@@ -1931,7 +2070,8 @@ PyInit__speedups(void)
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||
         PyType_Ready(&MarkMethod_Type) < 0 || PyType_Ready(&LoopMethod_Type) < 0 ||
-        PyType_Ready(&OwnerMethod_Type) < 0 || PyType_Ready(&ScheduleMethod_Type) < 0) {
+        PyType_Ready(&OwnerMethod_Type) < 0 || PyType_Ready(&ScheduleMethod_Type) < 0 ||
+        PyType_Ready(&InstanceHook_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1947,7 +2087,8 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "MarkMethod", (PyObject *)&MarkMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "LoopMethod", (PyObject *)&LoopMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "OwnerMethod", (PyObject *)&OwnerMethod_Type) < 0 ||
-        PyModule_AddObjectRef(module, "ScheduleMethod", (PyObject *)&ScheduleMethod_Type) < 0) {
+        PyModule_AddObjectRef(module, "ScheduleMethod", (PyObject *)&ScheduleMethod_Type) < 0 ||
+        PyModule_AddObjectRef(module, "InstanceHook", (PyObject *)&InstanceHook_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -108,6 +108,21 @@ class OwnerMethod:
     @property
     def python_wrapper(self) -> Callable[..., Any]: ...
 
+class InstanceHook:
+    """A Shiboken class's __getattribute__ that runs the original under the caller's frame."""
+
+    def __init__(
+        self,
+        original: Callable[[Any, str], Any],
+        table: dict[str, Any],
+        make: Callable[[Any, Any, Any], Any],
+        slow: Callable[[Any, str], Any],
+    ) -> None: ...
+    def __call__(self, obj: Any, attr: str) -> Any: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+    @property
+    def python_wrapper(self) -> Callable[[Any, str], Any]: ...
+
 class ScheduleMethod:
     """The scheduling-site wrap: callbacks that need no site pass in C."""
 

@@ -27,6 +27,7 @@ _C_WRAPPER_NAMES = (
     "LoopMethod",
     "OwnerMethod",
     "ScheduleMethod",
+    "InstanceHook",
 )
 _c_wrapper_types: frozenset[type] | None = None
 

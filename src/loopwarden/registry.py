@@ -647,16 +647,39 @@ def _is_shiboken_type(owner: Any) -> bool:
     return isinstance(owner, type) and type(owner).__module__ == "Shiboken"
 
 
+def _instance_method(rule: Rule, value: Any, obj: Any) -> Any:
+    # The predicate sees the instance first, as for any other method.
+    return functools.partial(_wrap(rule, _drop_first(value)), obj)
+
+
+#: ``original(obj, attr)``, evaluated with the caller's globals (see _instance_hook).
+_CALLER_LOOKUP = compile("original(obj, attr)", "<loopwarden attribute hook>", "eval")
+
+
 def _instance_hook(original: Any, table: dict[str, Rule]) -> Callable[[Any, str], Any]:
+    # PySide6's feature selection (`from __feature__ import snake_case`) picks
+    # the namespace a class shows by the module of the running Python frame:
+    # the original lookup must not run as if loopwarden had asked, or a
+    # snake_case module's `f.read_all()` raises AttributeError. The C hook runs
+    # it under the caller's frame; in pure Python a name not found is looked
+    # up again in a frame with the caller's globals.
     def __getattribute__(obj: Any, attr: str) -> Any:  # noqa: N807 - replaces the slot
-        value = original(obj, attr)
+        try:
+            value = original(obj, attr)
+        except AttributeError:
+            names = {"original": original, "obj": obj, "attr": attr}
+            value = eval(_CALLER_LOOKUP, sys._getframe(1).f_globals, names)
         rule = table.get(attr)
         if rule is None or not callable(value):
             return value
-        # The predicate sees the instance first, as for any other method.
-        return functools.partial(_wrap(rule, _drop_first(value)), obj)
+        return _instance_method(rule, value, obj)
 
-    return __getattribute__
+    if speedups is None:
+        return __getattribute__
+    hook: Callable[[Any, str], Any] = speedups.InstanceHook(
+        original, table, _instance_method, __getattribute__
+    )
+    return hook
 
 
 #: (id(rule), id(original)) -> [rule, original, wrapper, staticmethod or None].

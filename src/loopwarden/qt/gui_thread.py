@@ -49,6 +49,7 @@ from typing import Any
 from loopwarden import engine
 from loopwarden import warden as _warden
 from loopwarden.qt import dispatch
+from loopwarden.qt.features import warn_feature_modules
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.threads import add_thread_probe, main_ident, remove_thread_probe, thread_probes
 
@@ -218,6 +219,7 @@ def sync() -> None:
         # No probe yet: it would send every main-thread call down the slow path.
         _import_hook.install()
         return
+    warn_feature_modules()
     if not _qt_rule_modules() <= sys.modules.keys():
         _import_hook.install()  # Qt modules with rules may still be imported
     else:
