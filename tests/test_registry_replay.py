@@ -13,6 +13,7 @@ import importlib
 import inspect
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 import loopwarden
+import loopwarden.registry as registry_module
 from loopwarden.patching import _MISSING
 from loopwarden.registry import Registry, registry
 
@@ -401,16 +403,32 @@ def test_the_c_checks_agree_with_their_python_definitions() -> None:
     assert speedups.same_items((a, b), [b, a]) is False
     assert speedups.same_items((), []) is True
     namespace = {"x": a}
-    assert speedups.all_hold(((namespace, "x", a), (Holder.__dict__, "present", 1)), _MISSING)
-    assert not speedups.all_hold(((namespace, "x", b),), _MISSING)
-    assert speedups.all_hold(((Holder.__dict__, "absent", _MISSING),), _MISSING)
-    assert not speedups.all_hold(((Holder.__dict__, "absent", None),), _MISSING)
+    module = types.ModuleType("m")
+    checks = ((namespace, "x", a, module), (Holder.__dict__, "present", 1, Holder))
+    assert speedups.all_hold(checks, _MISSING)
+    assert not speedups.all_hold(((namespace, "x", b, module),), _MISSING)
+    assert speedups.all_hold(((Holder.__dict__, "absent", _MISSING, Holder),), _MISSING)
+    assert not speedups.all_hold(((Holder.__dict__, "absent", None, Holder),), _MISSING)
+
+    # A class whose metatype is not type and whose recorded dict is no longer
+    # its own (PySide6's feature selection): read from what it shows now.
+    class Meta(type):
+        pass
+
+    class Replaced(metaclass=Meta):
+        value = 2
+
+    stale = {"value": 1}
+    assert speedups.all_hold(((stale, "value", 2, Replaced),), _MISSING)
+    assert not speedups.all_hold(((stale, "value", 1, Replaced),), _MISSING)
+    assert registry_module._live_namespace(stale, Replaced)["value"] == 2
+    assert registry_module._live_namespace(stale, Holder) is stale  # metatype type: as recorded
     modules = {"m": a}
     assert speedups.lookups_hold(((None, "m", a), (Holder, "present", 1)), modules)
     assert speedups.lookups_hold(((Holder, "absent", None), (None, "gone", None)), modules)
     assert not speedups.lookups_hold(((Holder, "present", 2),), modules)
     with pytest.raises(TypeError):
-        speedups.all_hold(((namespace, "x"),), _MISSING)  # not a 3-tuple
+        speedups.all_hold(((namespace, "x", a),), _MISSING)  # not a 4-tuple
     with pytest.raises(TypeError):
         speedups.write_patches((), (), [], set())
 

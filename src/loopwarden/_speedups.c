@@ -1744,7 +1744,8 @@ static PyTypeObject InstanceHook_Type = {
  * Each step is (namespace, owner, name, original, replacement, real_dict):
  * namespace is what the current value is read from (a dict or a class's
  * mappingproxy), real_dict the built-in type's real __dict__ written directly
- * (loopwarden.patching) or None for a setattr. The journal rules stay those of
+ * (loopwarden.patching), (dict,) for a Shiboken class's plain namespace
+ * (written directly while it is the class's dict), or None for a setattr. The journal rules stay those of
  * loopwarden.patching: a patch is appended before it is written and popped
  * after it was taken off, and a built-in type joins `stale` before its dict is
  * written; `stale` is flushed (PyType_Modified) before returning. An error
@@ -1769,6 +1770,37 @@ current_value(PyObject *namespace, PyObject *name, PyObject *missing)
         PyErr_Clear();
         return Py_NewRef(missing);
     }
+    return value;
+}
+
+/* The namespace a class's current value is read from: the dict the plan
+ * recorded, unless the class's metatype is not `type` and the dict is no
+ * longer the class's own (PySide6 gives a class a new dict, or rotates its
+ * dicts, once a module imports a feature): then the namespace the class shows
+ * now (its __dict__, as for the registry's Python frame, feature set 0). New
+ * reference; NULL with an exception set on error. */
+static PyObject *str___dict__;
+
+static PyObject *
+live_namespace(PyObject *namespace, PyObject *owner)
+{
+    if (PyType_Check(owner) && Py_TYPE(owner) != &PyType_Type && PyDict_Check(namespace) &&
+        ((PyTypeObject *)owner)->tp_dict != namespace) {
+        return PyObject_GetAttr(owner, str___dict__);
+    }
+    return Py_NewRef(namespace);
+}
+
+/* current_value() of `name` in the owner's live namespace. */
+static PyObject *
+live_value(PyObject *namespace, PyObject *owner, PyObject *name, PyObject *missing)
+{
+    PyObject *live = live_namespace(namespace, owner);
+    if (live == NULL) {
+        return NULL;
+    }
+    PyObject *value = current_value(live, name, missing);
+    Py_DECREF(live);
     return value;
 }
 
@@ -1800,20 +1832,64 @@ check_step(PyObject *step)
     return 0;
 }
 
+/* `last_stale`: the class this loop last added to `stale` (a borrowed
+ * pointer, NULL at the start of each loop): most steps write the class the
+ * step before wrote, and skip the set then, unless the set was emptied since
+ * (a flush from Python code a class's own __setattr__ ran). */
 static int
-write_value(PyObject *step, PyObject *value, PyObject *stale, PyObject *missing)
+write_value(PyObject *step, PyObject *value, PyObject *stale, PyObject *missing,
+            PyObject **last_stale)
 {
     PyObject *owner = PyTuple_GET_ITEM(step, 1);
     PyObject *name = PyTuple_GET_ITEM(step, 2);
     PyObject *real = PyTuple_GET_ITEM(step, 5);
+    if (PyTuple_CheckExact(real)) {
+        /* (dict,): the namespace of a module, a class of metaclass type or a
+         * Shiboken class (registry._direct_step), written directly only while
+         * it is the owner's own dict (PySide6 replaces a class's dict, or
+         * rotates it for another feature set, once a module imports a
+         * feature); else setattr. A class joins `stale` as a built-in type. */
+        PyObject *own = NULL;
+        if (PyTuple_GET_SIZE(real) == 1) {
+            if (PyType_Check(owner)) {
+                own = ((PyTypeObject *)owner)->tp_dict;
+            } else if (PyModule_CheckExact(owner)) {
+                own = PyModule_GetDict(owner); /* borrowed; never fails for a module */
+            }
+        }
+        if (own == NULL) {
+            PyErr_SetString(PyExc_TypeError, "a direct step names (dict,) of a class or module");
+            return -1;
+        }
+        real = PyTuple_GET_ITEM(real, 0);
+        if (!PyDict_CheckExact(real) && !PyDict_Check(real)) {
+            PyErr_SetString(PyExc_TypeError, "a direct step names (dict,)");
+            return -1;
+        }
+        if (own != real) {
+            real = Py_None; /* setattr, below */
+        } else if (!PyType_Check(owner)) {
+            if (value != missing) {
+                return PyDict_SetItem(real, name, value);
+            }
+            if (PyDict_DelItem(real, name) < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                    return -1;
+                }
+                PyErr_Clear();
+            }
+            return 0;
+        }
+    }
     if (real != Py_None) {
         if (!PyDict_Check(real)) {
             PyErr_SetString(PyExc_TypeError, "a built-in type's namespace is a dict");
             return -1;
         }
-        if (PySet_Add(stale, owner) < 0) {
+        if ((owner != *last_stale || PySet_GET_SIZE(stale) == 0) && PySet_Add(stale, owner) < 0) {
             return -1;
         }
+        *last_stale = owner;
         if (value != missing) {
             return PyDict_SetItem(real, name, value);
         }
@@ -1852,10 +1928,11 @@ speedups_write_patches(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         PyErr_SetString(PyExc_ValueError, "as many patches as steps");
         return NULL;
     }
+    PyObject *last_stale = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *step = PyTuple_GET_ITEM(steps, i);
         if (check_step(step) < 0 || PyList_Append(journal, PyTuple_GET_ITEM(patches, i)) < 0 ||
-            write_value(step, PyTuple_GET_ITEM(step, 4), stale, missing) < 0) {
+            write_value(step, PyTuple_GET_ITEM(step, 4), stale, missing, &last_stale) < 0) {
             return NULL;
         }
     }
@@ -1880,6 +1957,7 @@ speedups_unwrite_patches(PyObject *module, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     PyObject *steps = args[0], *journal = args[1], *stale = args[2], *missing = args[3];
+    PyObject *last_stale = NULL;
     Py_ssize_t n;
     while ((n = PyList_GET_SIZE(journal)) > 0) {
         if (n > PyTuple_GET_SIZE(steps)) {
@@ -1890,15 +1968,15 @@ speedups_unwrite_patches(PyObject *module, PyObject *const *args, Py_ssize_t nar
         if (check_step(step) < 0) {
             return NULL;
         }
-        PyObject *current = current_value(PyTuple_GET_ITEM(step, 0), PyTuple_GET_ITEM(step, 2),
-                                          missing);
+        PyObject *current = live_value(PyTuple_GET_ITEM(step, 0), PyTuple_GET_ITEM(step, 1),
+                                       PyTuple_GET_ITEM(step, 2), missing);
         if (current == NULL) {
             return NULL;
         }
         /* Someone else's value on top of ours is kept (patching.revert_patch). */
         int ours = current == PyTuple_GET_ITEM(step, 4);
         Py_DECREF(current);
-        if (ours && write_value(step, PyTuple_GET_ITEM(step, 3), stale, missing) < 0) {
+        if (ours && write_value(step, PyTuple_GET_ITEM(step, 3), stale, missing, &last_stale) < 0) {
             return NULL;
         }
         /* The last entry, as `patches.pop()` does: the size is read again, since a
@@ -1916,8 +1994,8 @@ speedups_unwrite_patches(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 PyDoc_STRVAR(all_hold_doc,
              "all_hold(checks, missing) -> bool\n\n"
-             "Whether each (namespace, name, value) of checks still holds: namespace's\n"
-             "value for name is value (missing: no value).");
+             "Whether each (namespace, name, value, owner) of checks still holds: the owner's\n"
+             "live namespace's value for name is value (missing: no value).");
 
 static PyObject *
 speedups_all_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1929,12 +2007,12 @@ speedups_all_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *checks = args[0], *missing = args[1];
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(checks); i++) {
         PyObject *check = PyTuple_GET_ITEM(checks, i);
-        if (!PyTuple_CheckExact(check) || PyTuple_GET_SIZE(check) != 3) {
-            PyErr_SetString(PyExc_TypeError, "a check is a 3-tuple");
+        if (!PyTuple_CheckExact(check) || PyTuple_GET_SIZE(check) != 4) {
+            PyErr_SetString(PyExc_TypeError, "a check is a 4-tuple");
             return NULL;
         }
-        PyObject *current = current_value(PyTuple_GET_ITEM(check, 0), PyTuple_GET_ITEM(check, 1),
-                                          missing);
+        PyObject *current = live_value(PyTuple_GET_ITEM(check, 0), PyTuple_GET_ITEM(check, 3),
+                                       PyTuple_GET_ITEM(check, 1), missing);
         if (current == NULL) {
             return NULL;
         }
@@ -2063,9 +2141,10 @@ PyInit__speedups(void)
     str__loop = PyUnicode_InternFromString("_loop");
     str_category = PyUnicode_InternFromString("category");
     str__selector = PyUnicode_InternFromString("_selector");
+    str___dict__ = PyUnicode_InternFromString("__dict__");
     if (str_loop == NULL || str_runs_here == NULL || str_stdout == NULL || str_stderr == NULL ||
         str_stdin == NULL || str_gettimeout == NULL || str_stream == NULL || str_gui_thread == NULL ||
-        str__loop == NULL || str_category == NULL || str__selector == NULL) {
+        str__loop == NULL || str_category == NULL || str__selector == NULL || str___dict__ == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LockMethod_Type) < 0 || PyType_Ready(&StreamMethod_Type) < 0 ||

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import importlib
 import logging
 import sys
@@ -355,7 +356,7 @@ class Registry:
         stale = self._stale_types
         while patches:
             namespace, owner, name, original, replacement, builtin = steps[len(patches) - 1]
-            if namespace.get(name, _MISSING) is replacement:
+            if _live_namespace(namespace, owner).get(name, _MISSING) is replacement:
                 if builtin:
                     stale.add(owner)  # before the write: see _stale_types
                     write_type_dict(owner, name, original)
@@ -818,7 +819,8 @@ class _Plan:
         if speedups is not None:
             return bool(speedups.all_hold(self.checks, missing))
         return all(
-            namespace.get(name, missing) is original for namespace, name, original in self.checks
+            _live_namespace(namespace, owner).get(name, missing) is original
+            for namespace, name, original, owner in self.checks
         )
 
     @functools.cached_property
@@ -847,25 +849,25 @@ class _Plan:
                 name,
                 original,
                 replacement,
-                builtin_type_dict(owner) if builtin else None,
+                builtin_type_dict(owner) if builtin else _direct_step(owner, name),
             )
             for namespace, owner, name, original, replacement, builtin in self.steps
         )
 
     @functools.cached_property
-    def checks(self) -> tuple[tuple[Mapping[str, Any], str, Any], ...]:
-        """(namespace, name, value before) of the first patch of each attribute.
+    def checks(self) -> tuple[tuple[Mapping[str, Any], str, Any, Any], ...]:
+        """(namespace, name, value before, owner) of the first patch of each attribute.
 
         A later patch of the same attribute wraps the one before it, so only the
         first one's original is what the attribute holds while nothing is installed.
         """
         seen: set[tuple[int, str]] = set()
-        checks: list[tuple[Mapping[str, Any], str, Any]] = []
+        checks: list[tuple[Mapping[str, Any], str, Any, Any]] = []
         for namespace, owner, name, original, _, _ in self.steps:
             key = (id(owner), name)
             if key not in seen:
                 seen.add(key)
-                checks.append((namespace, name, original))
+                checks.append((namespace, name, original, owner))
         return tuple(checks)
 
 
@@ -873,9 +875,74 @@ class _Plan:
 _Step = tuple["Mapping[str, Any]", Any, str, Any, Any, bool]
 
 
+def _direct_step(owner: Any, name: str) -> tuple[dict[str, Any]] | None:
+    """The dict the C replay may write ``name`` into directly, instead of ``setattr``.
+
+    For a module (exactly ``types.ModuleType``), a class of metaclass ``type``
+    and a Shiboken class, ``setattr`` of a name that is no special method
+    writes the name into the namespace's dict, and a class then takes
+    ``PyType_Modified``; the C loop does just that, with one ``PyType_Modified``
+    per class and direction. Special methods (``__init__``,
+    ``__getattribute__``) also update a class's C slots, and keep ``setattr``.
+
+    PySide6's class ``__setattr__`` (its metatype's) first selects the namespace
+    of the caller's feature set (``from __feature__ import snake_case``), which
+    was about 1,100 of a write's 1,650 instructions, and half of a guard cycle
+    with PySide6's widgets imported. The dict written is the plain namespace's:
+    a plain dict while no module imported a feature, then PySide6's subclass
+    (ChameleonDict) with feature set 0. A class property keeps ``setattr``
+    (PySide6's hands it the value).
+
+    Returns:
+        ``(dict,)``, which the C loop writes only while it is still the owner's
+        own dict (PySide6 replaces a class's dict, or rotates it for another
+        feature set, once a module imports a feature); None: ``setattr``.
+    """
+    if name.startswith("__") and name.endswith("__"):
+        return None
+    if type(owner) is types.ModuleType:
+        return (vars(owner),)
+    if type(owner) is not type and not _is_shiboken_type(owner):
+        return None
+    real = _class_dict(owner)
+    if real is None:
+        return None
+    if type(real) is not dict and getattr(real, "select_id", None) != 0:
+        return None
+    if type(real.get(name)).__name__ == "PyClassProperty":
+        return None
+    return (real,)
+
+
+def _class_dict(owner: type) -> dict[str, Any] | None:
+    """The dict behind ``owner.__dict__`` (the proxy's one referent), or None."""
+    proxy = owner.__dict__
+    if not isinstance(proxy, types.MappingProxyType):
+        return None
+    referents = gc.get_referents(proxy)
+    real = referents[0] if len(referents) == 1 else None
+    return real if isinstance(real, dict) else None
+
+
+def _live_namespace(namespace: Mapping[str, Any], owner: Any) -> Mapping[str, Any]:
+    """The namespace to read ``owner``'s current values from (``live_namespace`` in C).
+
+    The recorded one, unless the class's metatype is not ``type`` and the dict
+    is no longer the class's own: PySide6 gives a class a new dict, or rotates
+    its dicts, once a module imports a feature (``from __feature__ import
+    snake_case``); then what the class shows now.
+    """
+    if isinstance(owner, type) and type(owner) is not type and _class_dict(owner) is not namespace:
+        return owner.__dict__
+    return namespace
+
+
 def _namespace(owner: Any) -> Mapping[str, Any]:
     if isinstance(owner, type):
-        return owner.__dict__
+        # The dict itself where it can be had: the C loops read a dict
+        # directly, a mapping proxy through a generic item lookup.
+        real = _class_dict(owner)
+        return real if real is not None else owner.__dict__
     namespace: Mapping[str, Any] = vars(owner)
     return namespace
 
