@@ -603,3 +603,39 @@ async def test_stall_inside_a_guard_entered_on_the_running_loop() -> None:
     [stall] = stalls(warden)
     assert stall.stack[-1].function == "spin_in_coroutine"
     assert stall.thread_id == threading.get_ident()
+
+
+# -- what the watchdog keeps --------------------------------------------------
+
+
+class _Tracked:
+    """An object a stalled frame holds as a local (weakly referenced by the test)."""
+
+
+def test_the_frames_a_stall_was_sampled_from_are_let_go() -> None:
+    # The watchdog's snapshot of every thread's frames (sys._current_frames())
+    # held its own thread's frame too, a reference cycle: every frame in it
+    # kept its locals until the next cyclic collection. In superqt's suite a
+    # timer the test expected gone fired into a widget the test had deleted.
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[_Tracked]] = []
+
+    def hold_an_object_through_a_stall() -> None:
+        held = _Tracked()
+        refs.append(weakref.ref(held))
+        # Sampled while this frame, with `held`, is on the stack.
+        asyncio.run(stall_then_settle(lambda: spin_in_coroutine(STALL_S)))
+
+    gc.collect()
+    gc.disable()  # only reference counting frees it now, as between two collections
+    try:
+        with loopwarden.guard(mode="record", stall_ms=100) as warden:
+            hold_an_object_through_a_stall()
+            time.sleep(0.3)  # (off the loop) several watchdog checks after the stall
+            alive_under_the_guard = refs[0]() is not None
+        assert len(stalls(warden)) == 1
+        assert not alive_under_the_guard
+    finally:
+        gc.enable()

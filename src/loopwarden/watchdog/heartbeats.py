@@ -461,8 +461,17 @@ def find_loop(frame: FrameType | None) -> asyncio.AbstractEventLoop | None:
 
 
 def current_frames() -> dict[int, FrameType]:
-    """``sys._current_frames()``: the topmost frame of every thread."""
-    return sys._current_frames()
+    """``sys._current_frames()``: the topmost frame of every other thread.
+
+    Not the calling thread's: its frame refers back, through the caller's
+    locals, to whatever holds this dict, a reference cycle that kept every
+    frame in it, and each of their locals, alive until the next cyclic
+    garbage collection (a widget a test deleted, a timer the test expected
+    gone, firing into a deleted object in the next test).
+    """
+    frames = sys._current_frames()
+    frames.pop(threading.get_ident(), None)
+    return frames
 
 
 def monotonic() -> float:

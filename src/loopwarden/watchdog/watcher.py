@@ -236,6 +236,10 @@ class _Frames:
         """The frames if already taken this check, else nothing."""
         return self._tops or {}
 
+    def release(self) -> None:
+        """Let go of the frames: each keeps its thread's locals alive."""
+        self._tops = None
+
 
 @dataclass
 class _Stall:
@@ -416,6 +420,12 @@ class Watchdog:
         # (at start, and periodically once uvloop, which announces nothing,
         # is imported), and to sample a stall.
         frames = _Frames()
+        try:
+            return self._check_with(frames, now, late_ms)
+        finally:
+            frames.release()  # at once: not when the next check replaces it
+
+    def _check_with(self, frames: _Frames, now: float, late_ms: float) -> float:
         if late_ms >= self.stall_ms:
             frames.get()  # first thing after a GIL hold: the stack at resume
         if now >= self._next_scan:
