@@ -87,12 +87,15 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # First: pytest shows the user's call, not this frame, also for an
+            # error of the original's own (a FileNotFoundError off the loop).
+            __tracebackhide__ = True
             if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
                 return original(*args, **kwargs)
-            __tracebackhide__ = True  # pytest: show the user's call, not our frames
             return checked_call(rule, original, args, kwargs)
 
     def skipping_wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # first, as in wrapper
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
             return original(*args, **kwargs)
         try:
@@ -101,7 +104,6 @@ def make_wrapper(rule: Rule, original: Callable[..., Any]) -> Callable[..., Any]
             skipped = False
         if skipped:
             return original(*args, **kwargs)
-        __tracebackhide__ = True
         return checked_call(rule, original, args, kwargs)
 
     if skip is not None:
@@ -161,9 +163,9 @@ def _prechecked_wrapper(
     not_blocked = NOT_BLOCKED
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # first: pytest shows the user's call, even off the loop
         if loop_of_this_thread() is None and (not probes or get_ident() not in probes):
             return original(*args, **kwargs)
-        __tracebackhide__ = True  # pytest: show the user's call, not our frames
         result = precheck(original, args, kwargs)
         if result is not not_blocked:
             return result

@@ -119,6 +119,7 @@ def make_lock_wrapper(
     main_checked_original = lock_owners.logged(original, tracked)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: the caller's line, also for the original's own errors
         ident = get_ident()
         on_main = ident == main[0]
         loop = loop_of_this_thread()
@@ -132,7 +133,6 @@ def make_lock_wrapper(
                 or is_guarded() is not None
             )
         if guarded:
-            __tracebackhide__ = True  # pytest: show the user's call, not our frames
             if (
                 take is not None
                 and not kwargs

@@ -665,6 +665,7 @@ def _instance_hook(original: Any, table: dict[str, Rule]) -> Callable[[Any, str]
     # it under the caller's frame; in pure Python a name not found is looked
     # up again in a frame with the caller's globals.
     def __getattribute__(obj: Any, attr: str) -> Any:  # noqa: N807 - replaces the slot
+        __tracebackhide__ = True  # pytest: the caller's line, also for the original's own errors
         try:
             value = original(obj, attr)
         except AttributeError:
@@ -712,6 +713,7 @@ def _wrap(rule: Rule, original: Any) -> Any:
 
 def _drop_first(bound: Any) -> Callable[..., Any]:
     def call(_obj: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: the caller's line, also for the original's own errors
         return bound(*args, **kwargs)
 
     call.__name__ = getattr(bound, "__name__", call.__name__)

@@ -193,6 +193,7 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
         least = max(position, 0) + 1  # positional arguments the callback needs
 
         def schedule(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # pytest: the caller's line, even for the original's errors
             if (
                 not wardens
                 or len(args) < least

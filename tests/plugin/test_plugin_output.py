@@ -277,3 +277,51 @@ def test_raise_mode_traceback_starts_in_the_users_fixture(tmp_path: Path) -> Non
     machinery_files = ("pytest_loopwarden/", "pytest_asyncio/", "pytestqt/", "asyncio/runners.py")
     for machinery in machinery_files:
         assert machinery not in traceback, traceback
+
+
+#: Ordinary errors of patched functions, off the loop and on it.
+ERRORS = """
+import asyncio, os, pathlib, threading
+
+
+def test_stat_off_the_loop():
+    os.stat("/nonexistent/lw")
+
+
+def test_path_off_the_loop():
+    pathlib.Path("/nonexistent/lw").read_text()
+
+
+def test_open_in_an_executor():
+    async def main():
+        await asyncio.get_running_loop().run_in_executor(None, open, "/nonexistent/lw")
+
+    asyncio.run(main())
+
+
+def test_lock_release_off_the_loop():
+    threading.Lock().release()
+
+
+def test_call_soon_on_a_closed_loop():
+    loop = asyncio.new_event_loop()
+    loop.close()
+    loop.call_soon(print)
+"""
+
+
+@pytest.mark.parametrize("flag", ["--block-detect", "--block-detect=record"])
+def test_an_error_of_a_patched_function_names_the_callers_line(tmp_path: Path, flag: str) -> None:
+    # A patched function's own error (a missing file) named loopwarden's
+    # wrapper as its crash line: the wrapper returned before it set
+    # __tracebackhide__ on the way that does not check anything.
+    make_project(tmp_path, {"test_errors.py": ERRORS})
+    result = run_pytest(tmp_path, flag, "-p", "no:randomly")
+    result.assert_outcomes(failed=5)
+    output = result.stdout.str()
+    assert "loopwarden" not in "\n".join(
+        line for line in result.outlines if re.match(r"^\S+\.py:\d+: \w+", line)
+    ), output
+    for test in ("test_stat_off_the_loop", "test_path_off_the_loop"):
+        assert "/site-packages/loopwarden/" not in section(result, test)
+        assert "src/loopwarden/" not in section(result, test)

@@ -247,18 +247,18 @@ def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
         if bound:
 
             def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                __tracebackhide__ = True  # first: also for the original's own errors
                 loop = self._loop
                 if loop is None or running() is loop:
                     return original(self, *args, **kwargs)
-                __tracebackhide__ = True
                 return slow(rule, original, loop, self, args, kwargs)
 
         else:
 
             def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                __tracebackhide__ = True  # first: also for the original's own errors
                 if running() is self:
                     return original(self, *args, **kwargs)
-                __tracebackhide__ = True
                 return slow(rule, original, self, self, args, kwargs)
 
         _finish(rule, wrapper, original)
@@ -334,9 +334,9 @@ def _free_on_gui_thread(
     get_ident = _get_ident
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # first: also for the original's own errors
         if get_ident() == gui.ident:
             return original(*args, **kwargs)
-        __tracebackhide__ = True
         return slow(rule, original, args, kwargs)
 
     return _finish(rule, wrapper, original)
@@ -403,6 +403,7 @@ def qobject_owned(rule: Rule, original: Any) -> Callable[..., Any]:
     loop_own: dict[type, bool] = {}
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # first: also for the original's own errors
         cls = type(self)
         own = loop_own.get(cls)
         if own is None:
@@ -416,7 +417,6 @@ def qobject_owned(rule: Rule, original: Any) -> Callable[..., Any]:
         thread = self.thread()
         if thread is None or thread is current[0]():
             return original(self, *args, **kwargs)
-        __tracebackhide__ = True
         return slow(rule, original, self, thread, args, kwargs)
 
     finished = _finish(rule, wrapper, original)

@@ -128,6 +128,7 @@ def _python_mark(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     get_ident = threading.get_ident
 
     def _qt_dispatch(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: the caller's line, also for the original's own errors
         if get_ident() != marks.gui_thread:
             return original(*args, **kwargs)
         entries.append(name)
@@ -176,6 +177,7 @@ def _connecting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     """PySide6 calls that take a slot: each bound patched method as :func:`_for_qt` says."""
 
     def _qt_connect(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: the caller's line, also for the original's own errors
         args = tuple(_for_qt(arg) for arg in args)
         if kwargs:
             kwargs = {key: _for_qt(value) for key, value in kwargs.items()}
