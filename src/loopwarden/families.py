@@ -41,6 +41,7 @@ WRAP_MODULES: tuple[str, ...] = (
     "loopwarden.qt.dispatch",
     "loopwarden.scheduling",
     "loopwarden.lock_owners",
+    "loopwarden.error_hooks",
 )
 
 _cache: tuple[Rule, ...] | None = None

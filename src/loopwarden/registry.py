@@ -397,15 +397,20 @@ class Registry:
                 if resolved is None:
                     continue
                 owner, name = resolved
-                if not isinstance(owner, type):
-                    continue  # wraps are for methods (module functions take rules)
-                if not self._may_patch(owner):
-                    continue
-                raw = owner.__dict__.get(name)
-                current = class_attribute(owner, name)
+                if isinstance(owner, type):
+                    if not self._may_patch(owner):
+                        continue
+                    raw = owner.__dict__.get(name)
+                    current = class_attribute(owner, name)
+                else:
+                    # A module attribute (sys.excepthook): no aliases to follow.
+                    raw = current = getattr(owner, name)
                 if getattr(current, "__loopwarden_rule__", None) is not None:
                     continue  # a rule got there first: wrapping it would not come off exactly
-                replacement = _method_replacement(owner, name, raw, current, _wrap_maker(wrap))
+                if isinstance(owner, type):
+                    replacement = _method_replacement(owner, name, raw, current, _wrap_maker(wrap))
+                else:
+                    replacement = _wrap_maker(wrap)(current)
                 patch = apply_patch(owner, name, replacement, self._patches)
                 applied.append(patch)
                 self._wrap_patches[wrap.target] = patch
