@@ -64,6 +64,11 @@ TOOL_PACKAGES = frozenset(
 #: the demo blocks on purpose.
 _UNEXCUSED_OWN_MODULES = ("loopwarden.demo",)
 
+#: Libraries inside a tool that tests call as an API, like the standard
+#: library's: pytest's py.path (the ``tmpdir`` fixture's ``LocalPath``, vendored
+#: as ``_pytest._py``, once the ``py`` package). Their I/O is the caller's.
+_TOOL_LIBRARIES = ("_pytest._py.", "py._path.")
+
 #: loopwarden modules whose frames sit between the blocking call and its caller.
 _HIDDEN_MODULES = frozenset(
     {"loopwarden.engine", "loopwarden.qt.dispatch", "loopwarden.affinity.checks"}
@@ -188,6 +193,8 @@ def _categorize(code: CodeType, module: str) -> int:
         return SCHEDULED
     if module in _HIDDEN_MODULES:
         return HIDDEN
+    if module.startswith(_TOOL_LIBRARIES):
+        return STDLIB  # look further out, to the test that called it
     top = module.partition(".")[0]
     if top in TOOL_PACKAGES and not module.startswith(_UNEXCUSED_OWN_MODULES):
         return TOOL

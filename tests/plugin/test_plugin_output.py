@@ -325,3 +325,31 @@ def test_an_error_of_a_patched_function_names_the_callers_line(tmp_path: Path, f
     for test in ("test_stat_off_the_loop", "test_path_off_the_loop"):
         assert "/site-packages/loopwarden/" not in section(result, test)
         assert "src/loopwarden/" not in section(result, test)
+
+
+#: pytest's py.path (the tmpdir fixture) doing file I/O on the loop and off it.
+PY_PATH = """
+import asyncio
+
+
+def test_tmpdir_on_the_loop(tmpdir):
+    async def main():
+        tmpdir.join("a.bin").write_binary(b"x" * 1000)  # the place to fix
+
+    asyncio.run(main())
+
+
+def test_tmpdir_off_the_loop(tmpdir):
+    tmpdir.join("a.bin").write_binary(b"x" * 1000)
+"""
+
+
+def test_py_path_io_is_the_tests_own(tmp_path: Path) -> None:
+    # py.path lives in pytest (_pytest._py.path), whose frames excuse their
+    # own I/O as a tool's: the tmpdir fixture's writes on the loop went unseen.
+    make_project(tmp_path, {"test_py_path.py": PY_PATH})
+    result = run_pytest(tmp_path, "--block-detect", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    failure = section(result, "test_tmpdir_on_the_loop")
+    assert "test_py_path.py:7" in failure, failure
+    assert "builtins.open" in failure or "open()" in failure, failure
