@@ -23,6 +23,7 @@ __all__ = [
     "nearest_own_frame",
     "own_code",
     "set_own_code",
+    "trim_source_traceback",
 ]
 
 # Categories of a frame.
@@ -334,3 +335,22 @@ def current_frame(depth: int) -> FrameType | None:
         return sys._getframe(depth + 1)
     except ValueError:
         return None
+
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def trim_source_traceback(made: Any) -> Any:
+    """``made`` with loopwarden's frames taken off the end of its ``_source_traceback``.
+
+    In asyncio's debug mode a task, future or handle records where it was
+    created (shown in its repr, "Task was destroyed but it is pending!" and
+    slow-callback warnings), and the loop drops only its own creating frame:
+    a Python wrapper of ours between the caller and ``create_task`` or
+    ``call_soon`` was left as the place of creation. Returns ``made``.
+    """
+    recorded = getattr(made, "_source_traceback", None)
+    if isinstance(recorded, list):
+        while recorded and str(getattr(recorded[-1], "filename", "")).startswith(_OWN_DIR):
+            del recorded[-1]
+    return made

@@ -190,6 +190,7 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
         get_ident = threading.get_ident
         getframe = sys._getframe
         needs_site = _needs_site
+        trim = _frames.trim_source_traceback
         least = max(position, 0) + 1  # positional arguments the callback needs
 
         def schedule(*args: Any, **kwargs: Any) -> Any:
@@ -208,7 +209,7 @@ def _around(position: int) -> Callable[[str, Callable[..., Any]], Callable[..., 
                 site = None  # (and the original below is called once, raising or not)
             if site is not None:
                 args = (*args[:index], Scheduled(callback, site, via), *args[index + 1 :])
-            return original(*args, **kwargs)
+            return trim(original(*args, **kwargs))  # debug mode: a handle made "here"
 
         schedule.__name__ = getattr(original, "__name__", schedule.__name__)
         schedule.__qualname__ = getattr(original, "__qualname__", schedule.__qualname__)

@@ -244,13 +244,14 @@ def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
     def wrap(rule: Rule, original: Any) -> Callable[..., Any]:
         running = running_loop
         slow = _foreign_asyncio_call
+        trim = _frames.trim_source_traceback  # (C LoopMethod, where built: no frame of ours)
         if bound:
 
             def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True  # first: also for the original's own errors
                 loop = self._loop
                 if loop is None or running() is loop:
-                    return original(self, *args, **kwargs)
+                    return trim(original(self, *args, **kwargs))
                 return slow(rule, original, loop, self, args, kwargs)
 
         else:
@@ -258,7 +259,7 @@ def asyncio_owned(*, bound: bool) -> Callable[[Rule, Any], Any]:
             def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True  # first: also for the original's own errors
                 if running() is self:
-                    return original(self, *args, **kwargs)
+                    return trim(original(self, *args, **kwargs))
                 return slow(rule, original, self, self, args, kwargs)
 
         _finish(rule, wrapper, original)
@@ -290,12 +291,13 @@ def _foreign_asyncio_call(
     kwargs: dict[str, Any],
 ) -> Any:
     __tracebackhide__ = True
+    # (A task made before its loop runs: its place of creation is the caller's.)
     if loop is None or _skip():
-        return original(obj, *args, **kwargs)
+        return _frames.trim_source_traceback(original(obj, *args, **kwargs))
     owner = loop_owner(loop)
     if owner is None or not report_wrong_thread(rule, owner, _frames.current_frame(2)):
-        return original(obj, *args, **kwargs)
-    return _run_reported(original, (obj, *args), kwargs)
+        return _frames.trim_source_traceback(original(obj, *args, **kwargs))
+    return _frames.trim_source_traceback(_run_reported(original, (obj, *args), kwargs))
 
 
 # -- Qt -----------------------------------------------------------------------
