@@ -163,6 +163,21 @@ def _queue_put(peers: Peers, name: str) -> Case:
     )
 
 
+@CASES.add("queue.Queue.join")
+def _queue_join(peers: Peers, name: str) -> Case:
+    pending, settled = queue.Queue(), queue.Queue()
+    pending.put("item")
+    settled.put("item")
+    settled.get()
+    settled.task_done()
+
+    def finish() -> None:
+        pending.get()
+        pending.task_done()
+
+    return Case(lambda: pending.join(), unblock=finish, nonblocking=[lambda: settled.join()])
+
+
 @CASES.add("threading.Thread.join")
 def _join(peers: Peers, name: str) -> Case:
     stop = threading.Event()

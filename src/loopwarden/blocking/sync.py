@@ -50,6 +50,12 @@ _QUEUE = (
     "Use asyncio.Queue between coroutines (janus for a queue shared with threads), "
     "`get_nowait()`/`put_nowait()`, or `await asyncio.to_thread(q.get)`."
 )
+_QUEUE_JOIN = (
+    "Queue.join() waits until every item put was marked done with task_done(). Between "
+    "coroutines use asyncio.Queue and `await q.join()`; for a queue shared with threads, "
+    "`await asyncio.to_thread(q.join)`, or let the last worker tell the loop "
+    "(`loop.call_soon_threadsafe(...)`)."
+)
 _JOIN = (
     "Let the thread tell the loop when it is done (`loop.call_soon_threadsafe(...)` or a "
     "Qt signal), or `await asyncio.to_thread(thread.join)`; QThread has a finished signal."
@@ -235,6 +241,12 @@ def _get_blocks(q: object, block: bool = True, timeout: float | None = None) -> 
 
 def _put_blocks(q: object, item: object, block: bool = True, timeout: float | None = None) -> bool:
     return bool(block) and _would_wait(timeout)
+
+
+def _queue_join_blocks(q: Any) -> bool:
+    # Read without the queue's mutex: a stale count only changes which rule
+    # names the wait (this one, or the Condition.wait inside it).
+    return bool(getattr(q, "unfinished_tasks", 0))
 
 
 def _get_attempt(
@@ -673,6 +685,12 @@ RULES: tuple[Rule, ...] = (
         attempt=_put_attempt,
         precheck=_queue_precheck(_put_blocks, _put_attempt, 2),
         condition="the queue is full and block=True (timeout is None or > 0)",
+    ),
+    _rule(
+        "queue:Queue.join",
+        _QUEUE_JOIN,
+        blocks_when=_queue_join_blocks,
+        condition="items put are not all marked done yet (unfinished_tasks > 0)",
     ),
     _rule(
         "queue:SimpleQueue.get",
