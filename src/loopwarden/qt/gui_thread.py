@@ -73,6 +73,7 @@ class _State:
         self.current_thread: Callable[[], Any] | None = None  # QThread.currentThread
         self.pyside_installed: bool | None = None
         self.rule_modules: frozenset[str] | None = None
+        self.rule_modules_imported = False  # every module of rule_modules seen imported
         # In a forked child: (loop level, marked calls) inherited from the
         # parent at fork, which are not the child's own; None elsewhere.
         self.inherited: tuple[int, int] | None = None
@@ -106,6 +107,12 @@ def gui_thread_id() -> int:
     The thread of the ``QCoreApplication`` when one exists and the caller runs
     on it; otherwise the main thread, where Qt wants its application created.
     """
+    ident = threading.get_ident()
+    main = main_ident[0]
+    if ident == main or main is None:
+        # Either answer below is this thread then: no Qt call (three Shiboken
+        # calls, ~1.5 µs, paid twice at every per-test switch of pytest's main thread).
+        return ident
     qtcore = sys.modules.get(_QTCORE)
     if qtcore is not None:
         app = qtcore.QCoreApplication.instance()
@@ -113,9 +120,8 @@ def gui_thread_id() -> int:
         # crashed the interpreter's last garbage collection at exit on 3.10,
         # the wrapper being freed without its weak references cleared.
         if app is not None and app.thread() is qtcore.QThread.currentThread():
-            return threading.get_ident()
-    main = main_ident[0]
-    return main if main is not None else threading.get_ident()
+            return ident
+    return main
 
 
 def describe_qt_loop() -> str | None:
@@ -220,10 +226,15 @@ def sync() -> None:
         _import_hook.install()
         return
     warn_feature_modules()
-    if not _qt_rule_modules() <= sys.modules.keys():
-        _import_hook.install()  # Qt modules with rules may still be imported
-    else:
-        _import_hook.uninstall()
+    if not state.rule_modules_imported:
+        if _qt_rule_modules() <= sys.modules.keys():
+            # For good, so later switches skip the set test (~0.2 µs per per-test
+            # switch): with every one imported, the hook's refresh would have no
+            # rule left to resolve (refresh() retries only unresolved rules).
+            state.rule_modules_imported = True
+            _import_hook.uninstall()
+        else:
+            _import_hook.install()  # Qt modules with rules may still be imported
     state.current_thread = qtcore.QThread.currentThread
     ident = gui_thread_id()
     if ident == threading.get_ident():
