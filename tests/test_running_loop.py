@@ -149,6 +149,49 @@ def test_a_child_forked_on_the_loop_thread_runs_no_loop() -> None:
     assert in_parent[0] is not None
 
 
+def test_the_last_lookup_kept_follows_every_change_of_the_thread_dict() -> None:
+    # The fast reader keeps its last lookup while the thread state dict shows the
+    # same version; asyncio's set_running_loop, a threading.local's first use on
+    # a thread and another thread's reads all change what it must answer next.
+    set_loop = asyncio.events._set_running_loop
+    loops = [asyncio.new_event_loop() for _ in range(2)]
+    seen: list[tuple[Any, Any]] = []
+    mismatches: list[tuple[Any, Any]] = []
+
+    def check() -> None:
+        answer = both()
+        seen.append(answer)
+        if answer[0] is not answer[1]:
+            mismatches.append(answer)
+
+    def in_other_threads() -> None:
+        for _ in range(3):
+            worker = threading.Thread(target=lambda: (check(), set_loop(loops[1]), check()))
+            worker.start()  # a thread dict of its own; maybe at a freed one's address
+            worker.join()
+
+    try:
+        for step in range(40):
+            check()
+            set_loop(loops[step % 2])
+            check()
+            local = threading.local()
+            local.value = step  # adds an entry to this thread's dict: a new version
+            check()
+            in_other_threads()
+            check()
+            set_loop(None)
+            check()
+    finally:
+        set_loop(None)
+        for loop in loops:
+            loop.close()
+    assert mismatches == []
+    assert any(answer[0] is loops[0] for answer in seen)
+    assert any(answer[0] is loops[1] for answer in seen)
+    assert both() == (None, None)
+
+
 def test_the_fast_reader_leaks_no_reference() -> None:
     async def main() -> tuple[int, int]:
         loop = asyncio.get_running_loop()

@@ -109,6 +109,42 @@ def test_a_console_replaced_while_the_patches_are_in_is_seen_at_once(
     assert (tmp_path / "second").read_text() == "to the second console\n"
 
 
+def test_console_verdicts_kept_between_calls_never_pass_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On 3.10 and 3.11 the C wrapper keeps the console check it last passed, and
+    # the layers it found, while the sys dict is unchanged: files written between
+    # console writes, and a console swapped for another and back, are judged anew.
+    console, other = _console_to(tmp_path, "console"), _console_to(tmp_path, "other")
+    try:
+        with loopwarden.guard(mode="record") as warden:
+            monkeypatch.setattr(sys, "stdout", console)
+
+            def mixed() -> None:
+                for _ in range(3):
+                    print("to the console", flush=True)
+                    other.write("to a file\n")
+                    other.flush()
+
+            run_on_loop(mixed)
+            on_file = [f.primitive for f in warden.findings]
+            warden.clear()
+            monkeypatch.setattr(sys, "stdout", other)  # the file is the console now
+            run_on_loop(lambda: print("to the new console", flush=True))
+            as_console = list(warden.findings)
+            monkeypatch.setattr(sys, "stdout", console)
+            run_on_loop(lambda: (other.write("a file again\n"), other.flush()))
+            again = [f.primitive for f in warden.findings]
+            monkeypatch.undo()
+    finally:
+        console.close()
+        other.close()
+    assert "io.TextIOWrapper.flush" in on_file
+    assert as_console == []
+    assert "io.TextIOWrapper.flush" in again
+    assert (tmp_path / "console").read_text() == "to the console\n" * 3
+
+
 def test_file_io_on_the_loop_is_still_reported_and_not_off_it(tmp_path: Path) -> None:
     path = tmp_path / "data"
     path.write_bytes(b"x" * 100)

@@ -82,6 +82,19 @@ static PyObject *original_running_loop;   /* _asyncio._get_running_loop */
 static PyTypeObject *holder_type;         /* _RunningLoopHolder, once one was seen */
 static pid_t process_id;
 
+/* The last lookup of the key, as _asyncio keeps its own (cached_running_holder):
+ * the thread state dict it was made in and that dict's version then (PEP 509).
+ * A dict gets a new, process-wide unique version at its creation and at every
+ * change, so while one still shows the version seen, it is the same dict, not
+ * changed since: the holder looked up (borrowed from it) is still in it, alive.
+ * The dict pointer is only compared, never followed unless it is this thread's.
+ * One entry: a loop thread's calls far outnumber the others', and another
+ * thread's call costs the lookup it always did. Saves the string-keyed lookup,
+ * about 80 instructions, on every call of every wrapper. */
+static PyObject *cached_thread_dict;      /* compared only */
+static uint64_t cached_dict_version;
+static PyObject *cached_holder;           /* borrowed from that dict; NULL: no key in it */
+
 static void
 running_loop_after_fork(void)
 {
@@ -96,11 +109,21 @@ fast_running_loop(void)
     if (thread_dict == NULL) {
         return PyObject_CallNoArgs(original_running_loop);
     }
-    PyObject *holder = PyDict_GetItemWithError(thread_dict, str_running_key); /* borrowed */
-    if (holder == NULL) {
-        if (PyErr_Occurred()) {
+    PyObject *holder;
+    uint64_t version = ((PyDictObject *)thread_dict)->ma_version_tag; /* 3.10, 3.11 only */
+    if (thread_dict == cached_thread_dict && version == cached_dict_version) {
+        holder = cached_holder;
+    }
+    else {
+        holder = PyDict_GetItemWithError(thread_dict, str_running_key); /* borrowed */
+        if (holder == NULL && PyErr_Occurred()) {
             return NULL;
         }
+        cached_thread_dict = thread_dict;
+        cached_dict_version = version;
+        cached_holder = holder;
+    }
+    if (holder == NULL) {
         Py_RETURN_NONE; /* no loop ever ran on this thread */
     }
     if (Py_TYPE(holder) != holder_type) {
@@ -662,6 +685,24 @@ non_blocking_socket(PyObject *sock)
     return zero;
 }
 
+#if PY_VERSION_HEX < 0x030C0000
+/* The console state last found current (3.10, 3.11): its frozenset of ids (a
+ * strong reference, so no later set can have its address), the sys dict it was
+ * checked against and that dict's version then (PEP 509: unique in the process,
+ * new at every change). While all three still match, sys.stdout, sys.stderr and
+ * sys.stdin are the streams the state's references gave, so the three lookups
+ * and reference reads are skipped: every console write crosses three layers.
+ * Also the layers found in that set since (the streams, which sys holds, hold
+ * them: their addresses are theirs), so a console write's second call skips the
+ * int and the set lookup too. ma_version_tag is deprecated from 3.12 on, where
+ * the full test runs each time. */
+#define CONSOLE_SEEN 4
+static PyObject *console_checked_ids;
+static PyObject *console_checked_sys_dict; /* compared only */
+static uint64_t console_checked_version;
+static PyObject *console_seen[CONSOLE_SEEN]; /* compared only */
+#endif
+
 /* 1: `stream` is the console or one of its layers, as the state says and the
  * state is current; 0: not, or not known here. Never an error. */
 static int
@@ -671,6 +712,22 @@ console_layer(StreamMethod *self, PyObject *stream)
     if (state == NULL || !PyList_CheckExact(state) || PyList_GET_SIZE(state) != 4) {
         return 0;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    PyObject *ids_now = PyList_GET_ITEM(state, 3);
+    if (!PyDict_CheckExact(self->sys_dict)) {
+        return 0;
+    }
+    uint64_t version = ((PyDictObject *)self->sys_dict)->ma_version_tag;
+    if (ids_now == console_checked_ids && self->sys_dict == console_checked_sys_dict &&
+        version == console_checked_version) {
+        for (int i = 0; i < CONSOLE_SEEN; i++) {
+            if (console_seen[i] == stream) {
+                return 1;
+            }
+        }
+        goto look_up;
+    }
+#endif
     PyObject *names[3] = {str_stdout, str_stderr, str_stdin};
     for (int i = 0; i < 3; i++) {
         PyObject *current = PyDict_GetItemWithError(self->sys_dict, names[i]); /* borrowed */
@@ -696,6 +753,16 @@ console_layer(StreamMethod *self, PyObject *stream)
             return 0; /* replaced since (pytest's capture, a redirect): Python looks again */
         }
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyFrozenSet_CheckExact(ids_now)) {
+        Py_INCREF(ids_now);
+        Py_XSETREF(console_checked_ids, ids_now); /* frees a set of ints: no Python code */
+        console_checked_sys_dict = self->sys_dict;
+        console_checked_version = version;
+        memset(console_seen, 0, sizeof(console_seen));
+    }
+look_up:;
+#endif
     PyObject *ids = PyList_GET_ITEM(state, 3);
     if (!PyFrozenSet_CheckExact(ids)) {
         return 0;
@@ -711,6 +778,16 @@ console_layer(StreamMethod *self, PyObject *stream)
         PyErr_Clear();
         return 0;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if (found && ids == console_checked_ids) {
+        for (int i = 0; i < CONSOLE_SEEN; i++) {
+            if (console_seen[i] == NULL) {
+                console_seen[i] = stream;
+                break;
+            }
+        }
+    }
+#endif
     return found;
 }
 
