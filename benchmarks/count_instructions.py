@@ -18,7 +18,10 @@ that start-up (imports, activation) cancels out::
 * ``dev-app``: ``bench_dev_app.py``'s child process, unguarded and under
   ``LOOPWARDEN=warn``, for ``--seconds`` and three times as long; instructions
   per work unit. (Under valgrind the app runs ~30x slower; its 2 ms ticks then
-  come about four times per unit in both configurations.)
+  come about four times per unit in both configurations.) This one does not
+  settle: how many units share a loop turn follows the app's timing, and with it
+  the machine's load, so runs differ by several percent; the per-call counts are
+  the ones that repeat.
 * ``switch``: the pytest plugin's per-test switch, without and with PySide6's
   widgets and a ``QApplication``.
 
