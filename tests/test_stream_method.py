@@ -560,3 +560,62 @@ def test_a_bound_c_wrapper_can_be_weakly_referenced(what: str, tmp_path: Any) ->
         if what == "selector.select":
             assert weak()(0) == []  # type: ignore[misc]
             selector.close()
+
+
+@needs_speedups
+def test_the_kept_console_check_follows_the_state_items_and_is_whole_while_one_is_freed() -> None:
+    # The C console test keeps the state it last found current (3.10, 3.11): the
+    # same ids next to other references is another state, and what freeing the
+    # old state's items runs already sees the new one (found in review).
+    assert native.speedups is not None
+    calls: list[str] = []
+
+    def original(stream: Any, *args: Any) -> str:
+        calls.append("original")
+        return "original"
+
+    def slow(stream: Any, *args: Any) -> str:
+        calls.append("slow")
+        return "slow"
+
+    loop = object()
+
+    def make(state: list[Any]) -> Any:
+        return native.speedups.StreamMethod(
+            original=original,
+            slow=slow,
+            running_loop=lambda: loop,
+            probes={},
+            wardens=[object()],
+            console=state,
+            sys_dict=vars(sys),
+            check_timeout=False,
+        )
+
+    current = [weakref.ref(sys.stdout), weakref.ref(sys.stderr), weakref.ref(sys.stdin)]
+    other = io.StringIO()
+    ids = frozenset({id(sys.stdout), id(other)})
+    good, stale = [*current, ids], [weakref.ref(other), *current[1:], ids]
+    assert (make(stale)(other), make(good)(other), make(stale)(other)) == (
+        "slow",
+        "original",
+        "slow",
+    )
+    state = [*current, frozenset({id(other)})]
+    method = make(state)
+    assert method(other) == "original"
+    state[0] = weakref.ref(other)  # one reference replaced, the ids kept
+    assert method(other) == "slow"
+
+    nested: list[str] = []
+
+    class RunsWhenFreed:
+        def __del__(self) -> None:
+            nested.append(method(other))
+
+    state[:] = [*current, frozenset({id(other), RunsWhenFreed()})]
+    assert method(other) == "original"  # kept, with `other` among the layers seen
+    state[:] = [*current, frozenset({id(sys.stdout)})]
+    method(sys.stdout)  # found current: the old set is freed, and its item runs
+    assert nested == ["slow"]  # `other` is no layer of the new state
+    assert method(other) == "slow"

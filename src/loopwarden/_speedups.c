@@ -686,21 +686,54 @@ non_blocking_socket(PyObject *sock)
 }
 
 #if PY_VERSION_HEX < 0x030C0000
-/* The console state last found current (3.10, 3.11): its frozenset of ids (a
- * strong reference, so no later set can have its address), the sys dict it was
+/* The console state last found current (3.10, 3.11): the state list's four
+ * items (the three weak references and the frozenset of ids, strong references,
+ * so that no later object can have their addresses), the sys dict they were
  * checked against and that dict's version then (PEP 509: unique in the process,
- * new at every change). While all three still match, sys.stdout, sys.stderr and
- * sys.stdin are the streams the state's references gave, so the three lookups
- * and reference reads are skipped: every console write crosses three layers.
- * Also the layers found in that set since (the streams, which sys holds, hold
- * them: their addresses are theirs), so a console write's second call skips the
- * int and the set lookup too. ma_version_tag is deprecated from 3.12 on, where
- * the full test runs each time. */
+ * new at every change). While the items and the version still match, sys.stdout,
+ * sys.stderr and sys.stdin are the streams the references gave, so the three
+ * lookups and reference reads are skipped: every console write crosses three
+ * layers. Also the layers found in that set since (the streams, which sys holds,
+ * hold them: their addresses are theirs), so a console write's later calls skip
+ * the int and the set lookup too. ma_version_tag is deprecated from 3.12 on,
+ * where the full test runs each time. */
 #define CONSOLE_SEEN 4
-static PyObject *console_checked_ids;
+static PyObject *console_checked[4];
 static PyObject *console_checked_sys_dict; /* compared only */
 static uint64_t console_checked_version;
 static PyObject *console_seen[CONSOLE_SEEN]; /* compared only */
+
+static int
+console_state_checked(StreamMethod *self, PyObject *state, uint64_t version)
+{
+    if (self->sys_dict != console_checked_sys_dict || version != console_checked_version) {
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (PyList_GET_ITEM(state, i) != console_checked[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+console_state_remember(StreamMethod *self, PyObject *state, uint64_t version)
+{
+    PyObject *old[4];
+    for (int i = 0; i < 4; i++) {
+        old[i] = console_checked[i];
+        console_checked[i] = Py_NewRef(PyList_GET_ITEM(state, i));
+    }
+    console_checked_sys_dict = self->sys_dict;
+    console_checked_version = version;
+    memset(console_seen, 0, sizeof(console_seen));
+    /* Last: whatever freeing the old items runs (they are the Python side's,
+     * which a program may replace) finds the cache whole. */
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(old[i]);
+    }
+}
 #endif
 
 /* 1: `stream` is the console or one of its layers, as the state says and the
@@ -713,13 +746,9 @@ console_layer(StreamMethod *self, PyObject *stream)
         return 0;
     }
 #if PY_VERSION_HEX < 0x030C0000
-    PyObject *ids_now = PyList_GET_ITEM(state, 3);
-    if (!PyDict_CheckExact(self->sys_dict)) {
-        return 0;
-    }
-    uint64_t version = ((PyDictObject *)self->sys_dict)->ma_version_tag;
-    if (ids_now == console_checked_ids && self->sys_dict == console_checked_sys_dict &&
-        version == console_checked_version) {
+    int cacheable = PyDict_CheckExact(self->sys_dict); /* (a subclass: the full test) */
+    uint64_t version = cacheable ? ((PyDictObject *)self->sys_dict)->ma_version_tag : 0;
+    if (cacheable && console_state_checked(self, state, version)) {
         for (int i = 0; i < CONSOLE_SEEN; i++) {
             if (console_seen[i] == stream) {
                 return 1;
@@ -754,12 +783,8 @@ console_layer(StreamMethod *self, PyObject *stream)
         }
     }
 #if PY_VERSION_HEX < 0x030C0000
-    if (PyFrozenSet_CheckExact(ids_now)) {
-        Py_INCREF(ids_now);
-        Py_XSETREF(console_checked_ids, ids_now); /* frees a set of ints: no Python code */
-        console_checked_sys_dict = self->sys_dict;
-        console_checked_version = version;
-        memset(console_seen, 0, sizeof(console_seen));
+    if (cacheable && PyFrozenSet_CheckExact(PyList_GET_ITEM(state, 3))) {
+        console_state_remember(self, state, version);
     }
 look_up:;
 #endif
@@ -779,7 +804,7 @@ look_up:;
         return 0;
     }
 #if PY_VERSION_HEX < 0x030C0000
-    if (found && ids == console_checked_ids) {
+    if (found && ids == console_checked[3]) {
         for (int i = 0; i < CONSOLE_SEEN; i++) {
             if (console_seen[i] == NULL) {
                 console_seen[i] = stream;
