@@ -619,3 +619,29 @@ def test_the_kept_console_check_follows_the_state_items_and_is_whole_while_one_i
     method(sys.stdout)  # found current: the old set is freed, and its item runs
     assert nested == ["slow"]  # `other` is no layer of the new state
     assert method(other) == "slow"
+
+
+@needs_speedups
+def test_a_console_state_shortened_while_its_old_items_are_freed_is_not_read_past() -> None:
+    assert native.speedups is not None
+    current = [weakref.ref(sys.stdout), weakref.ref(sys.stderr), weakref.ref(sys.stdin)]
+    method = native.speedups.StreamMethod(
+        original=lambda stream: "original",
+        slow=lambda stream: "slow",
+        running_loop=lambda: method,  # any object: "a loop runs here"
+        probes={},
+        wardens=[object()],
+        console=(state := [*current, frozenset()]),
+        sys_dict=vars(sys),
+        check_timeout=False,
+    )
+
+    class ShortensWhenFreed:
+        def __del__(self) -> None:
+            del state[1:]
+
+    state[:] = [*current, frozenset({id(sys.stdout), ShortensWhenFreed()})]
+    assert method(sys.stdout) == "original"  # kept: the set with the item is the cache's now
+    state[:] = [*current, frozenset({id(sys.stdout)})]
+    assert method(sys.stdout) == "slow"  # the old set freed on the way: the list is 1 long
+    assert len(state) == 1

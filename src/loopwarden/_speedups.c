@@ -785,6 +785,9 @@ console_layer(StreamMethod *self, PyObject *stream)
 #if PY_VERSION_HEX < 0x030C0000
     if (cacheable && PyFrozenSet_CheckExact(PyList_GET_ITEM(state, 3))) {
         console_state_remember(self, state, version);
+        if (PyList_GET_SIZE(state) != 4) {
+            return 0; /* what freeing the old items ran shortened the list: Python decides */
+        }
     }
 look_up:;
 #endif
