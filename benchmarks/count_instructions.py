@@ -37,6 +37,7 @@ import asyncio
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import socket
@@ -289,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("say what to count: calls, dev-app, switch or all")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
-    import platform
-
     print(f"Python {platform.python_version()}, {platform.machine()}, instructions by callgrind")
     if args.what in ("switch", "all"):
         print(switch(args.n // 10 or 1), end="\n\n")

@@ -562,36 +562,29 @@ def test_a_bound_c_wrapper_can_be_weakly_referenced(what: str, tmp_path: Any) ->
             selector.close()
 
 
+def _console_method(state: list[Any]) -> Any:
+    """A C StreamMethod over ``state`` on a guarded thread: "original" when it finds
+    the stream a console layer, "slow" when the Python wrapper would decide."""
+    assert native.speedups is not None
+    loop = object()  # any object: "a loop runs here"
+    return native.speedups.StreamMethod(
+        original=lambda stream, *args: "original",
+        slow=lambda stream, *args: "slow",
+        running_loop=lambda: loop,
+        probes={},
+        wardens=[object()],
+        console=state,
+        sys_dict=vars(sys),
+        check_timeout=False,
+    )
+
+
 @needs_speedups
 def test_the_kept_console_check_follows_the_state_items_and_is_whole_while_one_is_freed() -> None:
     # The C console test keeps the state it last found current (3.10, 3.11): the
     # same ids next to other references is another state, and what freeing the
     # old state's items runs already sees the new one (found in review).
-    assert native.speedups is not None
-    calls: list[str] = []
-
-    def original(stream: Any, *args: Any) -> str:
-        calls.append("original")
-        return "original"
-
-    def slow(stream: Any, *args: Any) -> str:
-        calls.append("slow")
-        return "slow"
-
-    loop = object()
-
-    def make(state: list[Any]) -> Any:
-        return native.speedups.StreamMethod(
-            original=original,
-            slow=slow,
-            running_loop=lambda: loop,
-            probes={},
-            wardens=[object()],
-            console=state,
-            sys_dict=vars(sys),
-            check_timeout=False,
-        )
-
+    make = _console_method
     current = [weakref.ref(sys.stdout), weakref.ref(sys.stderr), weakref.ref(sys.stdin)]
     other = io.StringIO()
     ids = frozenset({id(sys.stdout), id(other)})
@@ -623,18 +616,9 @@ def test_the_kept_console_check_follows_the_state_items_and_is_whole_while_one_i
 
 @needs_speedups
 def test_a_console_state_shortened_while_its_old_items_are_freed_is_not_read_past() -> None:
-    assert native.speedups is not None
     current = [weakref.ref(sys.stdout), weakref.ref(sys.stderr), weakref.ref(sys.stdin)]
-    method = native.speedups.StreamMethod(
-        original=lambda stream: "original",
-        slow=lambda stream: "slow",
-        running_loop=lambda: method,  # any object: "a loop runs here"
-        probes={},
-        wardens=[object()],
-        console=(state := [*current, frozenset()]),
-        sys_dict=vars(sys),
-        check_timeout=False,
-    )
+    state: list[Any] = [*current, frozenset()]
+    method = _console_method(state)
 
     class ShortensWhenFreed:
         def __del__(self) -> None:
