@@ -172,9 +172,11 @@ class Registry:
     def install(self) -> None:
         """Patch every rule whose target exists. All-or-nothing."""
         with self._lock:
-            self._flush_stale_types()  # left by an interrupted replay or uninstall
-            if self.installed:
-                self.refresh()
+            if self._stale_types:
+                self._flush_stale_types()  # left by an interrupted replay or uninstall
+            if self._patches:  # installed: what refresh() does, its common case inline
+                if self._unresolved is None or _modules_key() != self._modules_seen:
+                    self.refresh()  # (the per-test switch of the plugin ends here)
                 return
             self._builtin_verdict = None
             self._builtin_skipped = False

@@ -20,7 +20,7 @@ from loopwarden.findings import Finding
 from loopwarden.modes import MODES, Mode
 from loopwarden.registry import registry
 from loopwarden.rules import Rule
-from loopwarden.sites import Site, SiteTable, check_max_findings
+from loopwarden.sites import DEFAULT_MAX_FINDINGS, Site, SiteTable, check_max_findings
 from loopwarden.uninterruptible import OwnLock, finish
 
 __all__ = [
@@ -121,10 +121,17 @@ class Warden:
         stall_ms: float | None = None,
         max_findings: int | None = None,
     ) -> None:
-        self.mode: Mode = check_mode(mode)
+        # The checks' common answers inline (one Warden per test in the plugin:
+        # a call saved is ~0.06 µs of the per-test switch); the checks raise
+        # the errors.
+        self.mode: Mode = mode if mode in MODES else check_mode(mode)
         #: Stall watchdog threshold in milliseconds; None: no watchdog.
-        self.stall_ms: float | None = _watchdog.check_stall_ms(stall_ms)
-        self.max_findings: int = check_max_findings(max_findings)
+        self.stall_ms: float | None = (
+            None if stall_ms is None else _watchdog.check_stall_ms(stall_ms)
+        )
+        self.max_findings: int = (
+            DEFAULT_MAX_FINDINGS if max_findings is None else check_max_findings(max_findings)
+        )
         self.findings: list[Finding] = []
         self._sites = SiteTable()
         self._rules: list[Rule] = list(rules)

@@ -45,6 +45,7 @@ from loopwarden.affinity import checks
 from loopwarden.errors import BlockingCallWarning
 from loopwarden.qt.imports import PostImportHook
 from loopwarden.rules import Rule
+from loopwarden.threads import main_ident
 
 __all__ = ["MESSAGES", "QtThreadMessage", "sync"]
 
@@ -181,8 +182,9 @@ _tls = threading.local()
 class _Handler:
     """Our message handler; ``previous`` is the one it passes messages on to."""
 
-    def __init__(self) -> None:
-        self.previous: Any = None
+    # A class default, not an __init__: one is made at every activation (each
+    # per-test switch), and a Python __init__ is a frame more.
+    previous: Any = None
 
     def __call__(self, msg_type: Any, context: Any, message: str) -> None:
         if getattr(_tls, "handling", False):
@@ -281,18 +283,21 @@ def sync() -> None:
     Runs as a warden state hook (on the thread that activates or deactivates);
     installs only on the GUI thread and only once PySide6.QtCore is imported.
     """
+    # Twice per per-test switch: the common answers inline, as in
+    # loopwarden.qt.gui_thread.sync.
     qtcore = sys.modules.get(_QTCORE)
     if not engine.active_wardens:
         if not _warden.patches_held():  # kept while keep_installed() holds
             _import_hook.uninstall()
-        if qtcore is not None:
+        if qtcore is not None and _state.current is not None:
             _uninstall(qtcore)
         return
     if qtcore is None:
         _import_hook.install()
         return
     _import_hook.uninstall()
-    if not _on_gui_thread():
+    here = threading.get_ident()
+    if here != main_ident[0] and here != _gui_thread():
         return
     _install(qtcore)
 
@@ -304,10 +309,10 @@ def sync() -> None:
 _gui_thread_id: Callable[[], int] | None = None
 
 
-def _on_gui_thread() -> bool:
+def _gui_thread() -> int:
     global _gui_thread_id
     if _gui_thread_id is None:
         from loopwarden.qt.gui_thread import gui_thread_id
 
         _gui_thread_id = gui_thread_id
-    return threading.get_ident() == _gui_thread_id()
+    return _gui_thread_id()
