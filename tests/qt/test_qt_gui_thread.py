@@ -294,6 +294,40 @@ def test_the_import_hooks_stay_while_patches_are_held_and_leave_with_the_hold() 
     assert run_script(code).strip() == "ok"
 
 
+def test_the_qt_import_hook_is_compared_again_after_an_import_and_back_with_a_new_hold() -> None:
+    # Qt modules with rules that the app never imports (QtSql, QtSerialPort...)
+    # keep the GUI-thread import hook needed; a held switch compares sys.modules
+    # with them only once a module was imported since. A module imported
+    # between two switches is still patched, and a hold that ended took the
+    # hook with it: the next hold's first switch puts it back.
+    code = textwrap.dedent(
+        """
+        import sys
+        import loopwarden
+        import PySide6.QtCore
+        from loopwarden.qt import gui_thread
+
+        hook = gui_thread._import_hook
+        with loopwarden.keep_installed():
+            for _ in range(2):
+                with loopwarden.guard(mode="record"):
+                    assert hook in sys.meta_path
+            from PySide6.QtNetwork import QAbstractSocket  # between two tests
+            with loopwarden.guard(mode="record"):
+                assert hasattr(QAbstractSocket.__dict__["waitForConnected"], "__loopwarden_rule__")
+                assert hook in sys.meta_path
+        assert hook not in sys.meta_path
+        with loopwarden.keep_installed():
+            with loopwarden.guard(mode="record"):
+                assert hook in sys.meta_path, "the next hold's first switch installs it again"
+                from PySide6.QtSql import QSqlQuery  # imported while guarded: patched
+                assert hasattr(QSqlQuery.__dict__["exec"], "__loopwarden_rule__")
+        print("ok")
+        """
+    )
+    assert run_script(code).strip() == "ok"
+
+
 def test_no_weak_reference_to_the_application_is_kept(qapp: QApplication) -> None:
     # A weak reference to the QApplication's Shiboken wrapper crashed the last
     # garbage collection at interpreter exit on 3.10 (the wrapper is freed without

@@ -51,7 +51,7 @@ from loopwarden import warden as _warden
 from loopwarden.qt import dispatch
 from loopwarden.qt.features import warn_feature_modules
 from loopwarden.qt.imports import PostImportHook
-from loopwarden.threads import main_ident, remove_thread_probe, thread_probes
+from loopwarden.threads import main_ident, thread_probes
 
 # The one import of a detector from the shared Qt plumbing: the watchdog's Qt
 # heartbeat needs its PySide6 names resolved on the GUI thread, and the probe
@@ -74,6 +74,9 @@ class _State:
         self.pyside_installed: bool | None = None
         self.rule_modules: frozenset[str] | None = None
         self.rule_modules_imported = False  # every module of rule_modules seen imported
+        # sys.modules' (size, last name) when rule_modules was last compared with
+        # it, the import hook installed after; None: compare at the next activation.
+        self.modules_compared: tuple[int, str | None] | None = None
         # In a forked child: (loop level, marked calls) inherited from the
         # parent at fork, which are not the child's own; None elsewhere.
         self.inherited: tuple[int, int] | None = None
@@ -203,7 +206,7 @@ def _remove_probe(keep: int | None) -> None:
     state = _state
     if state.thread_id is not None and state.thread_id != keep:
         if thread_probes.get(state.thread_id) is describe_qt_loop:
-            remove_thread_probe(state.thread_id)
+            thread_probes.pop(state.thread_id, None)  # remove_thread_probe(), inline
         state.thread_id = None
         dispatch.state.gui_thread = None
 
@@ -225,6 +228,7 @@ def sync() -> None:
         if not pyside_installed or not _warden.patches_held():
             # (Kept while keep_installed() holds: no meta_path edit per test.)
             _import_hook.uninstall()
+            state.modules_compared = None  # the next activation installs the hook again
         if state.thread_id is not None:
             _remove_probe(keep=None)
         return
@@ -235,14 +239,20 @@ def sync() -> None:
         return
     warn_feature_modules()
     if not state.rule_modules_imported:
-        if _qt_rule_modules() <= sys.modules.keys():
-            # For good, so later switches skip the set test (~0.2 µs per per-test
-            # switch): with every one imported, the hook's refresh would have no
-            # rule left to resolve (refresh() retries only unresolved rules).
-            state.rule_modules_imported = True
-            _import_hook.uninstall()
-        else:
-            _import_hook.install()  # Qt modules with rules may still be imported
+        # Compared again only once a module was imported since: an app rarely
+        # imports every Qt module with rules (QtNetwork, QtSql, QtTest...), and
+        # the set test and the meta_path scan cost ~0.4 µs of every switch.
+        modules = sys.modules
+        imported = (len(modules), next(reversed(modules), None))
+        if imported != state.modules_compared:
+            if _qt_rule_modules() <= modules.keys():
+                # For good: with every one imported, the hook's refresh would have
+                # no rule left to resolve (refresh() retries only unresolved rules).
+                state.rule_modules_imported = True
+                _import_hook.uninstall()
+            else:
+                _import_hook.install()  # Qt modules with rules may still be imported
+            state.modules_compared = imported  # after: an interrupted one is redone
     state.current_thread = qtcore.QThread.currentThread
     here = threading.get_ident()
     # gui_thread_id() inline for the main thread, where it answers without Qt.
