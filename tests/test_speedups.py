@@ -17,6 +17,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,47 @@ def test_an_acquisition_off_the_loop_forgets_the_owner_entry_after_it_took_the_l
             assert lock not in lock_owners.held
 
     asyncio.run(take_on_loop())
+
+
+@needs_speedups
+def test_a_free_lock_is_taken_in_c_without_the_acquire_call_and_is_really_held() -> None:
+    # On CPython 3.10-3.13 with the GIL, the C wrapper does acquire(False)'s own
+    # two steps on a Lock (FAST_LOCK_TAKE, its layout checked at import): the
+    # lock it took must be held for everyone, and release() must accept it.
+    import _thread
+
+    expected = (3, 10) <= sys.version_info[:2] <= (3, 13) and not sysconfig.get_config_var(
+        "Py_GIL_DISABLED"
+    )
+    assert native.speedups is not None
+    assert native.speedups.FAST_LOCK_TAKE is expected
+
+    async def main() -> list[Any]:
+        lock = threading.Lock()
+        seen: list[Any] = []
+        with loopwarden.guard(mode="record") as warden:
+            for name in ("acquire", "__enter__"):
+                assert _thread.LockType.__dict__[name].raw_take == expected
+            assert _thread.RLock.__dict__["acquire"].raw_take == 0  # another type: the call
+            lock.acquire()  # the first: the Python path writes the owner entry
+            lock.release()
+            seen.append(lock.acquire())  # the C take
+            seen.append(lock.locked())
+            seen.append(run_in_worker(lambda: lock.acquire(False)))  # held for others too
+            lock.release()
+            seen.append(lock.locked())
+            with pytest.raises(RuntimeError):
+                lock.release()  # release() cleared the flag the take set
+            with lock:
+                seen.append(lock.locked())
+            seen.append(run_in_worker(lambda: lock.acquire(False)))  # free for others again
+            lock.release()  # (a Lock may be released by any thread)
+            with pytest.raises(TypeError):
+                _thread.LockType.acquire(threading.RLock())  # the wrong type still raises
+            assert warden.findings == []
+        return seen
+
+    assert asyncio.run(main()) == [True, True, False, False, True, True]
 
 
 def _take_and_release(lock: Any) -> None:

@@ -41,6 +41,7 @@
 #include <frameobject.h>
 #include <pythread.h>
 #include <stddef.h>
+#include <structmember.h>
 #ifndef MS_WINDOWS
 #include <pthread.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@
 
 /* Bump with any change to the arguments of LockMethod or of a function here, or
  * to what they do. */
-#define LOOPWARDEN_SPEEDUPS_ABI 7
+#define LOOPWARDEN_SPEEDUPS_ABI 8
 
 /* ---- running_loop: asyncio's _get_running_loop without a system call (3.10, 3.11) ----
  *
@@ -171,6 +172,128 @@ ask_running_loop(PyObject *running_loop)
 }
 #endif
 
+/* ---- take_free_lock: a Lock's acquire(False) without its argument parsing (3.10-3.13) ----
+ *
+ * On a guarded thread the wrapper tries the lock once without waiting, as
+ * `lock.acquire(False)`: through the method's call, that builds an argument
+ * tuple and parses it with PyArg_ParseTupleAndKeywords, ~400 instructions,
+ * more than the lock's own acquire() + release() (~300). What acquire(False)
+ * does is two lines of _threadmodule.c: one PyThread_acquire_lock_timed(lock,
+ * 0, 0) attempt (GIL held, no wait), and `locked = 1` if it took the lock
+ * (release() checks that flag). Here they are done directly, on the
+ * `lockobject` layout of CPython 3.10 to 3.13 ({lock_lock, in_weakreflist,
+ * locked}; not with the GIL disabled, and not past 3.13, which no one has
+ * checked). The layout is checked at import on a lock of our own: the type's
+ * size and weak-reference offset, and the flag and the underlying lock
+ * following acquire() and release() called the normal way. Any mismatch
+ * (another build of _thread) and the method's call is used, as before. */
+#if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define LOOPWARDEN_LOCK_LAYOUT 1
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} RawLock; /* _thread's lockobject, 3.10 to 3.13 */
+
+static PyTypeObject *raw_lock_type; /* _thread.LockType once its layout checked out */
+static PyCFunction raw_lock_acquire; /* the C function of its acquire method */
+
+/* 1: the layout above is _thread.LockType's; 0: it is not (or could not be told). */
+static int
+raw_lock_layout_holds(PyObject *thread, PyTypeObject *type)
+{
+    if (type->tp_basicsize != (Py_ssize_t)sizeof(RawLock) ||
+        type->tp_weaklistoffset != (Py_ssize_t)offsetof(RawLock, in_weakreflist)) {
+        return 0;
+    }
+    PyObject *lock = PyObject_CallMethod(thread, "allocate_lock", NULL);
+    if (lock == NULL) {
+        return 0;
+    }
+    RawLock *raw = (RawLock *)lock;
+    int holds = Py_TYPE(lock) == type && raw->lock_lock != NULL && raw->locked == 0;
+    if (holds) {
+        PyObject *taken = PyObject_CallMethod(lock, "acquire", NULL);
+        holds = taken == Py_True && raw->locked == 1 &&
+                PyThread_acquire_lock_timed(raw->lock_lock, 0, 0) == PY_LOCK_FAILURE;
+        Py_XDECREF(taken);
+        if (taken != NULL) {
+            PyObject *released = PyObject_CallMethod(lock, "release", NULL);
+            holds = holds && released == Py_None && raw->locked == 0;
+            Py_XDECREF(released);
+            if (released != NULL && holds) {
+                /* Free again underneath too: take and give back what release() freed. */
+                holds = PyThread_acquire_lock_timed(raw->lock_lock, 0, 0) == PY_LOCK_ACQUIRED;
+                if (holds) {
+                    PyThread_release_lock(raw->lock_lock);
+                }
+            }
+        }
+    }
+    Py_DECREF(lock);
+    return holds;
+}
+
+static void
+check_raw_lock_layout(void)
+{
+    PyObject *thread = PyImport_ImportModule("_thread");
+    PyObject *type = thread == NULL ? NULL : PyObject_GetAttrString(thread, "LockType");
+    /* The method as the type defines it (not a patch of someone else's). */
+    PyObject *acquire = type == NULL || !PyType_Check(type)
+                            ? NULL
+                            : PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, "acquire");
+    if (acquire != NULL && Py_IS_TYPE(acquire, &PyMethodDescr_Type) &&
+        PyDescr_TYPE(acquire) == (PyTypeObject *)type &&
+        raw_lock_layout_holds(thread, (PyTypeObject *)type)) {
+        raw_lock_acquire = ((PyMethodDescrObject *)acquire)->d_method->ml_meth;
+        raw_lock_type = (PyTypeObject *)type; /* kept: compared with every lock's type */
+    }
+    else {
+        Py_XDECREF(type);
+    }
+    Py_XDECREF(thread);
+    PyErr_Clear(); /* no fast take, nothing worse */
+}
+#endif
+
+/* 1: `take` is _thread.LockType's own acquire, which take_free_lock may do directly. */
+static int
+takes_raw_lock(PyObject *take)
+{
+#ifdef LOOPWARDEN_LOCK_LAYOUT
+    return raw_lock_type != NULL && Py_IS_TYPE(take, &PyMethodDescr_Type) &&
+           PyDescr_TYPE(take) == raw_lock_type &&
+           ((PyMethodDescrObject *)take)->d_method->ml_meth == raw_lock_acquire;
+#else
+    (void)take;
+    return 0;
+#endif
+}
+
+/* take(lock, False): Py_True, Py_False (new references), or NULL with an error.
+ * `raw`: take is LockType's acquire (takes_raw_lock); then a Lock is tried
+ * directly, and anything else (an acquire called on the wrong type) through
+ * the call, which raises what it always did. */
+static inline PyObject *
+take_free_lock(PyObject *take, int raw, PyObject *lock)
+{
+#ifdef LOOPWARDEN_LOCK_LAYOUT
+    if (raw && Py_TYPE(lock) == raw_lock_type) {
+        RawLock *raw = (RawLock *)lock;
+        if (PyThread_acquire_lock_timed(raw->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+            raw->locked = 1;
+            Py_RETURN_TRUE;
+        }
+        Py_RETURN_FALSE;
+    }
+#endif
+    PyObject *take_args[2] = {lock, Py_False};
+    return PyObject_Vectorcall(take, take_args, 2, NULL);
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -189,6 +312,7 @@ typedef struct {
      * test can never match another loop at the same address. */
     unsigned long guarded_ident;
     PyObject *guarded_loop;
+    int raw_take; /* take is LockType's acquire: take_free_lock may skip the call */
 } LockMethod;
 
 static PyObject *str_loop;      /* "loop" */
@@ -377,8 +501,7 @@ LockMethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
         }
         Py_INCREF(known);
     }
-    PyObject *take_args[2] = {lock, Py_False};
-    PyObject *taken = PyObject_Vectorcall(self->take, take_args, 2, NULL);
+    PyObject *taken = take_free_lock(self->take, self->raw_take, lock);
     if (taken == Py_True) {
         if (known != NULL) {
             note_site(known);
@@ -432,6 +555,7 @@ LockMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->weakreflist = NULL;
     self->guarded_ident = 0;
     self->guarded_loop = NULL;
+    self->raw_take = takes_raw_lock(take);
     return (PyObject *)self;
 }
 
@@ -548,6 +672,12 @@ LockMethod_repr(LockMethod *self)
 
 static PyGetSetDef LockMethod_getset[] = WRAPPER_GETSET(LockMethod);
 
+static PyMemberDef LockMethod_members[] = {
+    {"raw_take", T_INT, offsetof(LockMethod, raw_take), READONLY,
+     "1 where a free Lock is taken without the acquire call (FAST_LOCK_TAKE)."},
+    {NULL},
+};
+
 static PyTypeObject LockMethod_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopwarden._speedups.LockMethod",
@@ -564,6 +694,7 @@ static PyTypeObject LockMethod_Type = {
     .tp_descr_get = bind_self,
     .tp_repr = (reprfunc)LockMethod_repr,
     .tp_getset = LockMethod_getset,
+    .tp_members = LockMethod_members,
     .tp_dictoffset = offsetof(LockMethod, dict),
     .tp_weaklistoffset = offsetof(LockMethod, weakreflist),
     .tp_getattro = PyObject_GenericGetAttr,
@@ -2273,6 +2404,19 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(module, "OwnerMethod", (PyObject *)&OwnerMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "ScheduleMethod", (PyObject *)&ScheduleMethod_Type) < 0 ||
         PyModule_AddObjectRef(module, "InstanceHook", (PyObject *)&InstanceHook_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+#ifdef LOOPWARDEN_LOCK_LAYOUT
+    check_raw_lock_layout();
+#endif
+    if (PyModule_AddObjectRef(module, "FAST_LOCK_TAKE",
+#ifdef LOOPWARDEN_LOCK_LAYOUT
+                              raw_lock_type != NULL ? Py_True : Py_False
+#else
+                              Py_False
+#endif
+                              ) < 0) {
         Py_DECREF(module);
         return NULL;
     }

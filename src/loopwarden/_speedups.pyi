@@ -3,6 +3,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ABI: int
+#: Whether a free Lock is taken without the acquire call (its layout checked at import).
+FAST_LOCK_TAKE: bool
 
 class LockMethod:
     """The lock rules' wrapper: the off-loop and free-lock paths in C."""
@@ -22,6 +24,8 @@ class LockMethod:
     def __get__(self, obj: object, owner: type | None = None) -> Any: ...
     @property
     def python_wrapper(self) -> Callable[..., Any]: ...
+    @property
+    def raw_take(self) -> int: ...
 
 class StreamMethod:
     """The file-object rules' wrapper: the off-loop and console paths in C."""

@@ -18,7 +18,7 @@ from types import ModuleType
 __all__ = ["ABI", "load", "speedups"]
 
 #: The ``ABI`` of the C extension this package was written for (``_speedups.c``).
-ABI = 7
+ABI = 8
 
 
 def load() -> ModuleType | None:
